@@ -1,0 +1,120 @@
+"""The storage interface for the event streams of agent runs.
+
+A *thread* is a conversation; a *run* is one execution of the agent inside it.
+Everything a run does is an event: the chat messages a UI shows
+(``category="message"``) and the traces kept for debugging and audit (any
+other category). Both go through this one interface; ``category`` tells them
+apart. The store numbers each thread's events with ``seq``: 1, 2, 3, ... in the
+order they were written, and readers page through a thread by ``seq``.
+
+The full behaviour every implementation must show is in ``docs/semantics.md``
+and is checked by the conformance suite in ``tests/conformance.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+
+class RunEventStore(abc.ABC):
+    """Where agent servers keep the events of their runs.
+
+    Every implementation guarantees that
+
+    1. an event returned by ``put`` / ``put_batch`` is seen by every later read;
+    2. ``seq`` is unique and strictly increasing within a thread, in write order;
+    3. ``list_messages`` returns only ``category == "message"`` events;
+    4. ``list_events`` returns every category of the given run;
+    5. every method returns plain dicts with the fields of a
+       :class:`~mongo_runevents.RunEvent`, which the caller may mutate freely.
+    """
+
+    @abc.abstractmethod
+    async def put(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_type: str,
+        category: str,
+        content: str | dict[str, Any] = "",
+        metadata: dict[str, Any] | None = None,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Store one event; return the stored record, with its new ``seq``.
+
+        ``content`` may be any JSON-compatible value. ``created_at``, when given,
+        must be ISO-8601 and is returned exactly as given; by default it is the
+        current UTC time.
+        """
+
+    @abc.abstractmethod
+    async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store several events at once, all or nothing; return their records in input order.
+
+        Each dict has ``put``'s keyword arguments as keys. This is the call a
+        run's journal makes when it flushes its buffer. The events of one thread
+        get consecutive ``seq`` values in input order; a batch may mix threads.
+        """
+
+    @abc.abstractmethod
+    async def list_messages(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return a page of the thread's messages (``category == "message"``), ascending by ``seq``.
+
+        Cursors are exclusive and need not name an existing event:
+
+        - ``after_seq``: the first ``limit`` messages with ``seq > after_seq``
+          (a UI polling for new messages);
+        - ``before_seq``: the last ``limit`` messages with ``seq < before_seq``
+          (a UI paging back through history);
+        - both: the first ``limit`` messages strictly between them;
+        - neither: the newest ``limit`` messages.
+        """
+
+    @abc.abstractmethod
+    async def list_events(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        event_types: list[str] | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Return the first ``limit`` events of a run, every category, ascending by ``seq``.
+
+        ``event_types`` keeps only those types; ``None`` keeps all, and an empty
+        list matches nothing.
+        """
+
+    @abc.abstractmethod
+    async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Return every message of one run, ascending by ``seq``."""
+
+    @abc.abstractmethod
+    async def count_messages(self, thread_id: str) -> int:
+        """Return how many messages (``category == "message"``) the thread holds."""
+
+    @abc.abstractmethod
+    async def delete_by_thread(self, thread_id: str) -> int:
+        """Delete every event of a thread and return how many there were.
+
+        The thread's numbering starts again at 1 afterwards.
+        """
+
+    @abc.abstractmethod
+    async def delete_by_run(self, thread_id: str, run_id: str) -> int:
+        """Delete every event of one run and return how many there were.
+
+        The thread's numbering is not reset: a deleted ``seq`` is never reused.
+        """
+
+    async def close(self) -> None:  # noqa: B027 (optional hook, deliberately empty)
+        """Release what the store owns; the default owns nothing."""

@@ -1,0 +1,259 @@
+"""The records a store accepts and returns, as Pydantic models.
+
+:class:`NewEvent` is what a caller hands to ``put`` / ``put_batch``;
+:class:`RunEvent` is a stored record, the same fields plus the ``seq`` the store
+assigned. Stores validate every event written with :class:`NewEvent` and every
+record read back with :class:`RunEvent`, and give callers plain ``dict`` objects
+(:meth:`RunEvent.as_dict`), as the interface promises.
+
+Pydantic errors never reach callers: :func:`new_event` and :func:`stored_event`
+turn them into :class:`~mongo_runevents.errors.InvalidEventError`, naming the
+field and, in a batch, the event's index.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from ._json import _SURROGATE, check_json_value
+from .errors import InvalidEventError, StorageError
+
+#: A non-empty string; ``strict`` refuses anything that is not already a
+#: ``str`` (a dict in an id field is a query-injection attempt, not a typo).
+Identifier = Annotated[StrictStr, Field(min_length=1)]
+
+#: The keys a ``put_batch`` event dict may have: ``put``'s keyword arguments.
+EVENT_FIELDS = (
+    "thread_id",
+    "run_id",
+    "event_type",
+    "category",
+    "content",
+    "metadata",
+    "created_at",
+)
+
+#: The category of the events a chat UI displays.
+MESSAGE_CATEGORY = "message"
+
+#: The keys of every record a store returns.
+RECORD_FIELDS = (*EVENT_FIELDS, "seq")
+
+_ISO_8601 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)"
+    r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+
+
+def utc_now_iso() -> str:
+    """Now, in UTC, as ISO-8601 with microseconds and offset."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def check_iso_8601(text: str) -> str:
+    """Return ``text`` unchanged if it is an ISO-8601 date or date-time, else raise ``ValueError``.
+
+    Done by hand rather than with ``datetime.fromisoformat``, whose accepted
+    forms differ between Python 3.10 and 3.11 (``Z``, fractions of other than
+    3 or 6 digits); every store must accept the same strings.
+    """
+    match = _ISO_8601.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an ISO-8601 date-time")
+    try:
+        date.fromisoformat(match["date"])
+        if match["time"]:
+            hour, minute, *rest = match["time"].replace(",", ".").split(":")
+            second = float(rest[0]) if rest else 0.0
+            if not (0 <= int(hour) <= 23 and 0 <= int(minute) <= 59 and 0 <= second < 61):
+                raise ValueError("time out of range")
+        offset = match["offset"]
+        if offset and offset not in "Zz":
+            digits = offset[1:].replace(":", "")
+            if int(digits[:2]) > 23 or (len(digits) > 2 and int(digits[2:]) > 59):
+                raise ValueError("offset out of range")
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid ISO-8601 date-time ({exc})") from None
+    return text
+
+
+def _check_identifier_text(value: str) -> str:
+    if _SURROGATE.search(value) is not None:
+        raise ValueError("holds a lone surrogate (not valid Unicode)")
+    return value
+
+
+class _EventFields(BaseModel):
+    """The fields a caller provides, shared by new and stored events."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    thread_id: Identifier
+    run_id: Identifier
+    event_type: Identifier
+    category: Identifier
+
+    @field_validator("thread_id", "run_id", "event_type", "category")
+    @classmethod
+    def _valid_unicode(cls, value: str) -> str:
+        return _check_identifier_text(value)
+
+
+class NewEvent(_EventFields):
+    """An event as a caller writes it, before the store assigns its ``seq``."""
+
+    content: Any = ""
+    metadata: dict[str, Any] | None = Field(default=None, validate_default=True)
+    created_at: StrictStr | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_is_json(cls, value: Any) -> Any:
+        check_json_value(value, "content")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_json(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        if value is None:
+            return {}
+        check_json_value(value, "metadata")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at_is_iso(cls, value: str | None) -> str | None:
+        return None if value is None else check_iso_8601(value)
+
+    def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
+        """The record this event becomes once stored with ``seq``.
+
+        ``content`` and ``metadata`` are the caller's own objects, not copies;
+        a store that keeps them in memory copies them itself.
+        """
+        return {
+            "thread_id": self.thread_id,
+            "run_id": self.run_id,
+            "event_type": self.event_type,
+            "category": self.category,
+            "content": self.content,
+            "metadata": self.metadata,
+            "seq": seq,
+            "created_at": created_at,
+        }
+
+
+class RunEvent(_EventFields):
+    """A stored event: what every read and write of a store returns (as a dict)."""
+
+    content: Any
+    metadata: dict[str, Any]
+    seq: Annotated[StrictInt, Field(ge=1)]
+    created_at: StrictStr
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as the plain dict the interface returns (no copying)."""
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
+
+
+def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
+    """The first problem Pydantic found, as this package's error."""
+    first = exc.errors(include_url=False)[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidEventError):
+        # Raised by a JSON check inside a validator: it already names the path.
+        return type(cause)(cause.reason, field=cause.field, index=index)
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = str(cause) if cause is not None else first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field (an event has only {', '.join(EVENT_FIELDS)})"
+    elif first["type"] in ("string_type", "int_type", "dict_type"):
+        message = f"{first['msg'].lower()}, got {type(first['input']).__name__}"
+    return InvalidEventError(message, field=field, index=index)
+
+
+def new_event(data: Mapping[str, Any], *, index: int | None = None) -> NewEvent:
+    """Validate one event as given to ``put`` / ``put_batch`` (``index`` is its batch position)."""
+    if not isinstance(data, Mapping):
+        raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
+    try:
+        return NewEvent.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, index) from None
+
+
+def stored_event(data: Mapping[str, Any]) -> RunEvent:
+    """Validate a record read back from storage; a failure means the stored data is corrupt."""
+    try:
+        return RunEvent.model_validate(data)
+    except ValidationError as exc:
+        problem = _invalid(exc, None)
+        raise StorageError(f"a stored record is not a valid event ({problem})") from exc
+
+
+def new_events(events: Any) -> list[NewEvent]:
+    """Validate the argument of ``put_batch``: a list of event dicts."""
+    if not isinstance(events, (list, tuple)):
+        raise InvalidEventError(
+            f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
+        )
+    return [new_event(event, index=index) for index, event in enumerate(events)]
+
+
+# --- arguments of the read and delete methods ------------------------------
+
+
+def check_id(value: Any, name: str) -> str:
+    """A thread or run id argument: a non-empty ``str`` and nothing else."""
+    if not isinstance(value, str):
+        raise InvalidEventError(f"must be a str, got {type(value).__name__}", field=name)
+    if not value:
+        raise InvalidEventError("must not be empty", field=name)
+    return value
+
+
+def check_limit(value: Any, name: str = "limit") -> int:
+    """A page size: an ``int`` of at least 1 (``bool`` is not a number here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEventError(f"must be an int, got {type(value).__name__}", field=name)
+    if value < 1:
+        raise InvalidEventError(f"must be at least 1, got {value}", field=name)
+    return value
+
+
+def check_cursor(value: Any, name: str) -> int | None:
+    """A ``before_seq`` / ``after_seq`` cursor: ``None`` or an ``int`` >= 0."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEventError(f"must be an int or None, got {type(value).__name__}", field=name)
+    if value < 0:
+        raise InvalidEventError(f"must not be negative, got {value}", field=name)
+    return value
+
+
+def check_event_types(value: Any) -> list[str] | None:
+    """``event_types``: ``None`` (no filter) or a list of event type strings."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise InvalidEventError(
+            f"must be a list of str or None, got {type(value).__name__}", field="event_types"
+        )
+    for index, item in enumerate(value):
+        check_id(item, f"event_types[{index}]")
+    return list(value)
