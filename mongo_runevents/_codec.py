@@ -1,0 +1,85 @@
+"""Records to MongoDB documents and back: pure functions, no I/O.
+
+Content and metadata are stored as native BSON, so they stay queryable
+(``metadata.task_id``, ``content.tool_calls``). MongoDB treats ``.`` and a
+leading ``$`` in field names specially and BSON cannot hold NUL in a name, so
+keys that contain ``.``, ``$``, NUL or ``%`` are percent-escaped (``%2E``,
+``%24``, ``%00``, ``%25``) on the way in and restored on the way out. Every other
+key is stored as it is. A document whose keys needed escaping carries
+``escaped_keys: true``, so the read path only walks documents that need it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bson import ObjectId
+
+from .models import NewEvent, RunEvent, stored_event
+
+#: Set on documents whose content or metadata had keys escaped.
+ESCAPED_KEYS_FIELD = "escaped_keys"
+
+_NEEDS_ESCAPE = re.compile(r"[.$\x00%]")
+_ESCAPES = {".": "%2E", "$": "%24", "\x00": "%00", "%": "%25"}
+_ESCAPED = re.compile("%(2E|24|00|25)")
+_UNESCAPES = {code[1:]: char for char, code in _ESCAPES.items()}
+
+
+def escape_key(key: str) -> str:
+    """The stored form of one key."""
+    return _NEEDS_ESCAPE.sub(lambda match: _ESCAPES[match.group()], key)
+
+
+def unescape_key(key: str) -> str:
+    """The original form of one stored key."""
+    return _ESCAPED.sub(lambda match: _UNESCAPES[match.group(1)], key)
+
+
+def _needs_escape(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(
+            _NEEDS_ESCAPE.search(key) is not None or _needs_escape(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_needs_escape(item) for item in value)
+    return False
+
+
+def _map_keys(value: Any, rename: Any) -> Any:
+    if isinstance(value, dict):
+        return {rename(key): _map_keys(item, rename) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_keys(item, rename) for item in value]
+    return value
+
+
+def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
+    """The document stored for ``event``; its ``_id`` is made here so a failed write can be traced."""
+    content, metadata = event.content, event.metadata
+    document: dict[str, Any] = {
+        "_id": ObjectId(),
+        "thread_id": event.thread_id,
+        "run_id": event.run_id,
+        "event_type": event.event_type,
+        "category": event.category,
+        "seq": seq,
+        "created_at": created_at,
+    }
+    if _needs_escape(content) or _needs_escape(metadata):
+        content = _map_keys(content, escape_key)
+        metadata = _map_keys(metadata, escape_key)
+        document[ESCAPED_KEYS_FIELD] = True
+    document["content"] = content
+    document["metadata"] = metadata
+    return document
+
+
+def from_document(document: dict[str, Any]) -> RunEvent:
+    """The validated record a stored document holds (``_id`` must be projected away)."""
+    if document.pop(ESCAPED_KEYS_FIELD, False):
+        document["content"] = _map_keys(document["content"], unescape_key)
+        document["metadata"] = _map_keys(document["metadata"], unescape_key)
+    return stored_event(document)

@@ -1,0 +1,57 @@
+"""The few places where pymongo's async API, Motor and mongomock-motor differ.
+
+The store is written against pymongo's native async API. Motor (and
+mongomock-motor, which dresses mongomock up as Motor) differ in which calls
+return awaitables: ``client.start_session()`` and ``session.end_session()`` are
+awaited in Motor, ``session.start_transaction()`` is awaited in pymongo; and
+mongomock has no ``hello`` and no sessions at all. Everything else the store
+uses (``find``, ``insert_many``, ``find_one_and_update``, ``to_list``, ...) has
+the same shape in all three.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+
+async def resolve(value: Any) -> Any:
+    """``await value`` if it is awaitable, else return it: for calls whose shape differs."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def start_session(database: Any) -> Any:
+    """A new client session for ``database``'s client."""
+    return await resolve(database.client.start_session())
+
+
+async def end_session(session: Any) -> None:
+    """End a session started by :func:`start_session`."""
+    await resolve(session.end_session())
+
+
+async def start_transaction(session: Any) -> None:
+    """Start a transaction on ``session`` (without using it as a context manager)."""
+    await resolve(session.start_transaction())
+
+
+async def server_hello(database: Any) -> dict[str, Any] | None:
+    """The server's ``hello`` reply, or ``None`` where there is no server (mongomock)."""
+    try:
+        reply = await database.client.admin.command("hello")
+    except NotImplementedError:
+        return None
+    return dict(reply)
+
+
+def supports_transactions(hello: dict[str, Any] | None) -> bool:
+    """Whether a deployment with this ``hello`` reply runs multi-document transactions.
+
+    Replica set members report ``setName`` and ``mongos`` reports ``msg:
+    "isdbgrid"``; a standalone ``mongod`` reports neither and cannot.
+    """
+    if hello is None:
+        return False
+    return "setName" in hello or hello.get("msg") == "isdbgrid"

@@ -1,0 +1,510 @@
+"""The MongoDB store.
+
+Layout: one events collection (default ``run_events``) and one counters
+collection beside it (``<events>_counters``) holding a document per thread,
+``{_id: thread_id, last_seq: n}``. A write reserves a block of ``seq`` values
+for each thread it touches with one ``findOneAndUpdate`` + ``$inc`` (upserted),
+then inserts all its documents with one ``insertMany``.
+
+Two write modes, chosen from the server's ``hello`` unless the caller says:
+
+- *transactions* (replica set, sharded cluster): the counter updates and the
+  insert run in one transaction, retried on transient errors. A batch is
+  all-or-nothing, a failed write leaves no ``seq`` gap, and because writers of
+  one thread conflict on its counter document, their commits land in ``seq``
+  order: no reader ever sees ``seq`` n+1 before n.
+- *plain* (standalone server, mongomock): the same two steps without a
+  transaction. A failed insert is cleaned up before the error is raised, but
+  its reserved ``seq`` values stay unused, and writers in *different
+  processes* may become visible out of ``seq`` order.
+
+In both modes the writes of one store object to one thread are serialised in
+the process, so a single server process never races itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
+from bson.errors import BSONError
+from bson.int64 import Int64
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import PyMongoError
+
+from . import _compat
+from ._codec import from_document, to_document
+from ._driver_errors import translate, translated
+from ._version import __version__
+from .base import RunEventStore
+from .errors import ConfigurationError, StorageError
+from .models import (
+    MESSAGE_CATEGORY,
+    NewEvent,
+    check_cursor,
+    check_event_types,
+    check_id,
+    check_limit,
+    new_event,
+    new_events,
+    utc_now_iso,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The indexes of the events collection. Every query and delete the store
+#: sends names the thread and is served by one of them.
+EVENT_INDEXES = (
+    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name="thread_seq", unique=True),
+    IndexModel(
+        [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)],
+        name="thread_category_seq",
+    ),
+    IndexModel(
+        [("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)],
+        name="thread_run_seq",
+    ),
+)
+
+class _PlainInt(TypeDecoder):
+    """Decode BSON int64 as ``int``; pymongo's default ``Int64`` is a subclass that repr()s oddly."""
+
+    bson_type = Int64
+
+    def transform_bson(self, value: Any) -> int:
+        return int(value)
+
+
+#: How event documents are decoded: int64 as plain ``int``.
+_EVENT_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    type_registry=TypeRegistry([_PlainInt()])
+)
+
+#: Fields never returned to callers.
+_PROJECTION = {"_id": 0}
+
+
+class _ThreadLocks:
+    """Per-thread-id asyncio locks, created on demand and dropped when idle."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, thread_ids: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of ``thread_ids``, taken in sorted order so holders never deadlock."""
+        keys = sorted(set(thread_ids))
+        for key in keys:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        taken: list[str] = []
+        try:
+            for key in keys:
+                await self._locks[key].acquire()
+                taken.append(key)
+            yield
+        finally:
+            for key in taken:
+                self._locks[key].release()
+            for key in keys:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]
+
+
+class MongoRunEventStore(RunEventStore):
+    """A :class:`RunEventStore` on MongoDB.
+
+    ``database`` is an async database handle: from pymongo's
+    ``AsyncMongoClient`` (preferred), from Motor, or from mongomock-motor. The
+    constructor does no I/O; the first operation (or :meth:`ensure_indexes`)
+    creates the indexes and reads the deployment's capabilities.
+
+    ``transactions``: ``None`` (default) uses transactions when the server is a
+    replica set member or ``mongos``; ``True`` / ``False`` force the choice.
+    ``transaction_retry_seconds`` bounds how long a write keeps retrying
+    transient transaction errors (write conflicts between processes writing
+    the same thread) before it gives up with a retryable error.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        *,
+        collection: str = "run_events",
+        counters_collection: str | None = None,
+        transactions: bool | None = None,
+        transaction_retry_seconds: float = 30.0,
+    ) -> None:
+        if not isinstance(collection, str) or not collection:
+            raise ConfigurationError("collection must be a non-empty str")
+        self._database = database
+        self._events = _events_collection(database, collection)
+        self._counters = database[counters_collection or f"{collection}_counters"]
+        self._transactions_requested = transactions
+        self._transactions = False
+        self._retry_seconds = transaction_retry_seconds
+        self._ready = False
+        self._setup_lock: asyncio.Lock | None = None
+        self._thread_locks = _ThreadLocks()
+
+    @classmethod
+    @asynccontextmanager
+    async def from_uri(
+        cls,
+        uri: str,
+        *,
+        database: str = "mongo_runevents",
+        **options: Any,
+    ) -> AsyncIterator[MongoRunEventStore]:
+        """A store on its own ``AsyncMongoClient``, closed when the ``async with`` block ends.
+
+        ``options`` go to the store's constructor.
+        """
+        from pymongo import AsyncMongoClient
+        from pymongo.driver_info import DriverInfo
+
+        with translated("connecting"):
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                uri, driver=DriverInfo(name="mongo_runevents", version=__version__)
+            )
+        try:
+            yield cls(client[database], **options)
+        finally:
+            await client.close()
+
+    @property
+    def uses_transactions(self) -> bool:
+        """Whether writes run in transactions (known once the store is set up)."""
+        return self._transactions
+
+    # --- set-up ---------------------------------------------------------------
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes and read the server's capabilities; safe to repeat."""
+        with translated("creating indexes"):
+            await self._events.create_indexes(list(EVENT_INDEXES))
+            hello = await _compat.server_hello(self._database)
+        if self._transactions_requested is None:
+            self._transactions = _compat.supports_transactions(hello)
+        else:
+            self._transactions = self._transactions_requested
+        self._ready = True
+
+    async def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        if self._setup_lock is None:
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if not self._ready:
+                await self.ensure_indexes()
+
+    # --- writes ---------------------------------------------------------------
+
+    async def put(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_type: str,
+        category: str,
+        content: Any = "",
+        metadata: dict[str, Any] | None = None,
+        created_at: str | None = None,
+    ) -> dict[str, Any]:
+        event = new_event(
+            {
+                "thread_id": thread_id,
+                "run_id": run_id,
+                "event_type": event_type,
+                "category": category,
+                "content": content,
+                "metadata": metadata,
+                "created_at": created_at,
+            }
+        )
+        return (await self._write([event]))[0]
+
+    async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return await self._write(new_events(events))
+
+    async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+        """Store validated events; return their records in input order."""
+        if not events:
+            return []
+        await self._ensure_ready()
+        by_thread: dict[str, list[int]] = {}
+        for index, event in enumerate(events):
+            by_thread.setdefault(event.thread_id, []).append(index)
+        now = utc_now_iso()
+        created = [event.created_at or now for event in events]
+        async with self._thread_locks.hold(by_thread):
+            if self._transactions:
+                seqs = await self._write_in_transaction(events, created, by_thread)
+            else:
+                seqs = await self._write_plain(events, created, by_thread)
+        return [
+            event.to_record(seq, created_at)
+            for event, seq, created_at in zip(events, seqs, created, strict=True)
+        ]
+
+    async def _reserve(self, thread_id: str, count: int, session: Any = None) -> int:
+        """Reserve ``count`` seqs of a thread; return the first."""
+        counter = await self._counters.find_one_and_update(
+            {"_id": thread_id},
+            {"$inc": {"last_seq": count}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        last: int = counter["last_seq"]
+        return last - count + 1
+
+    async def _documents(
+        self,
+        events: list[NewEvent],
+        created: list[str],
+        by_thread: dict[str, list[int]],
+        session: Any = None,
+    ) -> tuple[list[int], list[dict[str, Any]]]:
+        """Reserve seqs thread by thread (sorted, the lock order) and build the documents."""
+        seqs = [0] * len(events)
+        for thread_id in sorted(by_thread):
+            indexes = by_thread[thread_id]
+            first = await self._reserve(thread_id, len(indexes), session)
+            for offset, index in enumerate(indexes):
+                seqs[index] = first + offset
+        documents = [
+            to_document(event, seq, created_at)
+            for event, seq, created_at in zip(events, seqs, created, strict=True)
+        ]
+        return seqs, documents
+
+    async def _write_in_transaction(
+        self, events: list[NewEvent], created: list[str], by_thread: dict[str, list[int]]
+    ) -> list[int]:
+        async def body(session: Any) -> list[int]:
+            seqs, documents = await self._documents(events, created, by_thread, session)
+            await self._events.insert_many(documents, ordered=True, session=session)
+            return seqs
+
+        result: list[int] = await self._in_transaction(body, "writing events")
+        return result
+
+    async def _write_plain(
+        self, events: list[NewEvent], created: list[str], by_thread: dict[str, list[int]]
+    ) -> list[int]:
+        with translated("reserving seqs"):
+            seqs, documents = await self._documents(events, created, by_thread)
+        try:
+            await self._events.insert_many(documents, ordered=True)
+        except (PyMongoError, BSONError) as exc:
+            await self._remove_partial_write(documents, by_thread)
+            raise translate(exc, "writing events") from exc
+        return seqs
+
+    async def _remove_partial_write(
+        self, documents: list[dict[str, Any]], by_thread: dict[str, list[int]]
+    ) -> None:
+        """Undo what part of a failed plain-mode insert reached the server."""
+        try:
+            await self._events.delete_many(
+                {
+                    "thread_id": {"$in": list(by_thread)},
+                    "_id": {"$in": [document["_id"] for document in documents]},
+                }
+            )
+        except PyMongoError:
+            logger.exception(
+                "could not remove a partly written batch (threads %s); "
+                "some of its events may remain",
+                sorted(by_thread),
+            )
+
+    async def _in_transaction(self, body: Any, action: str) -> Any:
+        """Run ``body(session)`` in a transaction, retrying transient errors for a while."""
+        deadline = time.monotonic() + self._retry_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            with translated(action):
+                session = await _compat.start_session(self._database)
+            try:
+                await _compat.start_transaction(session)
+                result = await body(session)
+                await self._commit(session, deadline)
+                return result
+            except (PyMongoError, BSONError) as exc:
+                if session.in_transaction:
+                    await self._abort(session)
+                transient = isinstance(exc, PyMongoError) and exc.has_error_label(
+                    "TransientTransactionError"
+                )
+                if not transient or time.monotonic() >= deadline:
+                    raise translate(exc, action) from exc
+                logger.debug(
+                    "%s: transient error on attempt %d, retrying: %s", action, attempt, exc
+                )
+                await asyncio.sleep(_backoff(attempt))
+            finally:
+                await _end_quietly(session)
+
+    async def _commit(self, session: Any, deadline: float) -> None:
+        """Commit, retrying while the outcome is unknown (commit is idempotent)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await session.commit_transaction()
+                return
+            except PyMongoError as exc:
+                unknown = exc.has_error_label("UnknownTransactionCommitResult")
+                if not unknown or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(_backoff(attempt))
+
+    async def _abort(self, session: Any) -> None:
+        try:
+            await session.abort_transaction()
+        except PyMongoError:
+            logger.debug(
+                "abort failed; the server discards the transaction by itself", exc_info=True
+            )
+
+    # --- reads ----------------------------------------------------------------
+
+    async def _find(
+        self, query: dict[str, Any], sort: int, limit: int | None, action: str
+    ) -> list[dict[str, Any]]:
+        """Run one find, sorted by seq, and return validated records."""
+        await self._ensure_ready()
+        options: dict[str, Any] = {"sort": [("seq", sort)]}
+        if limit is not None:
+            # The whole page in the first reply: no getMore round trip.
+            options.update(limit=limit, batch_size=limit)
+        with translated(action):
+            documents = await self._events.find(query, _PROJECTION, **options).to_list(None)
+        return [from_document(document).as_dict() for document in documents]
+
+    async def list_messages(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        check_id(thread_id, "thread_id")
+        check_limit(limit)
+        check_cursor(before_seq, "before_seq")
+        check_cursor(after_seq, "after_seq")
+        query: dict[str, Any] = {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
+        bounds: dict[str, int] = {}
+        if after_seq is not None:
+            bounds["$gt"] = after_seq
+        if before_seq is not None:
+            bounds["$lt"] = before_seq
+        if bounds:
+            query["seq"] = bounds
+        if after_seq is not None:
+            return await self._find(query, ASCENDING, limit, "listing messages")
+        newest_first = await self._find(query, DESCENDING, limit, "listing messages")
+        newest_first.reverse()
+        return newest_first
+
+    async def list_events(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        event_types: list[str] | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        check_id(thread_id, "thread_id")
+        check_id(run_id, "run_id")
+        types = check_event_types(event_types)
+        check_limit(limit)
+        if types is not None and not types:
+            return []
+        query: dict[str, Any] = {"thread_id": thread_id, "run_id": run_id}
+        if types is not None:
+            query["event_type"] = {"$in": types}
+        return await self._find(query, ASCENDING, limit, "listing events")
+
+    async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
+        check_id(thread_id, "thread_id")
+        check_id(run_id, "run_id")
+        query = {"thread_id": thread_id, "run_id": run_id, "category": MESSAGE_CATEGORY}
+        return await self._find(query, ASCENDING, None, "listing a run's messages")
+
+    async def count_messages(self, thread_id: str) -> int:
+        check_id(thread_id, "thread_id")
+        await self._ensure_ready()
+        with translated("counting messages"):
+            count: int = await self._events.count_documents(
+                {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
+            )
+        return count
+
+    # --- deletes --------------------------------------------------------------
+
+    async def delete_by_thread(self, thread_id: str) -> int:
+        check_id(thread_id, "thread_id")
+        await self._ensure_ready()
+        async with self._thread_locks.hold([thread_id]):
+            if self._transactions:
+
+                async def body(session: Any) -> int:
+                    return await self._delete_thread(thread_id, session)
+
+                deleted: int = await self._in_transaction(body, "deleting a thread")
+                return deleted
+            with translated("deleting a thread"):
+                return await self._delete_thread(thread_id, None)
+
+    async def _delete_thread(self, thread_id: str, session: Any) -> int:
+        # Events first, then the counter. In plain mode a writer in another
+        # process that reserved a seq before the delete may still insert it
+        # afterwards; this order makes that race fail loudly later (a duplicate
+        # seq raises IntegrityError) instead of deleting the write silently.
+        result = await self._events.delete_many({"thread_id": thread_id}, session=session)
+        await self._counters.delete_one({"_id": thread_id}, session=session)
+        deleted: int = result.deleted_count
+        return deleted
+
+    async def delete_by_run(self, thread_id: str, run_id: str) -> int:
+        check_id(thread_id, "thread_id")
+        check_id(run_id, "run_id")
+        await self._ensure_ready()
+        with translated("deleting a run"):
+            result = await self._events.delete_many({"thread_id": thread_id, "run_id": run_id})
+        deleted: int = result.deleted_count
+        return deleted
+
+
+def _events_collection(database: Any, name: str) -> Any:
+    """The events collection, decoding int64 as ``int`` where the driver allows it."""
+    try:
+        return database.get_collection(name, codec_options=_EVENT_CODEC_OPTIONS)
+    except NotImplementedError:  # mongomock: it decodes to int anyway
+        return database[name]
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt``: exponential, capped, with full jitter."""
+    return random.uniform(0, min(0.2, 0.002 * 2**attempt))
+
+
+async def _end_quietly(session: Any) -> None:
+    try:
+        await _compat.end_session(session)
+    except (PyMongoError, StorageError):
+        logger.debug("ending a session failed", exc_info=True)
