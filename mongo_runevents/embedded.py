@@ -68,8 +68,8 @@ class EmbeddedServer:
         self.standalone = standalone
         self.test_commands = test_commands
         self.extra_args = extra_args
-        self.log_file = Path(log_file) if log_file else self.data_dir.with_name(
-            self.data_dir.name + ".log"
+        self.log_file = (
+            Path(log_file) if log_file else self.data_dir.with_name(self.data_dir.name + ".log")
         )
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -58,19 +58,19 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
+#: Index names: by thread (unique seq), by thread and category, by thread and run.
+BY_SEQ, BY_CATEGORY, BY_RUN = "thread_seq", "thread_category_seq", "thread_run_seq"
+
 #: The indexes of the events collection. Every query and delete the store
 #: sends names the thread and is served by one of them.
 EVENT_INDEXES = (
-    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name="thread_seq", unique=True),
+    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name=BY_SEQ, unique=True),
     IndexModel(
-        [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)],
-        name="thread_category_seq",
+        [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
     ),
-    IndexModel(
-        [("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)],
-        name="thread_run_seq",
-    ),
+    IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
 )
+
 
 class _PlainInt(TypeDecoder):
     """Decode BSON int64 as ``int``; pymongo's default ``Int64`` is a subclass that repr()s oddly."""
@@ -151,6 +151,7 @@ class MongoRunEventStore(RunEventStore):
         self._transactions_requested = transactions
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
+        self._hints = False
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
         self._thread_locks = _ThreadLocks()
@@ -196,6 +197,9 @@ class MongoRunEventStore(RunEventStore):
             self._transactions = _compat.supports_transactions(hello)
         else:
             self._transactions = self._transactions_requested
+        # Reads name their index: the plan is then the one designed for them on
+        # every server, whatever its planner prefers. mongomock has no planner.
+        self._hints = hello is not None
         self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -382,11 +386,13 @@ class MongoRunEventStore(RunEventStore):
     # --- reads ----------------------------------------------------------------
 
     async def _find(
-        self, query: dict[str, Any], sort: int, limit: int | None, action: str
+        self, query: dict[str, Any], index: str, sort: int, limit: int | None, action: str
     ) -> list[dict[str, Any]]:
-        """Run one find, sorted by seq, and return validated records."""
+        """Run one find on ``index``, sorted by seq, and return validated records."""
         await self._ensure_ready()
         options: dict[str, Any] = {"sort": [("seq", sort)]}
+        if self._hints:
+            options["hint"] = index
         if limit is not None:
             # The whole page in the first reply: no getMore round trip.
             options.update(limit=limit, batch_size=limit)
@@ -415,8 +421,8 @@ class MongoRunEventStore(RunEventStore):
         if bounds:
             query["seq"] = bounds
         if after_seq is not None:
-            return await self._find(query, ASCENDING, limit, "listing messages")
-        newest_first = await self._find(query, DESCENDING, limit, "listing messages")
+            return await self._find(query, BY_CATEGORY, ASCENDING, limit, "listing messages")
+        newest_first = await self._find(query, BY_CATEGORY, DESCENDING, limit, "listing messages")
         newest_first.reverse()
         return newest_first
 
@@ -437,21 +443,21 @@ class MongoRunEventStore(RunEventStore):
         query: dict[str, Any] = {"thread_id": thread_id, "run_id": run_id}
         if types is not None:
             query["event_type"] = {"$in": types}
-        return await self._find(query, ASCENDING, limit, "listing events")
+        return await self._find(query, BY_RUN, ASCENDING, limit, "listing events")
 
     async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
         query = {"thread_id": thread_id, "run_id": run_id, "category": MESSAGE_CATEGORY}
-        return await self._find(query, ASCENDING, None, "listing a run's messages")
+        return await self._find(query, BY_RUN, ASCENDING, None, "listing a run's messages")
 
     async def count_messages(self, thread_id: str) -> int:
         check_id(thread_id, "thread_id")
         await self._ensure_ready()
         with translated("counting messages"):
-            count: int = await self._events.count_documents(
-                {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
-            )
+            query = {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
+            options = {"hint": BY_CATEGORY} if self._hints else {}
+            count: int = await self._events.count_documents(query, **options)
         return count
 
     # --- deletes --------------------------------------------------------------
