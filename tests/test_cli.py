@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mongo_runevents.cli import JOURNAL_BATCH_SIZE, main, mask_uri
+from mongo_runevents.cli import main, mask_uri
 from mongo_runevents.embedded import free_port
+from mongo_runevents.workload import JOURNAL_BATCH_SIZE
 
 
 def _closed_port_uri(userinfo: str = "") -> str:
