@@ -10,6 +10,7 @@ from ._version import __version__
 from .base import RunEventStore
 from .errors import (
     ConfigurationError,
+    EventIdConflictError,
     EventTooLargeError,
     IntegrityError,
     InvalidEventError,
@@ -23,6 +24,7 @@ from .mongo import MongoRunEventStore
 
 __all__ = [
     "ConfigurationError",
+    "EventIdConflictError",
     "EventTooLargeError",
     "IntegrityError",
     "InvalidEventError",

@@ -68,6 +68,8 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         "seq": seq,
         "created_at": created_at,
     }
+    if event.event_id is not None:
+        document["event_id"] = event.event_id
     if _needs_escape(content) or _needs_escape(metadata):
         content = _map_keys(content, escape_key)
         metadata = _map_keys(metadata, escape_key)

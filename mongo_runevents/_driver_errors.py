@@ -9,8 +9,10 @@ carry credentials.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bson.errors import BSONError
 from pymongo.errors import (
@@ -53,6 +55,33 @@ def _is_duplicate_key(exc: PyMongoError) -> bool:
             error.get("code") == _DUPLICATE_KEY for error in exc.details.get("writeErrors", [])
         )
     return isinstance(exc, OperationFailure) and exc.code == _DUPLICATE_KEY
+
+
+_INDEX_IN_MESSAGE = re.compile(r"index: (\S+)")
+_KEY_PATTERN_IN_MESSAGE = re.compile(r"'keyPattern': \{([^}]*)\}")
+
+
+def duplicate_key_refusals(exc: BaseException) -> list[dict[str, Any]]:
+    """For a duplicate-key error (or one caused by it): ``keyPattern`` and ``index`` of each refusal.
+
+    Servers report the index's key pattern (mongod 4.2+) and name it in the
+    message; mongomock only puts the key pattern in the message text.
+    """
+    driver_error = exc if isinstance(exc, PyMongoError) else exc.__cause__
+    if not isinstance(driver_error, PyMongoError) or not _is_duplicate_key(driver_error):
+        return []
+    details = getattr(driver_error, "details", None) or {}
+    refusals = []
+    for error in details.get("writeErrors", [details]):
+        message = str(error.get("errmsg", ""))
+        pattern = error.get("keyPattern")
+        if not isinstance(pattern, dict):
+            found = _KEY_PATTERN_IN_MESSAGE.search(message)
+            fields = re.findall(r"'([^']+)':", found.group(1)) if found else []
+            pattern = dict.fromkeys(fields, 1)
+        index = _INDEX_IN_MESSAGE.search(message)
+        refusals.append({"keyPattern": pattern, "index": index.group(1) if index else None})
+    return refusals
 
 
 def is_retryable(exc: PyMongoError) -> bool:

@@ -41,12 +41,16 @@ class RunEventStore(abc.ABC):
         content: str | dict[str, Any] = "",
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
+        event_id: str | None = None,
     ) -> dict[str, Any]:
         """Store one event; return the stored record, with its new ``seq``.
 
         ``content`` may be any JSON-compatible value. ``created_at``, when given,
         must be ISO-8601 and is returned exactly as given; by default it is the
-        current UTC time.
+        current UTC time. ``event_id`` is an optional idempotency key, unique
+        within the thread: if the thread already holds the same event under
+        that key, its stored record is returned and nothing is written; if it
+        holds a different one, :class:`~mongo_runevents.EventIdConflictError`.
         """
 
     @abc.abstractmethod
@@ -56,6 +60,9 @@ class RunEventStore(abc.ABC):
         Each dict has ``put``'s keyword arguments as keys. This is the call a
         run's journal makes when it flushes its buffer. The events of one thread
         get consecutive ``seq`` values in input order; a batch may mix threads.
+        Events whose ``event_id`` the thread already holds are not written
+        again: their stored records are returned, so a journal may retry a
+        batch (even with new events added) without duplicating anything.
         """
 
     @abc.abstractmethod

@@ -61,12 +61,21 @@ class IntegrityError(StorageError):
     """A uniqueness rule of the store was broken (for example a duplicate ``seq``)."""
 
 
+class EventIdConflictError(IntegrityError):
+    """An ``event_id`` the thread already holds was reused for a different event.
+
+    ``event_id`` is an idempotency key: repeating a write with it returns the
+    stored record, but only if the event is the same one. Nothing was written.
+    """
+
+
 class ConfigurationError(RunEventStoreError):
     """The store was set up in a way that cannot work (bad URI, missing extra)."""
 
 
 __all__ = [
     "ConfigurationError",
+    "EventIdConflictError",
     "EventTooLargeError",
     "IntegrityError",
     "InvalidEventError",

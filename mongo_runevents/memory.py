@@ -14,6 +14,7 @@ from typing import Any
 
 from ._json import copy_json
 from .base import RunEventStore
+from .errors import EventIdConflictError
 from .models import (
     MESSAGE_CATEGORY,
     NewEvent,
@@ -44,6 +45,7 @@ class _Thread:
     last_seq: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    by_event_id: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _page(
@@ -75,6 +77,7 @@ class MemoryRunEventStore(RunEventStore):
         content: Any = "",
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
+        event_id: str | None = None,
     ) -> dict[str, Any]:
         event = new_event(
             {
@@ -85,6 +88,7 @@ class MemoryRunEventStore(RunEventStore):
                 "content": content,
                 "metadata": metadata,
                 "created_at": created_at,
+                "event_id": event_id,
             }
         )
         return self._append([event])[0]
@@ -93,17 +97,35 @@ class MemoryRunEventStore(RunEventStore):
         return self._append(new_events(events))
 
     def _append(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+        # First every check, then every write: a batch is all-or-nothing.
+        stored_already = [self._stored_with_key(index, event) for index, event in enumerate(events)]
         now = utc_now_iso()
         results = []
-        for event in events:
-            thread = self._threads.setdefault(event.thread_id, _Thread())
-            thread.last_seq += 1
-            stored = _copy(event.to_record(thread.last_seq, event.created_at or now))
-            thread.events.append(stored)
-            if stored["category"] == MESSAGE_CATEGORY:
-                thread.messages.append(stored)
+        for event, stored in zip(events, stored_already, strict=True):
+            if stored is None:
+                thread = self._threads.setdefault(event.thread_id, _Thread())
+                thread.last_seq += 1
+                stored = _copy(event.to_record(thread.last_seq, event.created_at or now))
+                thread.events.append(stored)
+                if stored["category"] == MESSAGE_CATEGORY:
+                    thread.messages.append(stored)
+                if event.event_id is not None:
+                    thread.by_event_id[event.event_id] = stored
             results.append(_copy(stored))
         return results
+
+    def _stored_with_key(self, index: int, event: NewEvent) -> dict[str, Any] | None:
+        """The stored record holding ``event``'s idempotency key, if the thread has one."""
+        thread = self._threads.get(event.thread_id)
+        if event.event_id is None or thread is None:
+            return None
+        stored = thread.by_event_id.get(event.event_id)
+        if stored is not None and not event.same_event_as(stored):
+            raise EventIdConflictError(
+                f"event {index}: thread {event.thread_id!r} already holds a different "
+                f"event with event_id {event.event_id!r} (seq {stored['seq']})"
+            )
+        return stored
 
     async def list_messages(
         self,
@@ -168,6 +190,9 @@ class MemoryRunEventStore(RunEventStore):
         before = len(thread.events)
         thread.events = [row for row in thread.events if row["run_id"] != run_id]
         thread.messages = [row for row in thread.messages if row["run_id"] != run_id]
+        thread.by_event_id = {
+            key: row for key, row in thread.by_event_id.items() if row["run_id"] != run_id
+        }
         return before - len(thread.events)
 
     def _events(self, thread_id: str) -> list[dict[str, Any]]:

@@ -44,12 +44,13 @@ EVENT_FIELDS = (
     "content",
     "metadata",
     "created_at",
+    "event_id",
 )
 
 #: The category of the events a chat UI displays.
 MESSAGE_CATEGORY = "message"
 
-#: The keys of every record a store returns.
+#: The keys of every record a store returns (``event_id`` only when the event has one).
 RECORD_FIELDS = (*EVENT_FIELDS, "seq")
 
 _ISO_8601 = re.compile(
@@ -119,6 +120,9 @@ class NewEvent(_EventFields):
     content: Any = ""
     metadata: dict[str, Any] | None = Field(default=None, validate_default=True)
     created_at: StrictStr | None = None
+    #: The caller's idempotency key, unique within the thread: writing an event
+    #: whose key the thread already holds returns the stored record instead.
+    event_id: Identifier | None = None
 
     @field_validator("content")
     @classmethod
@@ -139,13 +143,34 @@ class NewEvent(_EventFields):
     def _created_at_is_iso(cls, value: str | None) -> str | None:
         return None if value is None else check_iso_8601(value)
 
+    @field_validator("event_id")
+    @classmethod
+    def _event_id_is_unicode(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier_text(value)
+
+    def same_event_as(self, stored: dict[str, Any]) -> bool:
+        """Whether ``stored`` (a record with this event's key) records this very event.
+
+        A ``created_at`` the store filled in is not compared: a retry of the
+        same call gets a new default time.
+        """
+        return (
+            stored["run_id"] == self.run_id
+            and stored["event_type"] == self.event_type
+            and stored["category"] == self.category
+            and stored["content"] == self.content
+            and type(stored["content"]) is type(self.content)
+            and stored["metadata"] == self.metadata
+            and (self.created_at is None or stored["created_at"] == self.created_at)
+        )
+
     def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
         """The record this event becomes once stored with ``seq``.
 
         ``content`` and ``metadata`` are the caller's own objects, not copies;
         a store that keeps them in memory copies them itself.
         """
-        return {
+        record = {
             "thread_id": self.thread_id,
             "run_id": self.run_id,
             "event_type": self.event_type,
@@ -155,6 +180,9 @@ class NewEvent(_EventFields):
             "seq": seq,
             "created_at": created_at,
         }
+        if self.event_id is not None:
+            record["event_id"] = self.event_id
+        return record
 
 
 class RunEvent(_EventFields):
@@ -164,10 +192,14 @@ class RunEvent(_EventFields):
     metadata: dict[str, Any]
     seq: Annotated[StrictInt, Field(ge=1)]
     created_at: StrictStr
+    event_id: Identifier | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The record as the plain dict the interface returns (no copying)."""
-        return {name: getattr(self, name) for name in RECORD_FIELDS}
+        record = {name: getattr(self, name) for name in RECORD_FIELDS}
+        if record["event_id"] is None:
+            del record["event_id"]
+        return record
 
 
 def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
@@ -211,7 +243,19 @@ def new_events(events: Any) -> list[NewEvent]:
         raise InvalidEventError(
             f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
         )
-    return [new_event(event, index=index) for index, event in enumerate(events)]
+    validated = [new_event(event, index=index) for index, event in enumerate(events)]
+    keys: set[tuple[str, str]] = set()
+    for index, event in enumerate(validated):
+        if event.event_id is not None:
+            key = (event.thread_id, event.event_id)
+            if key in keys:
+                raise InvalidEventError(
+                    "repeats an event_id of an earlier event of the same thread in this batch",
+                    field="event_id",
+                    index=index,
+                )
+            keys.add(key)
+    return validated
 
 
 # --- arguments of the read and delete methods ------------------------------

@@ -25,6 +25,7 @@ the process, so a single server process never races itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -40,10 +41,15 @@ from pymongo.errors import PyMongoError
 
 from . import _compat
 from ._codec import from_document, to_document
-from ._driver_errors import translate, translated
+from ._driver_errors import duplicate_key_refusals, translate, translated
 from ._version import __version__
 from .base import RunEventStore
-from .errors import ConfigurationError, StorageError
+from .errors import (
+    ConfigurationError,
+    EventIdConflictError,
+    IntegrityError,
+    StorageError,
+)
 from .models import (
     MESSAGE_CATEGORY,
     NewEvent,
@@ -58,8 +64,15 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-#: Index names: by thread (unique seq), by thread and category, by thread and run.
+#: Index names: by thread (unique seq), by thread and category, by thread and
+#: run, and by thread and idempotency key (unique where the key is set).
 BY_SEQ, BY_CATEGORY, BY_RUN = "thread_seq", "thread_category_seq", "thread_run_seq"
+BY_EVENT_ID = "thread_event_id"
+
+#: How many times a write is tried when its event ids collide with stored ones:
+#: once optimistically, once after looking the keys up, once more if another
+#: writer stored one of the same keys in between.
+_EVENT_ID_ATTEMPTS = 3
 
 #: The indexes of the events collection. Every query and delete the store
 #: sends names the thread and is served by one of them.
@@ -69,6 +82,12 @@ EVENT_INDEXES = (
         [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
     ),
     IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
+    IndexModel(
+        [("thread_id", ASCENDING), ("event_id", ASCENDING)],
+        name=BY_EVENT_ID,
+        unique=True,
+        partialFilterExpression={"event_id": {"$exists": True}},
+    ),
 )
 
 
@@ -191,8 +210,15 @@ class MongoRunEventStore(RunEventStore):
     async def ensure_indexes(self) -> None:
         """Create the indexes and read the server's capabilities; safe to repeat."""
         with translated("creating indexes"):
-            await self._events.create_indexes(list(EVENT_INDEXES))
             hello = await _compat.server_hello(self._database)
+            indexes = list(EVENT_INDEXES)
+            if hello is None:
+                # mongomock ignores partialFilterExpression, so the unique
+                # event_id index would refuse every second event without a key.
+                # There, keys are looked up before writing (plain mode) under
+                # the per-thread lock instead.
+                indexes = [index for index in indexes if index.document["name"] != BY_EVENT_ID]
+            await self._events.create_indexes(indexes)
         if self._transactions_requested is None:
             self._transactions = _compat.supports_transactions(hello)
         else:
@@ -223,6 +249,7 @@ class MongoRunEventStore(RunEventStore):
         content: Any = "",
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
+        event_id: str | None = None,
     ) -> dict[str, Any]:
         event = new_event(
             {
@@ -233,6 +260,7 @@ class MongoRunEventStore(RunEventStore):
                 "content": content,
                 "metadata": metadata,
                 "created_at": created_at,
+                "event_id": event_id,
             }
         )
         return (await self._write([event]))[0]
@@ -241,24 +269,95 @@ class MongoRunEventStore(RunEventStore):
         return await self._write(new_events(events))
 
     async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
-        """Store validated events; return their records in input order."""
+        """Store validated events; return their records in input order.
+
+        In transaction mode, events with an ``event_id`` are first written
+        optimistically, as if new. Only when the unique ``(thread_id,
+        event_id)`` index refuses one (a retried write) is the write done
+        again, looking the keys up first: a write of new events costs no extra
+        round trip.
+        """
         if not events:
             return []
         await self._ensure_ready()
-        by_thread: dict[str, list[int]] = {}
-        for index, event in enumerate(events):
-            by_thread.setdefault(event.thread_id, []).append(index)
         now = utc_now_iso()
         created = [event.created_at or now for event in events]
-        async with self._thread_locks.hold(by_thread):
-            if self._transactions:
-                seqs = await self._write_in_transaction(events, created, by_thread)
-            else:
-                seqs = await self._write_plain(events, created, by_thread)
-        return [
-            event.to_record(seq, created_at)
-            for event, seq, created_at in zip(events, seqs, created, strict=True)
+        threads = {event.thread_id for event in events}
+        keyed = any(event.event_id is not None for event in events)
+        # In a transaction a collision costs nothing but a retry (the counter
+        # update is rolled back); without one it would waste the reserved seqs,
+        # so plain mode looks keys up first.
+        look_up_keys = keyed and not self._transactions
+        async with self._thread_locks.hold(threads):
+            for attempt in range(1, _EVENT_ID_ATTEMPTS + 1):
+                try:
+                    attempt_write = functools.partial(
+                        self._write_once, events, created, look_up_keys
+                    )
+                    if self._transactions:
+                        records: list[dict[str, Any]] = await self._in_transaction(
+                            attempt_write, "writing events"
+                        )
+                        return records
+                    return await attempt_write(None)
+                except IntegrityError as exc:
+                    if not (keyed and _is_event_id_collision(exc)) or attempt == _EVENT_ID_ATTEMPTS:
+                        raise
+                    look_up_keys = True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_once(
+        self, events: list[NewEvent], created: list[str], look_up_keys: bool, session: Any
+    ) -> list[dict[str, Any]]:
+        """One attempt: reserve seqs and insert the events the threads do not hold yet."""
+        records: list[dict[str, Any] | None] = [None] * len(events)
+        if look_up_keys:
+            with translated("looking up event ids"):
+                stored = await self._stored_by_event_id(events, session)
+            for index, event in enumerate(events):
+                found = stored.get((event.thread_id, event.event_id))
+                if found is None:
+                    continue
+                if not event.same_event_as(found):
+                    raise EventIdConflictError(
+                        f"event {index}: thread {event.thread_id!r} already holds a different "
+                        f"event with event_id {event.event_id!r} (seq {found['seq']})"
+                    )
+                records[index] = found
+        fresh = [index for index, record in enumerate(records) if record is None]
+        by_thread: dict[str, list[int]] = {}
+        for index in fresh:
+            by_thread.setdefault(events[index].thread_id, []).append(index)
+        with translated("reserving seqs"):
+            for thread_id in sorted(by_thread):  # the lock order
+                indexes = by_thread[thread_id]
+                first = await self._reserve(thread_id, len(indexes), session)
+                for offset, index in enumerate(indexes):
+                    records[index] = events[index].to_record(first + offset, created[index])
+        documents = [
+            to_document(events[index], _seq(records[index]), created[index]) for index in fresh
         ]
+        if documents:
+            await self._insert(documents, by_thread, session)
+        return [record for record in records if record is not None]
+
+    async def _stored_by_event_id(
+        self, events: list[NewEvent], session: Any
+    ) -> dict[tuple[str, str | None], dict[str, Any]]:
+        """The stored records of the threads that hold these events' keys."""
+        keys: dict[str, list[str]] = {}
+        for event in events:
+            if event.event_id is not None:
+                keys.setdefault(event.thread_id, []).append(event.event_id)
+        stored: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for thread_id, event_ids in keys.items():
+            query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
+            options = {"hint": BY_EVENT_ID} if self._hints else {}
+            cursor = self._events.find(query, _PROJECTION, session=session, **options)
+            for document in await cursor.to_list(None):
+                record = from_document(document).as_dict()
+                stored[(thread_id, record["event_id"])] = record
+        return stored
 
     async def _reserve(self, thread_id: str, count: int, session: Any = None) -> int:
         """Reserve ``count`` seqs of a thread; return the first."""
@@ -272,48 +371,16 @@ class MongoRunEventStore(RunEventStore):
         last: int = counter["last_seq"]
         return last - count + 1
 
-    async def _documents(
-        self,
-        events: list[NewEvent],
-        created: list[str],
-        by_thread: dict[str, list[int]],
-        session: Any = None,
-    ) -> tuple[list[int], list[dict[str, Any]]]:
-        """Reserve seqs thread by thread (sorted, the lock order) and build the documents."""
-        seqs = [0] * len(events)
-        for thread_id in sorted(by_thread):
-            indexes = by_thread[thread_id]
-            first = await self._reserve(thread_id, len(indexes), session)
-            for offset, index in enumerate(indexes):
-                seqs[index] = first + offset
-        documents = [
-            to_document(event, seq, created_at)
-            for event, seq, created_at in zip(events, seqs, created, strict=True)
-        ]
-        return seqs, documents
-
-    async def _write_in_transaction(
-        self, events: list[NewEvent], created: list[str], by_thread: dict[str, list[int]]
-    ) -> list[int]:
-        async def body(session: Any) -> list[int]:
-            seqs, documents = await self._documents(events, created, by_thread, session)
-            await self._events.insert_many(documents, ordered=True, session=session)
-            return seqs
-
-        result: list[int] = await self._in_transaction(body, "writing events")
-        return result
-
-    async def _write_plain(
-        self, events: list[NewEvent], created: list[str], by_thread: dict[str, list[int]]
-    ) -> list[int]:
-        with translated("reserving seqs"):
-            seqs, documents = await self._documents(events, created, by_thread)
+    async def _insert(
+        self, documents: list[dict[str, Any]], by_thread: dict[str, list[int]], session: Any
+    ) -> None:
+        """Insert in one ``insertMany``; outside a transaction, undo a partial insert on failure."""
         try:
-            await self._events.insert_many(documents, ordered=True)
+            await self._events.insert_many(documents, ordered=True, session=session)
         except (PyMongoError, BSONError) as exc:
-            await self._remove_partial_write(documents, by_thread)
+            if session is None:
+                await self._remove_partial_write(documents, by_thread)
             raise translate(exc, "writing events") from exc
-        return seqs
 
     async def _remove_partial_write(
         self, documents: list[dict[str, Any]], by_thread: dict[str, list[int]]
@@ -346,14 +413,18 @@ class MongoRunEventStore(RunEventStore):
                 result = await body(session)
                 await self._commit(session, deadline)
                 return result
-            except (PyMongoError, BSONError) as exc:
+            except Exception as exc:
                 if session.in_transaction:
                     await self._abort(session)
-                transient = isinstance(exc, PyMongoError) and exc.has_error_label(
+                # The body may have translated the driver's error already.
+                driver_error = exc if isinstance(exc, (PyMongoError, BSONError)) else exc.__cause__
+                transient = isinstance(driver_error, PyMongoError) and driver_error.has_error_label(
                     "TransientTransactionError"
                 )
                 if not transient or time.monotonic() >= deadline:
-                    raise translate(exc, action) from exc
+                    if isinstance(exc, (PyMongoError, BSONError)):
+                        raise translate(exc, action) from exc
+                    raise
                 logger.debug(
                     "%s: transient error on attempt %d, retrying: %s", action, attempt, exc
                 )
@@ -502,6 +573,20 @@ def _events_collection(database: Any, name: str) -> Any:
         return database.get_collection(name, codec_options=_EVENT_CODEC_OPTIONS)
     except NotImplementedError:  # mongomock: it decodes to int anyway
         return database[name]
+
+
+def _seq(record: dict[str, Any] | None) -> int:
+    assert record is not None
+    seq: int = record["seq"]
+    return seq
+
+
+def _is_event_id_collision(exc: BaseException) -> bool:
+    """Whether ``exc`` is the unique (thread_id, event_id) index refusing a key."""
+    return any(
+        "event_id" in refusal["keyPattern"] or refusal["index"] == BY_EVENT_ID
+        for refusal in duplicate_key_refusals(exc)
+    )
 
 
 def _backoff(attempt: int) -> float:

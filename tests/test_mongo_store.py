@@ -406,3 +406,40 @@ async def test_every_read_is_served_by_its_index(
             winning = explained["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"]
         assert index in _index_names(winning), (command, winning)
         assert not _has_collection_scan(winning), (command, winning)
+
+
+async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
+    app_client: Any, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    """A lost commit reply is a retryable error, and retrying with the same event ids stores each event once."""
+    client, _, app_name = app_client
+    name = database_name()
+    store = MongoRunEventStore(client[name], transaction_retry_seconds=0.3)
+    await store.ensure_indexes()
+    batch = [event(content=i, event_id=f"e-{i}") for i in range(20)]
+    await fail_point(
+        mongo_client,
+        app_name,
+        "alwaysOn",
+        failCommands=["commitTransaction"],
+        writeConcernError={
+            "code": 64,
+            "codeName": "WriteConcernFailed",
+            "errmsg": "waiting for replication timed out",
+            "errInfo": {"wtimeout": True},
+        },
+    )
+    try:
+        with pytest.raises(StorageError) as caught:
+            await store.put_batch(batch)
+    finally:
+        await fail_point_off(mongo_client)
+    try:
+        assert caught.value.retryable is True
+        assert isinstance(caught.value.__cause__, PyMongoError)
+        records = await store.put_batch(batch)
+        assert seqs(records) == list(range(1, 21))
+        assert seqs(await store.list_messages("thread-1", limit=100)) == list(range(1, 21))
+        assert (await store.put(**event()))["seq"] == 21
+    finally:
+        await mongo_client.drop_database(name)
