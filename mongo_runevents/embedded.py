@@ -46,6 +46,15 @@ def _daemon_path() -> str:
     return found
 
 
+def available() -> bool:
+    """Whether SecantusDB is installed, so that an embedded server can start."""
+    try:
+        _daemon_path()
+    except ConfigurationError:
+        return False
+    return True
+
+
 class EmbeddedServer:
     """A SecantusDB daemon on 127.0.0.1 with its data in ``data_dir``.
 
