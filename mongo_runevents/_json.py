@@ -33,39 +33,49 @@ INT64_MAX = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_json_value(value: Any, field: str) -> None:
-    """Raise :class:`InvalidEventError` unless ``value`` is JSON-compatible.
+def check_json_value(value: Any, field: str) -> int:
+    """Raise :class:`InvalidEventError` unless ``value`` is JSON-compatible; return a size bound.
 
     ``field`` names where the value sits (``"content"``, ``"metadata"``); the
-    error message extends it with the path inside the value.
+    error message extends it with the path inside the value. The returned
+    number is at least the size of the value as BSON (and as JSON), so a store
+    can tell cheaply that a value is small without encoding it.
     """
-    _check(value, [field], 0)
+    return _check(value, [field], 0)
 
 
 def _where(path: list[str]) -> str:
     return path[0] + "".join(path[1:])
 
 
-def _check(value: Any, path: list[str], depth: int) -> None:
+# Per-element overhead of BSON and JSON beyond the key and the value's own
+# bytes (type byte, NUL, length prefixes, quotes, separators), rounded up.
+_ELEMENT = 16
+# Bytes per character, at most: UTF-8 takes up to 4, a JSON escape up to 6.
+_PER_CHAR = 6
+
+
+def _check(value: Any, path: list[str], depth: int) -> int:
     if value is None or value is True or value is False:
-        return
+        return _ELEMENT
     if isinstance(value, str):
         if _SURROGATE.search(value) is not None:
             raise InvalidEventError(
                 "string holds a lone surrogate (not valid Unicode)", field=_where(path)
             )
-        return
+        return _ELEMENT + _PER_CHAR * len(value)
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
             raise InvalidEventError("integer does not fit in 64 bits", field=_where(path))
-        return
+        return _ELEMENT + 20
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEventError(f"{value!r} is not a JSON number", field=_where(path))
-        return
+        return _ELEMENT + 24
     if isinstance(value, dict):
         if depth >= MAX_NESTING:
             raise InvalidEventError(f"nested deeper than {MAX_NESTING} levels", field=_where(path))
+        size = _ELEMENT
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidEventError(
@@ -76,17 +86,18 @@ def _check(value: Any, path: list[str], depth: int) -> None:
                 raise InvalidEventError(
                     "key holds a lone surrogate (not valid Unicode)", field=_where(path)
                 )
-            _check(item, path, depth + 1)
+            size += _PER_CHAR * len(key) + _check(item, path, depth + 1)
             path.pop()
-        return
+        return size
     if isinstance(value, list):
         if depth >= MAX_NESTING:
             raise InvalidEventError(f"nested deeper than {MAX_NESTING} levels", field=_where(path))
+        size = _ELEMENT
         for index, item in enumerate(value):
             path.append(f"[{index}]")
-            _check(item, path, depth + 1)
+            size += 8 + _check(item, path, depth + 1)
             path.pop()
-        return
+        return size
     raise InvalidEventError(
         f"{type(value).__name__} is not JSON-compatible (use dict, list, str, int, float, bool or None)",
         field=_where(path),

@@ -22,10 +22,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ._json import _SURROGATE, check_json_value
@@ -124,19 +126,26 @@ class NewEvent(_EventFields):
     #: whose key the thread already holds returns the stored record instead.
     event_id: Identifier | None = None
 
-    @field_validator("content")
-    @classmethod
-    def _content_is_json(cls, value: Any) -> Any:
-        check_json_value(value, "content")
-        return value
+    #: An upper bound of the size of content plus metadata as BSON or JSON,
+    #: computed during validation so stores can skip measuring small events.
+    _size_bound: int = PrivateAttr(default=0)
 
     @field_validator("metadata")
     @classmethod
-    def _metadata_is_json(cls, value: dict[str, Any] | None) -> dict[str, Any]:
-        if value is None:
-            return {}
-        check_json_value(value, "metadata")
-        return value
+    def _metadata_default(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _content_and_metadata_are_json(self) -> NewEvent:
+        self._size_bound = check_json_value(self.content, "content") + check_json_value(
+            self.metadata, "metadata"
+        )
+        return self
+
+    @property
+    def size_bound(self) -> int:
+        """At least the size in bytes of this event's content and metadata, encoded."""
+        return self._size_bound
 
     @field_validator("created_at")
     @classmethod

@@ -31,15 +31,26 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.errors import BSONError
 from bson.int64 import Int64
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from . import _compat
+from ._blobs import (
+    BLOBS_FIELD,
+    CHUNKS_INDEXES,
+    FILES_INDEXES,
+    assemble,
+    blob_documents,
+    decode_field,
+    encode_field,
+)
 from ._codec import from_document, to_document
 from ._driver_errors import duplicate_key_refusals, translate, translated
 from ._version import __version__
@@ -47,6 +58,7 @@ from .base import RunEventStore
 from .errors import (
     ConfigurationError,
     EventIdConflictError,
+    EventTooLargeError,
     IntegrityError,
     StorageError,
 )
@@ -73,6 +85,9 @@ BY_EVENT_ID = "thread_event_id"
 #: once optimistically, once after looking the keys up, once more if another
 #: writer stored one of the same keys in between.
 _EVENT_ID_ATTEMPTS = 3
+
+#: How many times a counter upsert that lost a race with another is retried.
+_UPSERT_ATTEMPTS = 5
 
 #: The indexes of the events collection. Every query and delete the store
 #: sends names the thread and is served by one of them.
@@ -104,6 +119,23 @@ class _PlainInt(TypeDecoder):
 _EVENT_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     type_registry=TypeRegistry([_PlainInt()])
 )
+
+#: Documents of up to this size are stored whole; MongoDB's limit is 16 MiB.
+DEFAULT_INLINE_LIMIT_BYTES = 15 * 1024 * 1024
+#: Events above this size (inline and out-of-line parts together) are refused.
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
+#: Stands in for the seq while an event's document is measured (int64-wide).
+_SEQ_PLACEHOLDER = 2**62
+
+
+@dataclass
+class _Prepared:
+    """An event's document and, if it is too large to store whole, its blob documents."""
+
+    document: dict[str, Any]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
 
 #: Fields never returned to callers.
 _PROJECTION = {"_id": 0}
@@ -151,6 +183,13 @@ class MongoRunEventStore(RunEventStore):
     ``transaction_retry_seconds`` bounds how long a write keeps retrying
     transient transaction errors (write conflicts between processes writing
     the same thread) before it gives up with a retryable error.
+
+    An event whose document would pass ``inline_limit_bytes`` (default 15 MiB,
+    under MongoDB's 16 MiB) has its content, and if need be its metadata,
+    stored out of line in a GridFS bucket beside the events collection; reads
+    and deletes handle that transparently. An event larger than
+    ``max_event_bytes`` (default 256 MiB) is refused with
+    :class:`~mongo_runevents.EventTooLargeError`.
     """
 
     def __init__(
@@ -161,12 +200,22 @@ class MongoRunEventStore(RunEventStore):
         counters_collection: str | None = None,
         transactions: bool | None = None,
         transaction_retry_seconds: float = 30.0,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty str")
+        if not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES:
+            raise ConfigurationError(
+                f"inline_limit_bytes must be between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
+            )
         self._database = database
         self._events = _events_collection(database, collection)
         self._counters = database[counters_collection or f"{collection}_counters"]
+        self._blob_files = database[f"{collection}_blobs.files"]
+        self._blob_chunks = database[f"{collection}_blobs.chunks"]
+        self._inline_limit = inline_limit_bytes
+        self._max_event_bytes = max_event_bytes
         self._transactions_requested = transactions
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
@@ -219,6 +268,8 @@ class MongoRunEventStore(RunEventStore):
                 # the per-thread lock instead.
                 indexes = [index for index in indexes if index.document["name"] != BY_EVENT_ID]
             await self._events.create_indexes(indexes)
+            await self._blob_files.create_indexes(list(FILES_INDEXES))
+            await self._blob_chunks.create_indexes(list(CHUNKS_INDEXES))
         if self._transactions_requested is None:
             self._transactions = _compat.supports_transactions(hello)
         else:
@@ -279,9 +330,13 @@ class MongoRunEventStore(RunEventStore):
         """
         if not events:
             return []
-        await self._ensure_ready()
         now = utc_now_iso()
         created = [event.created_at or now for event in events]
+        prepared = [
+            self._prepare(index, event, created_at)
+            for index, (event, created_at) in enumerate(zip(events, created, strict=True))
+        ]
+        await self._ensure_ready()
         threads = {event.thread_id for event in events}
         keyed = any(event.event_id is not None for event in events)
         # In a transaction a collision costs nothing but a retry (the counter
@@ -292,7 +347,7 @@ class MongoRunEventStore(RunEventStore):
             for attempt in range(1, _EVENT_ID_ATTEMPTS + 1):
                 try:
                     attempt_write = functools.partial(
-                        self._write_once, events, created, look_up_keys
+                        self._write_once, events, prepared, created, look_up_keys
                     )
                     if self._transactions:
                         records: list[dict[str, Any]] = await self._in_transaction(
@@ -306,8 +361,49 @@ class MongoRunEventStore(RunEventStore):
                     look_up_keys = True
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _prepare(self, index: int, event: NewEvent, created_at: str) -> _Prepared:
+        """The documents that will store ``event`` (its seq is set later); checks its size.
+
+        Runs before any I/O, so an event too large to store is refused before
+        anything is written. Only events whose size bound (from validation)
+        passes the inline limit are encoded here to measure them exactly.
+        """
+        document = to_document(event, _SEQ_PLACEHOLDER, created_at)
+        prepared = _Prepared(document)
+        if event.size_bound < self._inline_limit:
+            return prepared
+        size = len(bson.encode(document))
+        total = size
+        for name in ("content", "metadata"):
+            if size <= self._inline_limit:
+                break
+            data = encode_field(document[name])
+            file_document, chunks = blob_documents(
+                data, thread_id=event.thread_id, run_id=event.run_id, field=name
+            )
+            document[name] = None if name == "content" else {}
+            document.setdefault(BLOBS_FIELD, {})[name] = file_document["_id"]
+            prepared.files.append(file_document)
+            prepared.chunks.extend(chunks)
+            size = len(bson.encode(document))
+            total += len(data)
+        if size > self._inline_limit or total > self._max_event_bytes:
+            raise EventTooLargeError(
+                f"the event takes about {total} bytes; the limit is {self._max_event_bytes} "
+                "(max_event_bytes)"
+                if total > self._max_event_bytes
+                else "ids and type alone pass the document size limit",
+                index=index,
+            )
+        return prepared
+
     async def _write_once(
-        self, events: list[NewEvent], created: list[str], look_up_keys: bool, session: Any
+        self,
+        events: list[NewEvent],
+        prepared: list[_Prepared],
+        created: list[str],
+        look_up_keys: bool,
+        session: Any,
     ) -> list[dict[str, Any]]:
         """One attempt: reserve seqs and insert the events the threads do not hold yet."""
         records: list[dict[str, Any] | None] = [None] * len(events)
@@ -331,14 +427,13 @@ class MongoRunEventStore(RunEventStore):
         with translated("reserving seqs"):
             for thread_id in sorted(by_thread):  # the lock order
                 indexes = by_thread[thread_id]
-                first = await self._reserve(thread_id, len(indexes), session)
+                has_blobs = any(prepared[index].files for index in indexes)
+                first = await self._reserve(thread_id, len(indexes), session, has_blobs)
                 for offset, index in enumerate(indexes):
                     records[index] = events[index].to_record(first + offset, created[index])
-        documents = [
-            to_document(events[index], _seq(records[index]), created[index]) for index in fresh
-        ]
-        if documents:
-            await self._insert(documents, by_thread, session)
+                    prepared[index].document["seq"] = first + offset
+        if fresh:
+            await self._insert([prepared[index] for index in fresh], by_thread, session)
         return [record for record in records if record is not None]
 
     async def _stored_by_event_id(
@@ -354,51 +449,94 @@ class MongoRunEventStore(RunEventStore):
             query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
             options = {"hint": BY_EVENT_ID} if self._hints else {}
             cursor = self._events.find(query, _PROJECTION, session=session, **options)
-            for document in await cursor.to_list(None):
-                record = from_document(document).as_dict()
+            for record in await self._records(await cursor.to_list(None), session):
                 stored[(thread_id, record["event_id"])] = record
         return stored
 
-    async def _reserve(self, thread_id: str, count: int, session: Any = None) -> int:
-        """Reserve ``count`` seqs of a thread; return the first."""
-        counter = await self._counters.find_one_and_update(
-            {"_id": thread_id},
-            {"$inc": {"last_seq": count}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
+    async def _reserve(
+        self, thread_id: str, count: int, session: Any = None, has_blobs: bool = False
+    ) -> int:
+        """Reserve ``count`` seqs of a thread; return the first.
+
+        ``has_blobs`` marks the thread as having out-of-line fields, so that
+        deleting the thread knows to delete blobs too.
+        """
+        update: dict[str, Any] = {"$inc": {"last_seq": count}}
+        if has_blobs:
+            update["$set"] = {"has_blobs": True}
+        for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+            try:
+                counter = await self._counters.find_one_and_update(
+                    {"_id": thread_id},
+                    update,
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+            except DuplicateKeyError:
+                # Two writers upserted the thread's first counter at once and
+                # this one lost; the document exists now, so try again.
+                if session is not None or attempt == _UPSERT_ATTEMPTS:
+                    raise
+                continue
+            if counter is not None:
+                break
+            # Some servers answer a lost upsert race with no document at all.
+            if session is not None or attempt == _UPSERT_ATTEMPTS:
+                raise StorageError(
+                    f"the server returned no counter for thread {thread_id!r}", retryable=True
+                )
         last: int = counter["last_seq"]
         return last - count + 1
 
     async def _insert(
-        self, documents: list[dict[str, Any]], by_thread: dict[str, list[int]], session: Any
+        self, prepared: list[_Prepared], by_thread: dict[str, list[int]], session: Any
     ) -> None:
-        """Insert in one ``insertMany``; outside a transaction, undo a partial insert on failure."""
+        """Insert blobs, then events; outside a transaction, undo a partial insert on failure."""
+        documents = [item.document for item in prepared]
+        files = [file for item in prepared for file in item.files]
+        chunks = [chunk for item in prepared for chunk in item.chunks]
         try:
+            if files:
+                await self._blob_chunks.insert_many(chunks, ordered=True, session=session)
+                await self._blob_files.insert_many(files, ordered=True, session=session)
             await self._events.insert_many(documents, ordered=True, session=session)
         except (PyMongoError, BSONError) as exc:
             if session is None:
-                await self._remove_partial_write(documents, by_thread)
+                await self._remove_partial_write(documents, files, by_thread)
             raise translate(exc, "writing events") from exc
 
     async def _remove_partial_write(
-        self, documents: list[dict[str, Any]], by_thread: dict[str, list[int]]
+        self,
+        documents: list[dict[str, Any]],
+        files: list[dict[str, Any]],
+        by_thread: dict[str, list[int]],
     ) -> None:
         """Undo what part of a failed plain-mode insert reached the server."""
+        threads = {"$in": list(by_thread)}
         try:
             await self._events.delete_many(
-                {
-                    "thread_id": {"$in": list(by_thread)},
-                    "_id": {"$in": [document["_id"] for document in documents]},
-                }
+                {"thread_id": threads, "_id": {"$in": [document["_id"] for document in documents]}}
             )
+            if files:
+                file_ids = [file["_id"] for file in files]
+                await self._delete_blobs(threads, file_ids, None)
         except PyMongoError:
             logger.exception(
                 "could not remove a partly written batch (threads %s); "
-                "some of its events may remain",
+                "some of its events or blobs may remain",
                 sorted(by_thread),
             )
+
+    async def _delete_blobs(self, thread_id: Any, file_ids: list[Any] | None, session: Any) -> None:
+        """Delete blobs of ``thread_id`` (a value or a query): those in ``file_ids``, or all."""
+        chunks: dict[str, Any] = {"thread_id": thread_id}
+        files: dict[str, Any] = {"metadata.thread_id": thread_id}
+        if file_ids is not None:
+            chunks["files_id"] = {"$in": file_ids}
+            files["_id"] = {"$in": file_ids}
+        await self._blob_files.delete_many(files, session=session)
+        await self._blob_chunks.delete_many(chunks, session=session)
 
     async def _in_transaction(self, body: Any, action: str) -> Any:
         """Run ``body(session)`` in a transaction, retrying transient errors for a while."""
@@ -469,6 +607,28 @@ class MongoRunEventStore(RunEventStore):
             options.update(limit=limit, batch_size=limit)
         with translated(action):
             documents = await self._events.find(query, _PROJECTION, **options).to_list(None)
+            return await self._records(documents, None)
+
+    async def _records(self, documents: list[dict[str, Any]], session: Any) -> list[dict[str, Any]]:
+        """Validated records from stored documents, out-of-line fields read back in."""
+        blob_ids = [
+            file_id for document in documents for file_id in document.get(BLOBS_FIELD, {}).values()
+        ]
+        if blob_ids:
+            chunks = await self._blob_chunks.find(
+                {"thread_id": documents[0]["thread_id"], "files_id": {"$in": blob_ids}},
+                sort=[("files_id", ASCENDING), ("n", ASCENDING)],
+                session=session,
+            ).to_list(None)
+            blobs = assemble(chunks)
+            for document in documents:
+                for field, file_id in document.pop(BLOBS_FIELD, {}).items():
+                    if file_id not in blobs:
+                        raise StorageError(
+                            f"the out-of-line {field} of seq {document['seq']} of thread "
+                            f"{document['thread_id']!r} is missing"
+                        )
+                    document[field] = decode_field(blobs[file_id])
         return [from_document(document).as_dict() for document in documents]
 
     async def list_messages(
@@ -553,7 +713,9 @@ class MongoRunEventStore(RunEventStore):
         # afterwards; this order makes that race fail loudly later (a duplicate
         # seq raises IntegrityError) instead of deleting the write silently.
         result = await self._events.delete_many({"thread_id": thread_id}, session=session)
-        await self._counters.delete_one({"_id": thread_id}, session=session)
+        counter = await self._counters.find_one_and_delete({"_id": thread_id}, session=session)
+        if counter is not None and counter.get("has_blobs"):
+            await self._delete_blobs(thread_id, None, session)
         deleted: int = result.deleted_count
         return deleted
 
@@ -561,8 +723,19 @@ class MongoRunEventStore(RunEventStore):
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
         await self._ensure_ready()
+        query = {"thread_id": thread_id, "run_id": run_id}
         with translated("deleting a run"):
-            result = await self._events.delete_many({"thread_id": thread_id, "run_id": run_id})
+            # The run's blobs are found first and deleted after their events,
+            # so that no reader ever meets an event whose blob is gone; a crash
+            # in between leaves an orphan blob, never a dangling reference.
+            options = {"hint": BY_RUN} if self._hints else {}
+            with_blobs = await self._events.find(
+                {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}, **options
+            ).to_list(None)
+            result = await self._events.delete_many(query)
+            file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
+            if file_ids:
+                await self._delete_blobs(thread_id, file_ids, None)
         deleted: int = result.deleted_count
         return deleted
 
@@ -573,12 +746,6 @@ def _events_collection(database: Any, name: str) -> Any:
         return database.get_collection(name, codec_options=_EVENT_CODEC_OPTIONS)
     except NotImplementedError:  # mongomock: it decodes to int anyway
         return database[name]
-
-
-def _seq(record: dict[str, Any] | None) -> int:
-    assert record is not None
-    seq: int = record["seq"]
-    return seq
 
 
 def _is_event_id_collision(exc: BaseException) -> bool:

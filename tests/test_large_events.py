@@ -1,0 +1,187 @@
+"""Events larger than a MongoDB document: stored out of line, read back whole, deleted with their event.
+
+Most tests lower ``inline_limit_bytes`` to 64 KiB so that small payloads take
+the out-of-line path; one writes a real 17 MiB ``run.end`` with the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from mongo_runevents import (
+    EventTooLargeError,
+    IntegrityError,
+    InvalidEventError,
+    MongoRunEventStore,
+)
+from mongo_runevents.embedded import EmbeddedServer
+from tests.conftest import database_name
+from tests.factories import event, seqs
+
+KIB = 1024
+SMALL_LIMIT = 64 * KIB
+
+
+def big_state(size: int, seed: str = "x") -> dict[str, Any]:
+    """A final graph state of about ``size`` bytes, with odd keys to show they survive."""
+    line = f"{seed} " + "tool output line with some text in it\n"
+    return {
+        "messages": [
+            {"type": "tool", "content": line * (size // len(line) // 4)} for _ in range(4)
+        ],
+        "title": "a.b $c %d",
+        "dotted.key": {"$op": [1, 2.5, None, True]},
+    }
+
+
+@pytest.fixture(params=["pymongo", "standalone", "mongomock"])
+async def mongo_store(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[MongoRunEventStore, Any]]:
+    """A MongoDB store with a 64 KiB inline limit, and its database."""
+    name = database_name()
+    if request.param == "mongomock":
+        from mongomock_motor import AsyncMongoMockClient
+
+        database = AsyncMongoMockClient()[name]
+        yield MongoRunEventStore(database, inline_limit_bytes=SMALL_LIMIT), database
+        return
+    if request.param == "standalone":
+        server: EmbeddedServer = request.getfixturevalue("secantus_standalone")
+        uri = server.uri
+    else:
+        uri = request.getfixturevalue("server_uri")
+    client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
+    yield MongoRunEventStore(client[name], inline_limit_bytes=SMALL_LIMIT), client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def blob_counts(database: Any) -> tuple[int, int]:
+    """How many GridFS files and chunks the bucket holds."""
+    files = await database["run_events_blobs.files"].count_documents({})
+    chunks = await database["run_events_blobs.chunks"].count_documents({})
+    return files, chunks
+
+
+async def test_large_content_round_trips_through_every_read(mongo_store: Any) -> None:
+    """Content over the inline limit is stored out of line and every read returns it whole."""
+    store, database = mongo_store
+    state = big_state(300 * KIB)
+    written = await store.put_batch(
+        [
+            event(event_type="llm.ai.response", content="small"),
+            event(
+                event_type="run.end",
+                category="lifecycle",
+                content=state,
+                metadata={"k.1": 1},
+                event_id="end",
+            ),
+            event(content={"after": True}),
+        ]
+    )
+    assert seqs(written) == [1, 2, 3]
+    assert written[1]["content"] == state
+    [end] = await store.list_events("thread-1", "run-1", event_types=["run.end"])
+    assert end["content"] == state
+    assert end["metadata"] == {"k.1": 1}
+    assert (await store.list_events("thread-1", "run-1"))[1] == end
+    raw = await database["run_events"].find_one({"seq": 2})
+    assert raw["content"] is None
+    assert set(raw["blobs"]) == {"content"}
+    file = await database["run_events_blobs.files"].find_one({"_id": raw["blobs"]["content"]})
+    assert file["metadata"] == {"thread_id": "thread-1", "run_id": "run-1", "field": "content"}
+    assert file["length"] > 300 * KIB
+    assert file["chunkSize"] > 0
+    # A retry with the same event id returns the out-of-line record, unchanged.
+    again = await store.put(
+        **event(
+            event_type="run.end",
+            category="lifecycle",
+            content=state,
+            metadata={"k.1": 1},
+            event_id="end",
+        )
+    )
+    assert again == end
+
+
+async def test_large_metadata_also_goes_out_of_line(mongo_store: Any) -> None:
+    """When content alone does not make room, metadata is moved out of line too."""
+    store, database = mongo_store
+    metadata = {"diff": "+ changed line\n" * (200 * KIB // 15), "task_id": "t1"}
+    await store.put(**event(content=big_state(200 * KIB), metadata=metadata))
+    [stored] = await store.list_messages("thread-1")
+    assert stored["metadata"] == metadata
+    assert await blob_counts(database) >= (2, 2)
+
+
+async def test_event_over_the_hard_cap_is_refused_before_writing(mongo_store: Any) -> None:
+    """Above max_event_bytes the event raises EventTooLargeError (an InvalidEventError) and nothing is written."""
+    _, database = mongo_store
+    capped = MongoRunEventStore(database, inline_limit_bytes=SMALL_LIMIT, max_event_bytes=200 * KIB)
+    with pytest.raises(EventTooLargeError, match="event 1") as caught:
+        await capped.put_batch([event(), event(content=big_state(400 * KIB))])
+    assert isinstance(caught.value, InvalidEventError)
+    assert await capped.count_messages("thread-1") == 0
+    assert await blob_counts(database) == (0, 0)
+    assert (await capped.put(**event()))["seq"] == 1
+
+
+async def test_deletes_remove_blobs_of_deleted_events_only(mongo_store: Any) -> None:
+    """delete_by_run and delete_by_thread delete their events' blobs and leave other threads' alone."""
+    store, database = mongo_store
+    await store.put_batch(
+        [
+            event("a", "r1", content=big_state(100 * KIB, "a1")),
+            event("a", "r2", content=big_state(100 * KIB, "a2")),
+            event("b", "r1", content=big_state(100 * KIB, "b1")),
+        ]
+    )
+    assert (await blob_counts(database))[0] == 3
+    assert await store.delete_by_run("a", "r1") == 1
+    assert (await blob_counts(database))[0] == 2
+    assert (await store.list_messages("a"))[0]["content"] == big_state(100 * KIB, "a2")
+    assert await store.delete_by_thread("a") == 1
+    assert (await blob_counts(database))[0] == 1
+    assert (await store.list_messages("b"))[0]["content"] == big_state(100 * KIB, "b1")
+    chunks = await database["run_events_blobs.chunks"].distinct("thread_id")
+    assert chunks == ["b"]
+
+
+async def test_failed_batch_leaves_no_orphan_blobs(mongo_store: Any) -> None:
+    """A batch that fails after its blobs were sent leaves neither events nor blobs behind."""
+    store, database = mongo_store
+    await store.ensure_indexes()
+    await database["run_events"].insert_one(
+        {"thread_id": "thread-1", "run_id": "x", "event_type": "x", "category": "x", "seq": 2}
+    )
+    with pytest.raises(IntegrityError):
+        await store.put_batch(
+            [event(content=big_state(100 * KIB)), event(content=big_state(100 * KIB))]
+        )
+    assert await blob_counts(database) == (0, 0)
+    assert await database["run_events"].count_documents({}) == 1
+
+
+async def test_a_run_end_over_16_mib_is_stored_with_the_defaults(server_uri: str) -> None:
+    """With default settings a 17 MiB final state, past MongoDB's document limit, round-trips."""
+    name = database_name()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server_uri)
+    try:
+        store = MongoRunEventStore(client[name])
+        state = big_state(17 * 1024 * KIB)
+        record = await store.put(**event(event_type="run.end", category="lifecycle", content=state))
+        [stored] = await store.list_events("thread-1", "run-1")
+        assert stored == record
+        assert stored["content"] == state
+        assert await store.delete_by_thread("thread-1") == 1
+        assert await client[name]["run_events_blobs.chunks"].count_documents({}) == 0
+    finally:
+        await client.drop_database(name)
+        await client.close()
