@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from .models import NewEvent, RunEvent, stored_event
+from .models import OPTIONAL_FIELDS, NewEvent, RunEvent, stored_event
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
@@ -68,8 +68,10 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         "seq": seq,
         "created_at": created_at,
     }
-    if event.event_id is not None:
-        document["event_id"] = event.event_id
+    for name in OPTIONAL_FIELDS:
+        value = getattr(event, name)
+        if value is not None:
+            document[name] = value
     if _needs_escape(content) or _needs_escape(metadata):
         content = _map_keys(content, escape_key)
         metadata = _map_keys(metadata, escape_key)

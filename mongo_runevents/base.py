@@ -42,6 +42,7 @@ class RunEventStore(abc.ABC):
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
         event_id: str | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
         """Store one event; return the stored record, with its new ``seq``.
 
@@ -51,6 +52,7 @@ class RunEventStore(abc.ABC):
         within the thread: if the thread already holds the same event under
         that key, its stored record is returned and nothing is written; if it
         holds a different one, :class:`~mongo_runevents.EventIdConflictError`.
+        ``user_id`` records the event's owner (see the read methods).
         """
 
     @abc.abstractmethod
@@ -66,6 +68,28 @@ class RunEventStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def put_if_absent(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_type: str,
+        category: str,
+        content: str | dict[str, Any] = "",
+        metadata: dict[str, Any] | None = None,
+        created_at: str | None = None,
+        event_id: str | None = None,
+        user_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store the event unless the run already holds one of the same ``event_type``.
+
+        Returns ``(record, created)``: the new record and ``True``, or the
+        oldest existing event of that type in the run and ``False``. The check
+        and the write are atomic with respect to every other writer of the
+        thread (a ``run.start`` is written once, however many callers race).
+        """
+
+    @abc.abstractmethod
     async def list_messages(
         self,
         thread_id: str,
@@ -73,6 +97,7 @@ class RunEventStore(abc.ABC):
         limit: int = 50,
         before_seq: int | None = None,
         after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Return a page of the thread's messages (``category == "message"``), ascending by ``seq``.
 
@@ -84,6 +109,9 @@ class RunEventStore(abc.ABC):
           (a UI paging back through history);
         - both: the first ``limit`` messages strictly between them;
         - neither: the newest ``limit`` messages.
+
+        With ``user_id``, only that user's events are seen (here and in every
+        read, count and delete).
         """
 
     @abc.abstractmethod
@@ -94,30 +122,58 @@ class RunEventStore(abc.ABC):
         *,
         event_types: list[str] | None = None,
         limit: int = 500,
+        task_id: str | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Return the first ``limit`` events of a run, every category, ascending by ``seq``.
 
         ``event_types`` keeps only those types; ``None`` keeps all, and an empty
-        list matches nothing.
+        list matches nothing. ``task_id`` keeps the events whose
+        ``metadata["task_id"]`` equals it. ``after_seq`` starts after that seq,
+        so a caller can page through a run of any length.
         """
 
     @abc.abstractmethod
-    async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Return every message of one run, ascending by ``seq``."""
+    async def list_messages_by_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return a page of one run's messages, ascending, with the cursor rules of ``list_messages``."""
 
     @abc.abstractmethod
-    async def count_messages(self, thread_id: str) -> int:
+    async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         """Return how many messages (``category == "message"``) the thread holds."""
 
     @abc.abstractmethod
-    async def delete_by_thread(self, thread_id: str) -> int:
-        """Delete every event of a thread and return how many there were.
+    async def get_last_visible_ai_seq_by_run(
+        self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
+    ) -> dict[str, int]:
+        """Per run, the seq of its newest AI reply a user sees; runs without one are left out.
 
-        The thread's numbering starts again at 1 afterwards.
+        An AI reply is a message whose ``event_type`` is ``llm.ai.response``
+        (or the legacy ``ai_message``); it is visible unless its
+        ``metadata["caller"]`` starts with ``middleware:``.
         """
 
     @abc.abstractmethod
-    async def delete_by_run(self, thread_id: str, run_id: str) -> int:
+    async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
+        """Delete every event of a thread and return how many there were.
+
+        The thread's numbering starts again at 1 afterwards; with ``user_id``,
+        only that user's events are deleted and the numbering goes on.
+        """
+
+    @abc.abstractmethod
+    async def delete_by_run(
+        self, thread_id: str, run_id: str, *, user_id: str | None = None
+    ) -> int:
         """Delete every event of one run and return how many there were.
 
         The thread's numbering is not reset: a deleted ``seq`` is never reused.

@@ -9,6 +9,7 @@ a caller does with its own objects never changes what is stored.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,13 @@ from .errors import EventIdConflictError
 from .models import (
     MESSAGE_CATEGORY,
     NewEvent,
-    check_cursor,
     check_event_types,
     check_id,
-    check_limit,
-    new_event,
+    check_ids,
+    check_optional_id,
+    check_page,
+    is_visible_ai_reply,
+    new_event_from_arguments,
     new_events,
     utc_now_iso,
 )
@@ -78,23 +81,31 @@ class MemoryRunEventStore(RunEventStore):
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
         event_id: str | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
-        event = new_event(
-            {
-                "thread_id": thread_id,
-                "run_id": run_id,
-                "event_type": event_type,
-                "category": category,
-                "content": content,
-                "metadata": metadata,
-                "created_at": created_at,
-                "event_id": event_id,
-            }
-        )
-        return self._append([event])[0]
+        return self._append([new_event_from_arguments(locals())])[0]
 
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self._append(new_events(events))
+
+    async def put_if_absent(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_type: str,
+        category: str,
+        content: Any = "",
+        metadata: dict[str, Any] | None = None,
+        created_at: str | None = None,
+        event_id: str | None = None,
+        user_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        event = new_event_from_arguments(locals())
+        for row in self._events(thread_id):
+            if row["run_id"] == run_id and row["event_type"] == event_type:
+                return _copy(row), False
+        return self._append([event])[0], True
 
     def _append(self, events: list[NewEvent]) -> list[dict[str, Any]]:
         # First every check, then every write: a batch is all-or-nothing.
@@ -134,15 +145,12 @@ class MemoryRunEventStore(RunEventStore):
         limit: int = 50,
         before_seq: int | None = None,
         after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
-        check_limit(limit)
-        check_cursor(before_seq, "before_seq")
-        check_cursor(after_seq, "after_seq")
-        thread = self._threads.get(thread_id)
-        if thread is None:
-            return []
-        return [_copy(row) for row in _page(thread.messages, limit, before_seq, after_seq)]
+        check_page(limit, before_seq, after_seq)
+        rows = self._rows(self._messages(thread_id), user_id)
+        return [_copy(row) for row in _page(rows, limit, before_seq, after_seq)]
 
     async def list_events(
         self,
@@ -151,49 +159,101 @@ class MemoryRunEventStore(RunEventStore):
         *,
         event_types: list[str] | None = None,
         limit: int = 500,
+        task_id: str | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
         types = check_event_types(event_types)
-        check_limit(limit)
+        check_page(limit, None, after_seq)
+        check_optional_id(task_id, "task_id")
         rows = [
             row
-            for row in self._events(thread_id)
-            if row["run_id"] == run_id and (types is None or row["event_type"] in types)
+            for row in self._rows(self._events(thread_id), user_id)
+            if row["run_id"] == run_id
+            and (types is None or row["event_type"] in types)
+            and (task_id is None or row["metadata"].get("task_id") == task_id)
+            and (after_seq is None or row["seq"] > after_seq)
         ]
         return [_copy(row) for row in rows[:limit]]
 
-    async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
+    async def list_messages_by_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
-        thread = self._threads.get(thread_id)
-        if thread is None:
-            return []
-        return [_copy(row) for row in thread.messages if row["run_id"] == run_id]
+        check_page(limit, before_seq, after_seq)
+        rows = [
+            row for row in self._rows(self._messages(thread_id), user_id) if row["run_id"] == run_id
+        ]
+        return [_copy(row) for row in _page(rows, limit, before_seq, after_seq)]
 
-    async def count_messages(self, thread_id: str) -> int:
+    async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
-        thread = self._threads.get(thread_id)
-        return 0 if thread is None else len(thread.messages)
+        return len(self._rows(self._messages(thread_id), user_id))
 
-    async def delete_by_thread(self, thread_id: str) -> int:
+    async def get_last_visible_ai_seq_by_run(
+        self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
+    ) -> dict[str, int]:
         check_id(thread_id, "thread_id")
-        thread = self._threads.pop(thread_id, None)
-        return 0 if thread is None else len(thread.events)
+        wanted = set(check_ids(run_ids, "run_ids"))
+        newest: dict[str, int] = {}
+        for row in self._rows(self._messages(thread_id), user_id):
+            if row["run_id"] in wanted and is_visible_ai_reply(row):
+                newest[row["run_id"]] = row["seq"]
+        return newest
 
-    async def delete_by_run(self, thread_id: str, run_id: str) -> int:
+    async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
+        check_id(thread_id, "thread_id")
+        if check_optional_id(user_id, "user_id") is None:
+            thread = self._threads.pop(thread_id, None)
+            return 0 if thread is None else len(thread.events)
+        return self._delete(thread_id, lambda row: row.get("user_id") == user_id)
+
+    async def delete_by_run(
+        self, thread_id: str, run_id: str, *, user_id: str | None = None
+    ) -> int:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
+        check_optional_id(user_id, "user_id")
+        return self._delete(
+            thread_id,
+            lambda row: (
+                row["run_id"] == run_id and (user_id is None or row.get("user_id") == user_id)
+            ),
+        )
+
+    def _delete(self, thread_id: str, doomed: Callable[[dict[str, Any]], bool]) -> int:
+        """Delete the thread's events for which ``doomed`` is true; the numbering goes on."""
         thread = self._threads.get(thread_id)
         if thread is None:
             return 0
         before = len(thread.events)
-        thread.events = [row for row in thread.events if row["run_id"] != run_id]
-        thread.messages = [row for row in thread.messages if row["run_id"] != run_id]
+        thread.events = [row for row in thread.events if not doomed(row)]
+        thread.messages = [row for row in thread.messages if not doomed(row)]
         thread.by_event_id = {
-            key: row for key, row in thread.by_event_id.items() if row["run_id"] != run_id
+            key: row for key, row in thread.by_event_id.items() if not doomed(row)
         }
         return before - len(thread.events)
+
+    @staticmethod
+    def _rows(rows: list[dict[str, Any]], user_id: str | None) -> list[dict[str, Any]]:
+        """``rows``, or only the user's when ``user_id`` is given."""
+        if check_optional_id(user_id, "user_id") is None:
+            return rows
+        return [row for row in rows if row.get("user_id") == user_id]
+
+    def _messages(self, thread_id: str) -> list[dict[str, Any]]:
+        thread = self._threads.get(thread_id)
+        return [] if thread is None else thread.messages
 
     def _events(self, thread_id: str) -> list[dict[str, Any]]:
         thread = self._threads.get(thread_id)

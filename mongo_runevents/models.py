@@ -47,7 +47,16 @@ EVENT_FIELDS = (
     "metadata",
     "created_at",
     "event_id",
+    "user_id",
 )
+
+#: Record keys present only when the event has them.
+OPTIONAL_FIELDS = ("event_id", "user_id")
+
+#: The event types of an AI reply (``ai_message`` is the legacy name).
+AI_REPLY_TYPES = ("llm.ai.response", "ai_message")
+#: Callers whose AI replies are internal, not shown to the user.
+HIDDEN_CALLER_PREFIX = "middleware:"
 
 #: The category of the events a chat UI displays.
 MESSAGE_CATEGORY = "message"
@@ -125,6 +134,8 @@ class NewEvent(_EventFields):
     #: The caller's idempotency key, unique within the thread: writing an event
     #: whose key the thread already holds returns the stored record instead.
     event_id: Identifier | None = None
+    #: The owner of the event; reads given a ``user_id`` see only its events.
+    user_id: Identifier | None = None
 
     #: An upper bound of the size of content plus metadata as BSON or JSON,
     #: computed during validation so stores can skip measuring small events.
@@ -152,9 +163,9 @@ class NewEvent(_EventFields):
     def _created_at_is_iso(cls, value: str | None) -> str | None:
         return None if value is None else check_iso_8601(value)
 
-    @field_validator("event_id")
+    @field_validator("event_id", "user_id")
     @classmethod
-    def _event_id_is_unicode(cls, value: str | None) -> str | None:
+    def _optional_id_is_unicode(cls, value: str | None) -> str | None:
         return None if value is None else _check_identifier_text(value)
 
     def same_event_as(self, stored: dict[str, Any]) -> bool:
@@ -170,6 +181,7 @@ class NewEvent(_EventFields):
             and stored["content"] == self.content
             and type(stored["content"]) is type(self.content)
             and stored["metadata"] == self.metadata
+            and stored.get("user_id") == self.user_id
             and (self.created_at is None or stored["created_at"] == self.created_at)
         )
 
@@ -189,8 +201,10 @@ class NewEvent(_EventFields):
             "seq": seq,
             "created_at": created_at,
         }
-        if self.event_id is not None:
-            record["event_id"] = self.event_id
+        for name in OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
         return record
 
 
@@ -202,12 +216,14 @@ class RunEvent(_EventFields):
     seq: Annotated[StrictInt, Field(ge=1)]
     created_at: StrictStr
     event_id: Identifier | None = None
+    user_id: Identifier | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The record as the plain dict the interface returns (no copying)."""
         record = {name: getattr(self, name) for name in RECORD_FIELDS}
-        if record["event_id"] is None:
-            del record["event_id"]
+        for name in OPTIONAL_FIELDS:
+            if record[name] is None:
+                del record[name]
         return record
 
 
@@ -246,6 +262,11 @@ def stored_event(data: Mapping[str, Any]) -> RunEvent:
         raise StorageError(f"a stored record is not a valid event ({problem})") from exc
 
 
+def new_event_from_arguments(arguments: dict[str, Any]) -> NewEvent:
+    """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``)."""
+    return new_event({name: arguments[name] for name in EVENT_FIELDS})
+
+
 def new_events(events: Any) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
     if not isinstance(events, (list, tuple)):
@@ -279,6 +300,28 @@ def check_id(value: Any, name: str) -> str:
     return value
 
 
+def check_optional_id(value: Any, name: str) -> str | None:
+    """An optional id argument (``user_id``, ``task_id``): ``None`` or a non-empty ``str``."""
+    return None if value is None else check_id(value, name)
+
+
+def check_ids(value: Any, name: str) -> list[str]:
+    """A list of ids (``run_ids``)."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidEventError(f"must be a list of str, got {type(value).__name__}", field=name)
+    return [check_id(item, f"{name}[{index}]") for index, item in enumerate(value)]
+
+
+def is_visible_ai_reply(record: dict[str, Any]) -> bool:
+    """Whether a record is an AI reply a user sees (``get_last_visible_ai_seq_by_run``)."""
+    caller = record["metadata"].get("caller")
+    return (
+        record["category"] == MESSAGE_CATEGORY
+        and record["event_type"] in AI_REPLY_TYPES
+        and not (isinstance(caller, str) and caller.startswith(HIDDEN_CALLER_PREFIX))
+    )
+
+
 def check_limit(value: Any, name: str = "limit") -> int:
     """A page size: an ``int`` of at least 1 (``bool`` is not a number here)."""
     if not isinstance(value, int) or isinstance(value, bool):
@@ -297,6 +340,13 @@ def check_cursor(value: Any, name: str) -> int | None:
     if value < 0:
         raise InvalidEventError(f"must not be negative, got {value}", field=name)
     return value
+
+
+def check_page(limit: Any, before_seq: Any, after_seq: Any) -> None:
+    """The paging arguments of the list methods."""
+    check_limit(limit)
+    check_cursor(before_seq, "before_seq")
+    check_cursor(after_seq, "after_seq")
 
 
 def check_event_types(value: Any) -> list[str] | None:

@@ -28,6 +28,7 @@ import asyncio
 import functools
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+from bson import Regex
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.errors import BSONError
 from bson.int64 import Int64
@@ -63,13 +65,16 @@ from .errors import (
     StorageError,
 )
 from .models import (
+    AI_REPLY_TYPES,
+    HIDDEN_CALLER_PREFIX,
     MESSAGE_CATEGORY,
     NewEvent,
-    check_cursor,
     check_event_types,
     check_id,
-    check_limit,
-    new_event,
+    check_ids,
+    check_optional_id,
+    check_page,
+    new_event_from_arguments,
     new_events,
     utc_now_iso,
 )
@@ -301,20 +306,57 @@ class MongoRunEventStore(RunEventStore):
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
         event_id: str | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
-        event = new_event(
-            {
-                "thread_id": thread_id,
-                "run_id": run_id,
-                "event_type": event_type,
-                "category": category,
-                "content": content,
-                "metadata": metadata,
-                "created_at": created_at,
-                "event_id": event_id,
-            }
-        )
-        return (await self._write([event]))[0]
+        return (await self._write([new_event_from_arguments(locals())]))[0]
+
+    async def put_if_absent(
+        self,
+        *,
+        thread_id: str,
+        run_id: str,
+        event_type: str,
+        category: str,
+        content: Any = "",
+        metadata: dict[str, Any] | None = None,
+        created_at: str | None = None,
+        event_id: str | None = None,
+        user_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        # In transaction mode the look-up and the write share a transaction, and
+        # two racing writers both update the thread's counter, so one of them
+        # conflicts, retries, and then finds the other's event. In plain mode
+        # the per-thread lock makes it atomic within this process only.
+        event = new_event_from_arguments(locals())
+        created = event.created_at or utc_now_iso()
+        prepared = self._prepare(0, event, created)
+        await self._ensure_ready()
+        query = {"thread_id": thread_id, "run_id": run_id, "event_type": event_type}
+        options = {"hint": BY_RUN} if self._hints else {}
+
+        async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
+            with translated("looking for an existing event"):
+                existing = await self._events.find(
+                    query,
+                    _PROJECTION,
+                    sort=[("seq", ASCENDING)],
+                    limit=1,
+                    session=session,
+                    **options,
+                ).to_list(None)
+                if existing:
+                    return (await self._records(existing, session))[0], False
+            look_up_keys = event.event_id is not None
+            [record] = await self._write_once([event], [prepared], [created], look_up_keys, session)
+            return record, True
+
+        async with self._thread_locks.hold([thread_id]):
+            if self._transactions:
+                result: tuple[dict[str, Any], bool] = await self._in_transaction(
+                    attempt, "writing an event if absent"
+                )
+                return result
+            return await attempt(None)
 
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await self._write(new_events(events))
@@ -638,12 +680,45 @@ class MongoRunEventStore(RunEventStore):
         limit: int = 50,
         before_seq: int | None = None,
         after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
-        check_limit(limit)
-        check_cursor(before_seq, "before_seq")
-        check_cursor(after_seq, "after_seq")
-        query: dict[str, Any] = {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
+        check_page(limit, before_seq, after_seq)
+        query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
+        return await self._page(
+            query, BY_CATEGORY, limit, before_seq, after_seq, "listing messages"
+        )
+
+    async def list_messages_by_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        limit: int = 50,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        check_id(thread_id, "thread_id")
+        check_id(run_id, "run_id")
+        check_page(limit, before_seq, after_seq)
+        query = _owned(
+            {"thread_id": thread_id, "run_id": run_id, "category": MESSAGE_CATEGORY}, user_id
+        )
+        return await self._page(
+            query, BY_RUN, limit, before_seq, after_seq, "listing a run's messages"
+        )
+
+    async def _page(
+        self,
+        query: dict[str, Any],
+        index: str,
+        limit: int,
+        before_seq: int | None,
+        after_seq: int | None,
+        action: str,
+    ) -> list[dict[str, Any]]:
+        """The cursor rules of ``list_messages``: one find, ascending or newest-first then reversed."""
         bounds: dict[str, int] = {}
         if after_seq is not None:
             bounds["$gt"] = after_seq
@@ -652,8 +727,8 @@ class MongoRunEventStore(RunEventStore):
         if bounds:
             query["seq"] = bounds
         if after_seq is not None:
-            return await self._find(query, BY_CATEGORY, ASCENDING, limit, "listing messages")
-        newest_first = await self._find(query, BY_CATEGORY, DESCENDING, limit, "listing messages")
+            return await self._find(query, index, ASCENDING, limit, action)
+        newest_first = await self._find(query, index, DESCENDING, limit, action)
         newest_first.reverse()
         return newest_first
 
@@ -664,45 +739,75 @@ class MongoRunEventStore(RunEventStore):
         *,
         event_types: list[str] | None = None,
         limit: int = 500,
+        task_id: str | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
         types = check_event_types(event_types)
-        check_limit(limit)
+        check_page(limit, None, after_seq)
+        check_optional_id(task_id, "task_id")
         if types is not None and not types:
             return []
-        query: dict[str, Any] = {"thread_id": thread_id, "run_id": run_id}
+        query = _owned({"thread_id": thread_id, "run_id": run_id}, user_id)
         if types is not None:
             query["event_type"] = {"$in": types}
+        if task_id is not None:
+            query["metadata.task_id"] = task_id
+        if after_seq is not None:
+            query["seq"] = {"$gt": after_seq}
         return await self._find(query, BY_RUN, ASCENDING, limit, "listing events")
 
-    async def list_messages_by_run(self, thread_id: str, run_id: str) -> list[dict[str, Any]]:
+    async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
-        check_id(run_id, "run_id")
-        query = {"thread_id": thread_id, "run_id": run_id, "category": MESSAGE_CATEGORY}
-        return await self._find(query, BY_RUN, ASCENDING, None, "listing a run's messages")
-
-    async def count_messages(self, thread_id: str) -> int:
-        check_id(thread_id, "thread_id")
+        query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
         await self._ensure_ready()
         with translated("counting messages"):
-            query = {"thread_id": thread_id, "category": MESSAGE_CATEGORY}
             options = {"hint": BY_CATEGORY} if self._hints else {}
             count: int = await self._events.count_documents(query, **options)
         return count
 
+    async def get_last_visible_ai_seq_by_run(
+        self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
+    ) -> dict[str, int]:
+        check_id(thread_id, "thread_id")
+        wanted = check_ids(run_ids, "run_ids")
+        match = _owned(
+            {
+                "thread_id": thread_id,
+                "run_id": {"$in": wanted},
+                "category": MESSAGE_CATEGORY,
+                "event_type": {"$in": list(AI_REPLY_TYPES)},
+                "metadata.caller": {"$not": Regex(f"^{re.escape(HIDDEN_CALLER_PREFIX)}")},
+            },
+            user_id,
+        )
+        if not wanted:
+            return {}
+        await self._ensure_ready()
+        pipeline = [{"$match": match}, {"$group": {"_id": "$run_id", "seq": {"$max": "$seq"}}}]
+        options = {"hint": BY_RUN} if self._hints else {}
+        with translated("finding the last visible AI replies"):
+            # pymongo's async aggregate() is a coroutine, Motor's returns the cursor.
+            cursor = await _compat.resolve(self._events.aggregate(pipeline, **options))
+            rows = await cursor.to_list(None)
+        return {row["_id"]: row["seq"] for row in rows}
+
     # --- deletes --------------------------------------------------------------
 
-    async def delete_by_thread(self, thread_id: str) -> int:
+    async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
+        check_optional_id(user_id, "user_id")
         await self._ensure_ready()
         async with self._thread_locks.hold([thread_id]):
+            if user_id is not None:
+                # One user's part of a shared thread: the numbering goes on.
+                return await self._delete_events({"thread_id": thread_id, "user_id": user_id})
             if self._transactions:
-
-                async def body(session: Any) -> int:
-                    return await self._delete_thread(thread_id, session)
-
-                deleted: int = await self._in_transaction(body, "deleting a thread")
+                deleted: int = await self._in_transaction(
+                    functools.partial(self._delete_thread, thread_id), "deleting a thread"
+                )
                 return deleted
             with translated("deleting a thread"):
                 return await self._delete_thread(thread_id, None)
@@ -719,25 +824,38 @@ class MongoRunEventStore(RunEventStore):
         deleted: int = result.deleted_count
         return deleted
 
-    async def delete_by_run(self, thread_id: str, run_id: str) -> int:
+    async def delete_by_run(
+        self, thread_id: str, run_id: str, *, user_id: str | None = None
+    ) -> int:
         check_id(thread_id, "thread_id")
         check_id(run_id, "run_id")
+        query = _owned({"thread_id": thread_id, "run_id": run_id}, user_id)
         await self._ensure_ready()
-        query = {"thread_id": thread_id, "run_id": run_id}
-        with translated("deleting a run"):
-            # The run's blobs are found first and deleted after their events,
-            # so that no reader ever meets an event whose blob is gone; a crash
-            # in between leaves an orphan blob, never a dangling reference.
-            options = {"hint": BY_RUN} if self._hints else {}
+        return await self._delete_events(query)
+
+    async def _delete_events(self, query: dict[str, Any]) -> int:
+        """Delete the events matching ``query`` (within one thread) and their blobs."""
+        with translated("deleting events"):
+            # Blobs are found first and deleted after their events, so that no
+            # reader ever meets an event whose blob is gone; a crash in between
+            # leaves an orphan blob, never a dangling reference.
+            options = {"hint": BY_RUN if "run_id" in query else BY_SEQ} if self._hints else {}
             with_blobs = await self._events.find(
                 {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}, **options
             ).to_list(None)
             result = await self._events.delete_many(query)
             file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
             if file_ids:
-                await self._delete_blobs(thread_id, file_ids, None)
+                await self._delete_blobs(query["thread_id"], file_ids, None)
         deleted: int = result.deleted_count
         return deleted
+
+
+def _owned(query: dict[str, Any], user_id: str | None) -> dict[str, Any]:
+    """``query`` restricted to one user's events when ``user_id`` is given."""
+    if check_optional_id(user_id, "user_id") is not None:
+        query["user_id"] = user_id
+    return query
 
 
 def _events_collection(database: Any, name: str) -> Any:

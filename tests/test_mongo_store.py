@@ -365,6 +365,17 @@ def _index_names(plan: Any) -> set[str]:
     return found
 
 
+async def winning_plan(database: Any, command: dict[str, Any]) -> Any:
+    """The winning plan of ``command`` (a find or an aggregate the store sent), from ``explain``."""
+    body = {
+        k: v for k, v in command.items() if k not in ("lsid", "$db", "$clusterTime", "txnNumber")
+    }
+    explained = await database.command("explain", body, verbosity="queryPlanner")
+    if "stages" in explained:  # aggregate explain: the $cursor stage holds the plan
+        return explained["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"]
+    return explained["queryPlanner"]["winningPlan"]
+
+
 def _has_collection_scan(plan: Any) -> bool:
     if isinstance(plan, dict):
         return plan.get("stage") == "COLLSCAN" or any(
@@ -395,15 +406,7 @@ async def test_every_read_is_served_by_its_index(
     assert len(sent) == len(expectations)
     database = client[rs_store._events.database.name]
     for command, index in zip(sent, expectations, strict=True):
-        body = {
-            k: v
-            for k, v in command.items()
-            if k not in ("lsid", "$db", "$clusterTime", "txnNumber")
-        }
-        explained = await database.command("explain", body, verbosity="queryPlanner")
-        winning = explained.get("queryPlanner", explained).get("winningPlan", explained)
-        if "stages" in explained:  # aggregate explain: the $cursor stage holds the plan
-            winning = explained["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"]
+        winning = await winning_plan(database, command)
         assert index in _index_names(winning), (command, winning)
         assert not _has_collection_scan(winning), (command, winning)
 
@@ -443,3 +446,50 @@ async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
         assert (await store.put(**event()))["seq"] == 21
     finally:
         await mongo_client.drop_database(name)
+
+
+async def test_put_if_absent_across_clients_creates_exactly_one(
+    server_uri: str, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    """Writers on separate clients racing put_if_absent in transaction mode create one event."""
+    name = database_name()
+    clients: list[AsyncMongoClient[Any]] = [AsyncMongoClient(server_uri) for _ in range(4)]
+    stores = [MongoRunEventStore(client[name]) for client in clients]
+    try:
+        await stores[0].ensure_indexes()
+        results = await asyncio.gather(
+            *(
+                store.put_if_absent(
+                    **event(event_type="run.start", category="lifecycle", content=i)
+                )
+                for i, store in enumerate(stores * 3)
+            )
+        )
+        assert sum(created for _, created in results) == 1
+        assert len({record["seq"] for record, _ in results}) == 1
+        assert len(await stores[0].list_events("thread-1", "run-1")) == 1
+    finally:
+        await mongo_client.drop_database(name)
+        for client in clients:
+            await client.close()
+
+
+async def test_deerflow_reads_are_served_by_their_index(
+    rs_store: MongoRunEventStore, app_client: Any
+) -> None:
+    """The widened reads (by run with cursors, task_id, last visible AI reply) use the run index."""
+    client, log, _ = app_client
+    await rs_store.put_batch(
+        [event(run_id=f"r{i % 3}", metadata={"task_id": f"t{i % 2}"}) for i in range(40)]
+    )
+    log.sent.clear()
+    await rs_store.list_messages_by_run("thread-1", "r1", before_seq=30, limit=5)
+    await rs_store.list_events("thread-1", "r1", task_id="t1", after_seq=3)
+    await rs_store.get_last_visible_ai_seq_by_run("thread-1", ["r1", "r2"])
+    sent = log.named("find", "aggregate")
+    assert len(sent) == 3
+    database = client[rs_store._events.database.name]
+    for command in sent:
+        winning = await winning_plan(database, command)
+        assert "thread_run_seq" in _index_names(winning), (command, winning)
+        assert not _has_collection_scan(winning), (command, winning)
