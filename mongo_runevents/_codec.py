@@ -20,6 +20,8 @@ from .models import OPTIONAL_FIELDS, NewEvent, RunEvent, stored_event
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
+#: When a document of a category with a retention period expires (a TTL index deletes it).
+EXPIRES_AT_FIELD = "expires_at"
 
 _NEEDS_ESCAPE = re.compile(r"[.$\x00%]")
 _ESCAPES = {".": "%2E", "$": "%24", "\x00": "%00", "%": "%25"}

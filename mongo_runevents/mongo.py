@@ -30,9 +30,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import bson
@@ -53,7 +54,7 @@ from ._blobs import (
     decode_field,
     encode_field,
 )
-from ._codec import from_document, to_document
+from ._codec import EXPIRES_AT_FIELD, from_document, to_document
 from ._driver_errors import duplicate_key_refusals, translate, translated
 from ._version import __version__
 from .base import RunEventStore
@@ -69,6 +70,7 @@ from .models import (
     HIDDEN_CALLER_PREFIX,
     MESSAGE_CATEGORY,
     NewEvent,
+    check_cursor,
     check_event_types,
     check_id,
     check_ids,
@@ -78,6 +80,7 @@ from .models import (
     new_events,
     utc_now_iso,
 )
+from .tail import follow
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +146,10 @@ class _Prepared:
 
 
 #: Fields never returned to callers.
-_PROJECTION = {"_id": 0}
+_PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0}
+
+#: Deletes documents once their ``expires_at`` has passed (categories with retention).
+EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
 
 
 class _ThreadLocks:
@@ -195,6 +201,11 @@ class MongoRunEventStore(RunEventStore):
     and deletes handle that transparently. An event larger than
     ``max_event_bytes`` (default 256 MiB) is refused with
     :class:`~mongo_runevents.EventTooLargeError`.
+
+    ``retention`` maps categories to how long their events are kept, e.g.
+    ``{"trace": timedelta(days=30)}``: such events get an ``expires_at`` and a
+    TTL index deletes them after it; other categories are kept. Expiry never
+    makes a seq reusable and never moves a reader's cursor.
     """
 
     def __init__(
@@ -207,6 +218,7 @@ class MongoRunEventStore(RunEventStore):
         transaction_retry_seconds: float = 30.0,
         inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        retention: Mapping[str, timedelta] | None = None,
     ) -> None:
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty str")
@@ -221,10 +233,12 @@ class MongoRunEventStore(RunEventStore):
         self._blob_chunks = database[f"{collection}_blobs.chunks"]
         self._inline_limit = inline_limit_bytes
         self._max_event_bytes = max_event_bytes
+        self._retention = _check_retention(retention)
         self._transactions_requested = transactions
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
         self._hints = False
+        self._change_streams = False
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
         self._thread_locks = _ThreadLocks()
@@ -255,6 +269,26 @@ class MongoRunEventStore(RunEventStore):
             await client.close()
 
     @property
+    def events_collection(self) -> Any:
+        """The events collection (for operators' tools; write through the store)."""
+        return self._events
+
+    @property
+    def counters_collection(self) -> Any:
+        """The collection of per-thread counters (``{_id: thread_id, last_seq: n}``)."""
+        return self._counters
+
+    @property
+    def blob_collections(self) -> tuple[Any, Any]:
+        """The GridFS ``files`` and ``chunks`` collections of out-of-line fields."""
+        return self._blob_files, self._blob_chunks
+
+    @property
+    def has_change_streams(self) -> bool:
+        """Whether the deployment offers change streams (known once the store is set up)."""
+        return self._change_streams
+
+    @property
     def uses_transactions(self) -> bool:
         """Whether writes run in transactions (known once the store is set up)."""
         return self._transactions
@@ -275,13 +309,18 @@ class MongoRunEventStore(RunEventStore):
             await self._events.create_indexes(indexes)
             await self._blob_files.create_indexes(list(FILES_INDEXES))
             await self._blob_chunks.create_indexes(list(CHUNKS_INDEXES))
+            if self._retention:
+                for collection in (self._events, self._blob_files, self._blob_chunks):
+                    await collection.create_indexes([EXPIRY_INDEX])
         if self._transactions_requested is None:
             self._transactions = _compat.supports_transactions(hello)
         else:
             self._transactions = self._transactions_requested
         # Reads name their index: the plan is then the one designed for them on
-        # every server, whatever its planner prefers. mongomock has no planner.
+        # every server, whatever its planner prefers. mongomock has no planner
+        # (and no change streams).
         self._hints = hello is not None
+        self._change_streams = _compat.supports_transactions(hello)
         self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -412,6 +451,9 @@ class MongoRunEventStore(RunEventStore):
         """
         document = to_document(event, _SEQ_PLACEHOLDER, created_at)
         prepared = _Prepared(document)
+        keep_for = self._retention.get(event.category)
+        if keep_for is not None:
+            document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
         if event.size_bound < self._inline_limit:
             return prepared
         size = len(bson.encode(document))
@@ -425,6 +467,9 @@ class MongoRunEventStore(RunEventStore):
             )
             document[name] = None if name == "content" else {}
             document.setdefault(BLOBS_FIELD, {})[name] = file_document["_id"]
+            if EXPIRES_AT_FIELD in document:
+                for blob_document in (file_document, *chunks):
+                    blob_document[EXPIRES_AT_FIELD] = document[EXPIRES_AT_FIELD]
             prepared.files.append(file_document)
             prepared.chunks.extend(chunks)
             size = len(bson.encode(document))
@@ -759,6 +804,61 @@ class MongoRunEventStore(RunEventStore):
             query["seq"] = {"$gt": after_seq}
         return await self._find(query, BY_RUN, ASCENDING, limit, "listing events")
 
+    async def read_after(
+        self,
+        thread_id: str,
+        after_seq: int,
+        category: str | None = None,
+        user_id: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """The thread's first ``limit`` events after ``after_seq`` (of ``category``, if given).
+
+        The read behind :meth:`watch`; served by the thread's seq index, or by
+        its category index when a category is given.
+        """
+        check_id(thread_id, "thread_id")
+        check_page(limit, None, after_seq)
+        query = _owned({"thread_id": thread_id, "seq": {"$gt": after_seq}}, user_id)
+        if category is not None:
+            query["category"] = check_id(category, "category")
+        index = BY_SEQ if category is None else BY_CATEGORY
+        return await self._find(query, index, ASCENDING, limit, "reading new events")
+
+    async def watch(
+        self,
+        thread_id: str,
+        *,
+        after_seq: int | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+        poll_interval: float = 0.1,
+        max_poll_interval: float = 2.0,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the thread's events after ``after_seq``, then new ones as they are written.
+
+        Each event once, in seq order, until the caller stops iterating. Uses a
+        change stream where the deployment has one and polls with back-off
+        where it has not; ``category="message"`` follows what a chat UI shows.
+        See :mod:`mongo_runevents.tail`.
+        """
+        check_id(thread_id, "thread_id")
+        check_cursor(after_seq, "after_seq")
+        if category is not None:
+            check_id(category, "category")
+        check_optional_id(user_id, "user_id")
+        await self._ensure_ready()
+        async for record in follow(
+            self,
+            thread_id,
+            after_seq=after_seq or 0,
+            category=category,
+            user_id=user_id,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+        ):
+            yield record
+
     async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
         query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
@@ -849,6 +949,18 @@ class MongoRunEventStore(RunEventStore):
                 await self._delete_blobs(query["thread_id"], file_ids, None)
         deleted: int = result.deleted_count
         return deleted
+
+
+def _check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
+    """The retention setting: categories mapped to positive ``timedelta`` periods."""
+    checked: dict[str, timedelta] = {}
+    for category, period in (retention or {}).items():
+        if not isinstance(category, str) or not category:
+            raise ConfigurationError(f"retention: {category!r} is not a category name")
+        if not isinstance(period, timedelta) or period <= timedelta(0):
+            raise ConfigurationError(f"retention[{category!r}] must be a positive timedelta")
+        checked[category] = period
+    return checked
 
 
 def _owned(query: dict[str, Any], user_id: str | None) -> dict[str, Any]:

@@ -1,0 +1,165 @@
+"""The live tail (``store.watch``) and retention by category (TTL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from mongo_runevents import ConfigurationError, MongoRunEventStore
+from mongo_runevents.embedded import EmbeddedServer
+from tests.conftest import database_name
+from tests.factories import event, seqs, trace
+
+
+@pytest.fixture(params=["change-stream", "standalone-polling", "mongomock-polling"])
+async def tail_store(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[MongoRunEventStore, MongoRunEventStore]]:
+    """Two stores on one database (a writer's and a reader's), on each kind of deployment."""
+    name = database_name()
+    if request.param == "mongomock-polling":
+        from mongomock_motor import AsyncMongoMockClient
+
+        database = AsyncMongoMockClient()[name]
+        yield MongoRunEventStore(database), MongoRunEventStore(database)
+        return
+    if request.param == "standalone-polling":
+        uri = request.getfixturevalue("secantus_standalone").uri
+    else:
+        uri = request.getfixturevalue("server_uri")
+    writer_client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
+    reader_client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
+    yield MongoRunEventStore(writer_client[name]), MongoRunEventStore(reader_client[name])
+    await writer_client.drop_database(name)
+    await writer_client.close()
+    await reader_client.close()
+
+
+async def collect(stream: AsyncIterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The first ``count`` events a tail yields."""
+    found: list[dict[str, Any]] = []
+    async for record in stream:
+        found.append(record)
+        if len(found) == count:
+            break
+    return found
+
+
+async def test_watch_yields_backlog_then_live_events_once_in_order(tail_store: Any) -> None:
+    """A tail started after seq 2 yields 3.. from the backlog, then every new event once, in order."""
+    writer, reader = tail_store
+    await writer.put_batch([event(content=i) for i in range(5)])
+    tail = asyncio.create_task(
+        collect(reader.watch("thread-1", after_seq=2, poll_interval=0.02), 3 + 60)
+    )
+
+    async def write_more() -> None:
+        for batch in range(6):
+            await writer.put_batch([event(content=f"{batch}-{i}") for i in range(10)])
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(write_more(), asyncio.wait_for(asyncio.shield(tail), timeout=60))
+    assert seqs(await tail) == list(range(3, 66))
+
+
+async def test_watch_can_follow_messages_only(tail_store: Any) -> None:
+    """With category="message" the tail skips traces, as a chat UI wants."""
+    writer, reader = tail_store
+    tail = asyncio.create_task(
+        collect(reader.watch("thread-1", category="message", poll_interval=0.02), 4)
+    )
+    await asyncio.sleep(0.05)
+    await writer.put_batch([event(), trace(), event(), trace(), event(), event("other"), event()])
+    found = await asyncio.wait_for(tail, timeout=30)
+    assert seqs(found) == [1, 3, 5, 6]
+    assert {record["category"] for record in found} == {"message"}
+
+
+async def test_watch_survives_a_dropped_change_stream(
+    server_uri: str, mongo_client: AsyncMongoClient[Any]
+) -> None:
+    """When the server drops the tail's connection mid-stream, the tail goes on without loss or repeat."""
+    name = database_name()
+    app_name = "tail-under-test"
+    reader_client: AsyncMongoClient[Any] = AsyncMongoClient(server_uri, appname=app_name)
+    writer = MongoRunEventStore(mongo_client[name])
+    reader = MongoRunEventStore(reader_client[name])
+    try:
+        await writer.put_batch([event(content=i) for i in range(3)])
+        tail = asyncio.create_task(collect(reader.watch("thread-1", poll_interval=0.02), 33))
+        await asyncio.sleep(0.2)
+        await mongo_client.admin.command(
+            "configureFailPoint",
+            "failCommand",
+            mode={"times": 2},
+            data={
+                "appName": app_name,
+                "failCommands": ["getMore", "find"],
+                "closeConnection": True,
+            },
+        )
+        for batch in range(3):
+            await writer.put_batch([event(content=f"{batch}-{i}") for i in range(10)])
+            await asyncio.sleep(0.05)
+        assert seqs(await asyncio.wait_for(tail, timeout=60)) == list(range(1, 34))
+    finally:
+        await mongo_client.admin.command("configureFailPoint", "failCommand", mode="off")
+        await mongo_client.drop_database(name)
+        await reader_client.close()
+
+
+# --- retention -----------------------------------------------------------------------
+
+
+async def test_retention_marks_only_the_listed_categories(mongo_database: Any) -> None:
+    """Events of categories with a retention period get expires_at; the others are kept forever."""
+    store = MongoRunEventStore(mongo_database, retention={"trace": timedelta(days=30)})
+    before = datetime.now(timezone.utc)
+    await store.put_batch([event(), trace()])
+    raw = {doc["category"]: doc async for doc in mongo_database["run_events"].find({})}
+    assert "expires_at" not in raw["message"]
+    expires = raw["trace"]["expires_at"].replace(tzinfo=timezone.utc)
+    assert (
+        before + timedelta(days=30) - timedelta(seconds=5)
+        <= expires
+        <= datetime.now(timezone.utc) + timedelta(days=30)
+    )
+    info = await mongo_database["run_events"].index_information()
+    assert info["expiry"]["expireAfterSeconds"] == 0
+    assert "expires_at" not in (await store.list_events("thread-1", "run-1"))[1]
+
+
+@pytest.mark.parametrize(
+    "retention", [{"trace": 30}, {"": timedelta(days=1)}, {"trace": timedelta(0)}]
+)
+def test_bad_retention_is_a_configuration_error(retention: Any) -> None:
+    """Retention periods must be positive timedeltas keyed by category names."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    with pytest.raises(ConfigurationError):
+        MongoRunEventStore(AsyncMongoMockClient()["db"], retention=retention)
+
+
+async def test_expired_traces_vanish_but_seqs_and_cursors_hold(tmp_path: Path) -> None:
+    """The TTL monitor deletes expired traces; messages stay, seqs are never reused, cursors still work."""
+    server = EmbeddedServer(tmp_path / "data", log_file=tmp_path / "log").start()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.uri)
+    try:
+        store = MongoRunEventStore(client["ttl"], retention={"trace": timedelta(milliseconds=200)})
+        await store.put_batch([event(), trace(), trace(), event(), trace()])
+        await asyncio.sleep(0.3)
+        # SecantusDB's TTL monitor runs every 60 s; this SecantusDB command runs
+        # the same monitor pass now.
+        await client.admin.command("secantusAdmin.pruneTtl")
+        assert seqs(await store.list_events("thread-1", "run-1")) == [1, 4]
+        assert seqs(await store.list_messages("thread-1", after_seq=1)) == [4]
+        assert (await store.put(**event()))["seq"] == 6
+    finally:
+        await client.close()
+        server.stop()
