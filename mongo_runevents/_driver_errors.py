@@ -44,7 +44,7 @@ RETRYABLE_LABELS = (
     "UnknownTransactionCommitResult",
 )
 
-_DUPLICATE_KEY = 11000
+DUPLICATE_KEY = 11000
 
 
 def _is_duplicate_key(exc: PyMongoError) -> bool:
@@ -52,9 +52,9 @@ def _is_duplicate_key(exc: PyMongoError) -> bool:
         return True
     if isinstance(exc, BulkWriteError):
         return any(
-            error.get("code") == _DUPLICATE_KEY for error in exc.details.get("writeErrors", [])
+            error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", [])
         )
-    return isinstance(exc, OperationFailure) and exc.code == _DUPLICATE_KEY
+    return isinstance(exc, OperationFailure) and exc.code == DUPLICATE_KEY
 
 
 _INDEX_IN_MESSAGE = re.compile(r"index: (\S+)")

@@ -267,6 +267,28 @@ def new_event_from_arguments(arguments: dict[str, Any]) -> NewEvent:
     return new_event({name: arguments[name] for name in EVENT_FIELDS})
 
 
+def imported_event(record: Any, index: int) -> tuple[NewEvent, int]:
+    """Validate a whole stored record brought in from elsewhere: the event and its ``seq``.
+
+    ``created_at`` is required here (an import keeps the original times).
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidEventError(
+            f"a record must be a dict, got {type(record).__name__}", index=index
+        )
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise InvalidEventError(
+            f"must be an int of at least 1, got {seq!r}", field="seq", index=index
+        )
+    if record.get("created_at") is None:
+        raise InvalidEventError(
+            "is required in an imported record", field="created_at", index=index
+        )
+    event = new_event({name: value for name, value in record.items() if name != "seq"}, index=index)
+    return event, seq
+
+
 def new_events(events: Any) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
     if not isinstance(events, (list, tuple)):

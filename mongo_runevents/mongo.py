@@ -42,7 +42,7 @@ from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.errors import BSONError
 from bson.int64 import Int64
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from . import _compat
 from ._blobs import (
@@ -55,7 +55,7 @@ from ._blobs import (
     encode_field,
 )
 from ._codec import EXPIRES_AT_FIELD, from_document, to_document
-from ._driver_errors import duplicate_key_refusals, translate, translated
+from ._driver_errors import DUPLICATE_KEY, duplicate_key_refusals, translate, translated
 from ._version import __version__
 from .base import RunEventStore
 from .errors import (
@@ -76,6 +76,7 @@ from .models import (
     check_ids,
     check_optional_id,
     check_page,
+    imported_event,
     new_event_from_arguments,
     new_events,
     utc_now_iso,
@@ -93,6 +94,7 @@ BY_EVENT_ID = "thread_event_id"
 #: once optimistically, once after looking the keys up, once more if another
 #: writer stored one of the same keys in between.
 _EVENT_ID_ATTEMPTS = 3
+
 
 #: How many times a counter upsert that lost a race with another is retried.
 _UPSERT_ATTEMPTS = 5
@@ -894,6 +896,93 @@ class MongoRunEventStore(RunEventStore):
             rows = await cursor.to_list(None)
         return {row["_id"]: row["seq"] for row in rows}
 
+    # --- moving history in and out -------------------------------------------
+
+    async def export_events(
+        self, thread_id: str | None = None, *, page_size: int = 500
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every stored record of one thread, or of all threads, in (thread, seq) order."""
+        if thread_id is not None:
+            check_id(thread_id, "thread_id")
+        await self._ensure_ready()
+        if thread_id is not None:
+            threads: list[str] = [thread_id]
+        else:
+            with translated("listing threads"):
+                cursor = self._counters.find({}, {"_id": 1}, sort=[("_id", ASCENDING)])
+                threads = [row["_id"] for row in await cursor.to_list(None)]
+        for thread in threads:
+            after = 0
+            while True:
+                page = await self.read_after(thread, after, limit=page_size)
+                for record in page:
+                    yield record
+                if len(page) < page_size:
+                    break
+                after = page[-1]["seq"]
+
+    async def import_events(self, records: Iterable[Mapping[str, Any]]) -> ImportResult:
+        """Store records exported elsewhere, keeping their seqs and timestamps.
+
+        Each record needs the fields of a stored record, ``seq`` and
+        ``created_at`` included. A record whose thread already holds its seq
+        (or its ``event_id``) is skipped, so re-running an import never
+        duplicates. Counters are raised to the highest imported seq first, so
+        later writes continue after it. Everything is validated before
+        anything is written.
+        """
+        batch = [imported_event(record, index) for index, record in enumerate(records)]
+        if not batch:
+            return ImportResult()
+        prepared = [
+            self._prepare(index, event, event.created_at or "")
+            for index, (event, _) in enumerate(batch)
+        ]
+        for (_, seq), item in zip(batch, prepared, strict=True):
+            item.document["seq"] = seq
+        await self._ensure_ready()
+        result = ImportResult()
+        highest: dict[str, int] = {}
+        for event, seq in batch:
+            highest[event.thread_id] = max(seq, highest.get(event.thread_id, 0))
+        with translated("importing events"):
+            for thread_id in sorted(highest):
+                await self._counters.update_one(
+                    {"_id": thread_id}, {"$max": {"last_seq": highest[thread_id]}}, upsert=True
+                )
+            # Blobs only for events not stored yet, so a re-run leaves no orphans.
+            with_blobs = [item for item in prepared if item.files]
+            if with_blobs:
+                stored = await self._stored_seqs(with_blobs)
+                files = [f for item in with_blobs if _key(item) not in stored for f in item.files]
+                chunks = [c for item in with_blobs if _key(item) not in stored for c in item.chunks]
+                if files:
+                    await self._blob_chunks.insert_many(chunks, ordered=True)
+                    await self._blob_files.insert_many(files, ordered=True)
+            try:
+                await self._events.insert_many([item.document for item in prepared], ordered=False)
+                result.inserted = len(prepared)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                    raise
+                result.skipped = len(errors)
+                result.inserted = len(prepared) - len(errors)
+        return result
+
+    async def _stored_seqs(self, prepared: list[_Prepared]) -> set[tuple[str, int]]:
+        """Which (thread_id, seq) of ``prepared`` the collection already holds."""
+        by_thread: dict[str, list[int]] = {}
+        for item in prepared:
+            by_thread.setdefault(item.document["thread_id"], []).append(item.document["seq"])
+        found: set[tuple[str, int]] = set()
+        for thread_id, seqs in by_thread.items():
+            rows = await self._events.find(
+                {"thread_id": thread_id, "seq": {"$in": seqs}}, {"_id": 0, "seq": 1}
+            ).to_list(None)
+            found.update((thread_id, row["seq"]) for row in rows)
+        return found
+
     # --- deletes --------------------------------------------------------------
 
     async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
@@ -949,6 +1038,18 @@ class MongoRunEventStore(RunEventStore):
                 await self._delete_blobs(query["thread_id"], file_ids, None)
         deleted: int = result.deleted_count
         return deleted
+
+
+@dataclass
+class ImportResult:
+    """How many imported records were stored, and how many were already there."""
+
+    inserted: int = 0
+    skipped: int = 0
+
+
+def _key(item: _Prepared) -> tuple[str, int]:
+    return item.document["thread_id"], item.document["seq"]
 
 
 def _check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:

@@ -1,0 +1,97 @@
+"""On a sharded cluster: every call of the interface targets exactly one shard.
+
+These run only when ``MONGODB_URI`` points at a ``mongos`` (for example the
+cluster in ``docker/sharded/``); everywhere else they are skipped. They shard a
+fresh database with :func:`mongo_runevents.admin.shard_collections`, write a
+few threads, then ``explain`` each command the store sent, through mongos.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener, CommandStartedEvent
+
+from mongo_runevents import MongoRunEventStore
+from mongo_runevents.admin import shard_collections
+from tests.conftest import MONGODB_URI, database_name
+from tests.factories import event, trace
+
+pytestmark = pytest.mark.sharded
+
+
+class _Sent(CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        """Keep reads and deletes, the commands explain can replay."""
+        if event.command_name in ("find", "aggregate", "delete", "findAndModify"):
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: Any) -> None:
+        """Ignore replies."""
+
+    def failed(self, event: Any) -> None:
+        """Ignore failures."""
+
+
+@pytest.fixture
+async def sharded_store() -> AsyncIterator[tuple[MongoRunEventStore, Any, _Sent]]:
+    """A store on a freshly sharded database behind mongos, with a log of what it sends."""
+    if not MONGODB_URI:
+        pytest.skip("needs MONGODB_URI pointing at a sharded cluster's mongos")
+    sent = _Sent()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(MONGODB_URI, event_listeners=[sent])
+    if (await client.admin.command("hello")).get("msg") != "isdbgrid":
+        await client.close()
+        pytest.skip("MONGODB_URI is not a mongos")
+    name = database_name()
+    store = MongoRunEventStore(client[name])
+    report = await shard_collections(store)
+    assert report.steps
+    yield store, client[name], sent
+    await client.drop_database(name)
+    await client.close()
+
+
+def _shards_targeted(explained: dict[str, Any]) -> int:
+    """How many shards an explain through mongos says the command went to."""
+    planner = explained.get("queryPlanner", {})
+    winning = planner.get("winningPlan", {})
+    shards = winning.get("shards") or explained.get("shards") or []
+    if isinstance(shards, dict):  # aggregate explain: {shard name: plan}
+        return len(shards)
+    return len(shards)
+
+
+async def test_every_call_targets_one_shard(sharded_store: Any) -> None:
+    """Writes, reads, counts and deletes of a thread each go to exactly one shard."""
+    store, database, sent = sharded_store
+    threads = [str(uuid.uuid4()) for _ in range(8)]
+    for thread_id in threads:
+        await store.put_batch([event(thread_id, content=i) for i in range(5)] + [trace(thread_id)])
+    thread_id = threads[0]
+    sent.commands.clear()
+    await store.put(**event(thread_id))
+    await store.list_messages(thread_id, limit=3)
+    await store.list_messages(thread_id, before_seq=4, limit=2)
+    await store.list_events(thread_id, "run-1", event_types=["llm.start"])
+    await store.list_messages_by_run(thread_id, "run-1")
+    await store.count_messages(thread_id)
+    await store.get_last_visible_ai_seq_by_run(thread_id, ["run-1"])
+    await store.delete_by_run(thread_id, "run-2")
+    assert sent.commands
+    for command in sent.commands:
+        body = {
+            k: v
+            for k, v in command.items()
+            if k
+            not in ("lsid", "$db", "$clusterTime", "txnNumber", "autocommit", "startTransaction")
+        }
+        explained = await database.command("explain", body, verbosity="queryPlanner")
+        assert _shards_targeted(explained) == 1, (command, explained)
