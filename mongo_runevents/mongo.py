@@ -82,6 +82,7 @@ from .models import (
     utc_now_iso,
 )
 from .tail import follow
+from .telemetry import count_retry, observed
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +298,7 @@ class MongoRunEventStore(RunEventStore):
 
     # --- set-up ---------------------------------------------------------------
 
+    @observed("ensure_indexes")
     async def ensure_indexes(self) -> None:
         """Create the indexes and read the server's capabilities; safe to repeat."""
         with translated("creating indexes"):
@@ -336,6 +338,7 @@ class MongoRunEventStore(RunEventStore):
 
     # --- writes ---------------------------------------------------------------
 
+    @observed("put")
     async def put(
         self,
         *,
@@ -351,6 +354,7 @@ class MongoRunEventStore(RunEventStore):
     ) -> dict[str, Any]:
         return (await self._write([new_event_from_arguments(locals())]))[0]
 
+    @observed("put_if_absent")
     async def put_if_absent(
         self,
         *,
@@ -399,6 +403,7 @@ class MongoRunEventStore(RunEventStore):
                 return result
             return await attempt(None)
 
+    @observed("put_batch")
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await self._write(new_events(events))
 
@@ -655,6 +660,7 @@ class MongoRunEventStore(RunEventStore):
                 logger.debug(
                     "%s: transient error on attempt %d, retrying: %s", action, attempt, exc
                 )
+                count_retry()
                 await asyncio.sleep(_backoff(attempt))
             finally:
                 await _end_quietly(session)
@@ -720,6 +726,7 @@ class MongoRunEventStore(RunEventStore):
                     document[field] = decode_field(blobs[file_id])
         return [from_document(document).as_dict() for document in documents]
 
+    @observed("list_messages")
     async def list_messages(
         self,
         thread_id: str,
@@ -736,6 +743,7 @@ class MongoRunEventStore(RunEventStore):
             query, BY_CATEGORY, limit, before_seq, after_seq, "listing messages"
         )
 
+    @observed("list_messages_by_run")
     async def list_messages_by_run(
         self,
         thread_id: str,
@@ -779,6 +787,7 @@ class MongoRunEventStore(RunEventStore):
         newest_first.reverse()
         return newest_first
 
+    @observed("list_events")
     async def list_events(
         self,
         thread_id: str,
@@ -806,6 +815,7 @@ class MongoRunEventStore(RunEventStore):
             query["seq"] = {"$gt": after_seq}
         return await self._find(query, BY_RUN, ASCENDING, limit, "listing events")
 
+    @observed("read_after")
     async def read_after(
         self,
         thread_id: str,
@@ -861,6 +871,7 @@ class MongoRunEventStore(RunEventStore):
         ):
             yield record
 
+    @observed("count_messages")
     async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
         query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
@@ -870,6 +881,7 @@ class MongoRunEventStore(RunEventStore):
             count: int = await self._events.count_documents(query, **options)
         return count
 
+    @observed("get_last_visible_ai_seq_by_run")
     async def get_last_visible_ai_seq_by_run(
         self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
     ) -> dict[str, int]:
@@ -921,6 +933,7 @@ class MongoRunEventStore(RunEventStore):
                     break
                 after = page[-1]["seq"]
 
+    @observed("import_events")
     async def import_events(self, records: Iterable[Mapping[str, Any]]) -> ImportResult:
         """Store records exported elsewhere, keeping their seqs and timestamps.
 
@@ -985,6 +998,7 @@ class MongoRunEventStore(RunEventStore):
 
     # --- deletes --------------------------------------------------------------
 
+    @observed("delete_by_thread")
     async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
         check_id(thread_id, "thread_id")
         check_optional_id(user_id, "user_id")
@@ -1013,6 +1027,7 @@ class MongoRunEventStore(RunEventStore):
         deleted: int = result.deleted_count
         return deleted
 
+    @observed("delete_by_run")
     async def delete_by_run(
         self, thread_id: str, run_id: str, *, user_id: str | None = None
     ) -> int:
