@@ -112,8 +112,8 @@ async def collect_stats(store: MongoRunEventStore) -> StoreStats:
 #: - events ``{thread_id: 1}`` (ranged): every call names one thread, so every
 #:   call goes to the one shard holding that thread's range; the unique
 #:   ``(thread_id, seq)`` and ``(thread_id, event_id)`` indexes have the shard
-#:   key as prefix, which a sharded collection requires of unique indexes (a
-#:   hashed shard key would allow no unique index at all);
+#:   key as prefix, which a sharded collection requires of unique indexes, and
+#:   MongoDB documents that guarantee for ranged shard keys only;
 #: - counters ``{_id: 1}`` (``_id`` is the thread id): the same ranges;
 #: - blob chunks ``{files_id: 1, n: 1}``: the usual GridFS key (the unique
 #:   ``(files_id, n)`` index needs it); blob files stay unsharded.
