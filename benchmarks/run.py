@@ -1,0 +1,140 @@
+"""Run the benchmark and write its results.
+
+    python -m benchmarks.run [--quick] [--uri URI] [--out docs/benchmarks]
+
+Without ``--uri`` it starts an embedded SecantusDB (replica-set mode, so writes
+run in transactions) in a temporary folder and stops it at the end. With
+``--uri`` it uses that server, in databases named ``bench_*`` that it drops at
+the end. ``--quick`` runs fewer rounds and stops the scale test at 10,000
+events (about two minutes); the full run takes about ten on two cores.
+
+Needs the ``bench`` extra (matplotlib for the plots) and the ``embedded`` extra
+(SecantusDB) unless ``--uri`` is given; the peers (``openai-agents[mongodb]``,
+``langchain-mongodb``) are compared only when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pymongo
+from pymongo import AsyncMongoClient
+
+from mongo_runevents import __version__
+
+from . import payloads, report
+from .common import Bench
+from .concurrency import concurrency
+from .cpu import cpu
+from .peers import peers
+from .scale import scale
+from .store_vs_raw import deletes, reads, writes
+
+
+def _git() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "mongo_runevents"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"{commit}{' with local changes' if dirty else ''}"
+
+
+async def _run(uri: str, server: str, quick: bool, events: list[dict[str, Any]]) -> dict[str, Any]:
+    store_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    bench = Bench(uri, quick, store_client, raw_client, events)
+    results: dict[str, Any] = {}
+    try:
+        build = await raw_client.admin.command("buildInfo")
+        probe = await bench.store(bench.database("probe"))
+        bench.transactions = probe.uses_transactions
+        results["meta"] = {
+            "server": f"{server}, reports MongoDB {build.get('version')}",
+            "transactions": bench.transactions,
+        }
+        bench.log("client CPU per event")
+        results["cpu"] = cpu(bench)
+        results["store_vs_raw"] = await writes(bench)
+        results["store_vs_raw"] += await reads(bench)
+        results["store_vs_raw"] += await deletes(bench)
+        results["peers"] = await peers(bench)
+        results["concurrency"] = await concurrency(bench)
+        results["scale"] = await scale(bench)
+        return results
+    finally:
+        for database in bench.databases:
+            await raw_client.drop_database(database)
+        await store_client.close()
+        await raw_client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, start the server if needed, run every section, write the results."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, scale up to 10,000")
+    parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
+    parser.add_argument("--out", default="docs/benchmarks", help="folder for the results")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print("generating realistic events...", file=sys.stderr, flush=True)
+    events = payloads.agent_events(1200 if args.quick else 3000)
+    if args.uri:
+        results = asyncio.run(_run(args.uri, "given by --uri", args.quick, events))
+    else:
+        from mongo_runevents.embedded import EmbeddedServer
+
+        with tempfile.TemporaryDirectory(prefix="bench-secantus-") as folder:
+            version = _distribution_version("SecantusDB")
+            with EmbeddedServer(Path(folder) / "data") as server:
+                results = asyncio.run(
+                    _run(server.uri, f"embedded SecantusDB {version}", args.quick, events)
+                )
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    results["meta"].update(
+        command=command,
+        quick=args.quick,
+        started_at=started_at,
+        seconds=time.monotonic() - started,
+        python=platform.python_version(),
+        pymongo=pymongo.version,
+        mongo_runevents=__version__,
+        git=_git(),
+        cpus=os.cpu_count(),
+        platform=platform.platform(),
+    )
+    out = Path(args.out)
+    report.write(results, out)
+    print(f"results in {out}/results.md", file=sys.stderr)
+    return 0
+
+
+def _distribution_version(name: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""How many commands each store call sends: the round trips are pinned.
+
+Counted with pymongo's command monitoring on the client the store uses, after
+``ensure_indexes()`` has run, ignoring the driver's own ``hello`` /
+``isMaster`` / ``endSessions``. Every test runs on the replica-set-capable
+server (``MONGODB_URI`` or the embedded SecantusDB: writes in transactions, so
+they end with a ``commitTransaction``) and on the standalone SecantusDB (no
+transactions, so no commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener, CommandStartedEvent
+
+from mongo_runevents import MongoRunEventStore
+from tests.conftest import database_name
+from tests.factories import event
+
+#: Commands the driver sends by itself, whatever the store does.
+DRIVER_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "endSessions"})
+
+THREAD, RUN = "thread-1", "run-1"
+
+
+class CommandLog(CommandListener):
+    """Records the names of the commands a client sends, leaving out the driver's own."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        """Keep the command's name."""
+        if event.command_name not in DRIVER_COMMANDS:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: Any) -> None:
+        """Ignore replies."""
+
+    def failed(self, event: Any) -> None:
+        """Ignore failures."""
+
+
+@dataclass
+class Counted:
+    """A set-up store, the log of its client's commands, and how a write ends there."""
+
+    store: MongoRunEventStore
+    log: CommandLog
+    #: What a write ends with: a commit in transaction mode, nothing otherwise.
+    commit: list[str]
+
+    async def sent_by(self, call: Awaitable[Any]) -> tuple[Any, list[str]]:
+        """Await ``call`` and return its result and the commands it sent."""
+        self.log.names.clear()
+        result = await call
+        return result, list(self.log.names)
+
+
+@pytest.fixture(params=["replica_set", "standalone"])
+async def counted(request: pytest.FixtureRequest) -> AsyncIterator[Counted]:
+    """A store on each deployment, indexes made, with an empty command log."""
+    transactions = request.param == "replica_set"
+    if transactions:
+        uri = request.getfixturevalue("server_uri")
+    else:
+        uri = request.getfixturevalue("secantus_standalone").uri
+    log = CommandLog()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, event_listeners=[log])
+    name = database_name()
+    try:
+        store = MongoRunEventStore(client[name])
+        await store.ensure_indexes()
+        assert store.uses_transactions is transactions
+        log.names.clear()
+        yield Counted(store, log, ["commitTransaction"] if transactions else [])
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+# --- writes ---------------------------------------------------------------------------
+
+
+async def test_put_is_one_reservation_and_one_insert(counted: Counted) -> None:
+    """put sends one findAndModify and one insert (and one commit in transaction mode)."""
+    record, sent = await counted.sent_by(counted.store.put(**event()))
+    assert record["seq"] == 1
+    assert sent == ["findAndModify", "insert", *counted.commit]
+
+
+@pytest.mark.parametrize("size", [20, 1000])
+async def test_batch_of_one_thread_is_one_reservation_and_one_insert(
+    counted: Counted, size: int
+) -> None:
+    """A batch of one thread, of 20 or 1,000 events, costs the same three commands as one put."""
+    await counted.store.put(**event())
+    records, sent = await counted.sent_by(
+        counted.store.put_batch([event(content=i) for i in range(size)])
+    )
+    assert [record["seq"] for record in records] == list(range(2, size + 2))
+    assert sent == ["findAndModify", "insert", *counted.commit]
+
+
+async def test_batch_over_three_threads_reserves_once_per_thread(counted: Counted) -> None:
+    """A batch over three threads sends one findAndModify per thread and still a single insert."""
+    batch = [event(f"thread-{i % 3}", content=i) for i in range(30)]
+    records, sent = await counted.sent_by(counted.store.put_batch(batch))
+    assert len(records) == 30
+    assert sent == ["findAndModify"] * 3 + ["insert", *counted.commit]
+
+
+# --- reads ----------------------------------------------------------------------------
+
+#: Each read on a thread of 1,200 messages (one run), and how many records it returns.
+READS: dict[str, tuple[Callable[[MongoRunEventStore], Awaitable[list[Any]]], int]] = {
+    "newest-50": (lambda store: store.list_messages(THREAD, limit=50), 50),
+    "newest-1000": (lambda store: store.list_messages(THREAD, limit=1000), 1000),
+    "before-seq-50": (lambda store: store.list_messages(THREAD, before_seq=600, limit=50), 50),
+    "after-seq-50": (lambda store: store.list_messages(THREAD, after_seq=600, limit=50), 50),
+    "events-1000": (lambda store: store.list_events(THREAD, RUN, limit=1000), 1000),
+    "messages-by-run": (lambda store: store.list_messages_by_run(THREAD, RUN), 50),
+    "messages-by-run-1000": (
+        lambda store: store.list_messages_by_run(THREAD, RUN, limit=1000),
+        1000,
+    ),
+}
+
+
+@pytest.mark.parametrize("read", list(READS))
+async def test_every_read_is_one_find_without_get_more(counted: Counted, read: str) -> None:
+    """Each read returns its whole page in the reply to one find: no getMore, no killCursors."""
+    await counted.store.put_batch([event(THREAD, RUN, content=i) for i in range(1200)])
+    call, expected = READS[read]
+    records, sent = await counted.sent_by(call(counted.store))
+    assert len(records) == expected
+    assert sent == ["find"]
+
+
+async def test_count_messages_is_one_aggregate(counted: Counted) -> None:
+    """count_messages sends one aggregate (count_documents) and nothing else."""
+    await counted.store.put_batch([event(content=i) for i in range(5)])
+    count, sent = await counted.sent_by(counted.store.count_messages(THREAD))
+    assert count == 5
+    assert sent == ["aggregate"]
+
+
+# --- deletes --------------------------------------------------------------------------
+
+
+_DELETE_BY_RUN_FINDS_FIRST = (
+    "delete_by_run first sends a find for the run's events with out-of-line fields (blobs), "
+    "even when the thread has none: find + delete, two round trips instead of one"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=_DELETE_BY_RUN_FINDS_FIRST)
+async def test_delete_by_run_is_one_delete(counted: Counted) -> None:
+    """delete_by_run sends a single delete, in no transaction."""
+    await counted.store.put_batch([event(run_id=f"run-{i % 2}") for i in range(10)])
+    deleted, sent = await counted.sent_by(counted.store.delete_by_run(THREAD, "run-0"))
+    assert deleted == 5
+    assert sent == ["delete"]
+
+
+async def test_delete_by_thread_deletes_events_then_counter(counted: Counted) -> None:
+    """delete_by_thread deletes the events, then the counter, in one command each (then commits)."""
+    await counted.store.put_batch([event(content=i) for i in range(10)])
+    deleted, sent = await counted.sent_by(counted.store.delete_by_thread(THREAD))
+    assert deleted == 10
+    # The counter goes with a delete or a findAndModify (find_one_and_delete,
+    # which also tells whether the thread had blobs): one round trip either way.
+    assert len(sent) == 2 + len(counted.commit)
+    assert sent[0] == "delete"
+    assert sent[1] in ("delete", "findAndModify")
+    assert sent[2:] == counted.commit
