@@ -59,7 +59,9 @@ def _check(value: Any, path: list[str], depth: int) -> int:
     if value is None or value is True or value is False:
         return _ELEMENT
     if isinstance(value, str):
-        if _SURROGATE.search(value) is not None:
+        # ASCII text (most of it) cannot hold a surrogate; isascii() is far
+        # cheaper than the search.
+        if not value.isascii() and _SURROGATE.search(value) is not None:
             raise InvalidEventError(
                 "string holds a lone surrogate (not valid Unicode)", field=_where(path)
             )
@@ -82,7 +84,7 @@ def _check(value: Any, path: list[str], depth: int) -> int:
                     f"dict key {key!r} is a {type(key).__name__}, not a str", field=_where(path)
                 )
             path.append(f"[{key!r}]")
-            if _SURROGATE.search(key) is not None:
+            if not key.isascii() and _SURROGATE.search(key) is not None:
                 raise InvalidEventError(
                     "key holds a lone surrogate (not valid Unicode)", field=_where(path)
                 )

@@ -1,43 +1,57 @@
 """The ``mongo-runevents`` command line.
 
-Every command works on a :class:`~mongo_runevents.MongoRunEventStore`. The
-server is the one named by ``--uri`` (or the ``MONGODB_URI`` environment
+Every command but ``bench`` works on a :class:`~mongo_runevents.MongoRunEventStore`.
+The server is the one named by ``--uri`` (or the ``MONGODB_URI`` environment
 variable); without either, an embedded SecantusDB server is started in
 ``--data-dir`` for the duration of the command (the ``embedded`` extra).
 
 Commands live in the :data:`COMMANDS` table: each has a name, a help text, a
-function adding its own options and an async function running it. To add a
-command, write those two functions and add a :class:`Command` to the table.
+function adding its own options and an async function running it on a store
+(:class:`Command`), or a plain function running it without one
+(:class:`LocalCommand`). To add a command, write those two functions and add
+an entry to the table.
 
-Exit codes: 0 success, 1 a store error (one line on stderr, no traceback),
-2 a usage error (reported by argparse), 130 interrupted.
+Exit codes: 0 success; 1 a store error, a bad input file or a refused or
+declined operation (one line on stderr, no traceback); 2 a usage error
+(reported by argparse); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
 import re
+import shlex
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 from ._version import __version__
+from .admin import apply_schema_validator, collect_stats, shard_collections
 from .embedded import EmbeddedServer
 from .errors import RunEventStoreError, StoreUnavailableError
 from .models import MESSAGE_CATEGORY
 from .mongo import MongoRunEventStore
+from .transfer import FORMATS, BadLine, Item, SourceError, detect_format, read_file, source_files
 from .workload import AgentThread, Journal, write_run
 
 PROG = "mongo-runevents"
 DEFAULT_DATABASE = "mongo_runevents_demo"
 DEFAULT_DATA_DIR = "./.mongo-runevents-data"
+
+#: Records read per query when a command pages through a thread or a run.
+PAGE_SIZE = 1000
 
 
 # --- hiding passwords -----------------------------------------------------------
@@ -93,25 +107,56 @@ class Context:
     server: str
 
 
+def _no_store_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Command:
-    """One subcommand: its name, help text, options and the async function that runs it."""
+    """One subcommand working on a store: its name, help text, options and the function running it.
+
+    ``store_options`` turns the arguments into keyword arguments of the
+    store's constructor (``init --retention`` uses it).
+    """
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Context], Awaitable[int]]
+    store_options: Callable[[argparse.Namespace], dict[str, Any]] = _no_store_options
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A subcommand that needs no store: no server is started or contacted for it."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (a seq cursor)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
 def _non_empty(text: str) -> str:
@@ -119,6 +164,14 @@ def _non_empty(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     return text
+
+
+def _retention_item(text: str) -> tuple[str, int]:
+    """An argparse type: ``CATEGORY=DAYS``, a category and a whole number of days of at least 1."""
+    category, equals, days = text.partition("=")
+    if not equals or not category:
+        raise argparse.ArgumentTypeError(f"expected CATEGORY=DAYS (e.g. trace=30), got {text!r}")
+    return category, _positive_int(days)
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
@@ -154,7 +207,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
         "--json",
         action="store_true",
         default=default(False),
-        help="print one machine-readable JSON object instead of text",
+        help="print machine-readable JSON instead of text "
+        "(one object; one record per line for tail)",
     )
 
 
@@ -185,7 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     args = build_parser().parse_args(argv)
-    command: Command = args.command_spec
+    command: Command | LocalCommand = args.command_spec
+    try:
+        if isinstance(command, LocalCommand):
+            return command.run(args)
+        return _run_on_store(command, args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped (`... | head`): stop quietly.
+        _discard_stdout()
+        return 1
+
+
+def _run_on_store(command: Command, args: argparse.Namespace) -> int:
+    """Start the embedded server if no URI is given, then run ``command`` on a store."""
     uri: str | None = args.uri
     server: EmbeddedServer | None = None
     try:
@@ -205,16 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         if server is None:
             return _fail(_error_message(exc, hint=True), uri)
         return _fail(_error_message(exc, hint=False), None)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     finally:
         if server is not None:
             server.stop()
 
 
 async def _run(command: Command, args: argparse.Namespace, uri: str, server: str) -> int:
-    async with MongoRunEventStore.from_uri(uri, database=args.database) as store:
+    options = command.store_options(args)
+    async with MongoRunEventStore.from_uri(uri, database=args.database, **options) as store:
         return await command.run(Context(args=args, store=store, server=server))
 
 
@@ -236,26 +303,146 @@ def _fail(message: str, uri: str | None) -> int:
     return 1
 
 
-# --- demo ----------------------------------------------------------------------
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# --- output ---------------------------------------------------------------------
+
+
+def _print_json(value: Any, stream: TextIO | None = None) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False), file=stream or sys.stdout)
+
+
+#: Characters that JSON leaves raw in strings but that some line splitters (Python's
+#: ``str.splitlines``, JavaScript) take for line ends; escaped in JSON Lines output.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """``record`` as one line of JSON Lines: UTF-8 text, with no character any reader splits on."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def _preview(content: Any, width: int = 70) -> str:
-    """A one-line preview of a message's content, at most ``width`` characters."""
-    if isinstance(content, dict):
+    """A one-line preview of an event's content, at most ``width`` characters."""
+    line = " ".join(_content_text(content).split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _content_text(content: Any) -> str:
+    """The readable part of a content value: a message's text or tool calls, else its JSON."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict) and ("content" in content or "tool_calls" in content):
         text = content.get("content")
-        calls = content.get("tool_calls") or []
-        if not text and calls:
+        calls = content.get("tool_calls")
+        if not text and isinstance(calls, list) and calls:
             text = "calls " + ", ".join(
-                f"{call.get('name')}({json.dumps(call.get('args'))})" for call in calls
+                f"{call.get('name')}({json.dumps(call.get('args'))})"
+                if isinstance(call, dict)
+                else json.dumps(call)
+                for call in calls
             )
+        if not isinstance(text, str):
+            text = json.dumps(text, ensure_ascii=False)
         if content.get("type") == "tool":
             text = f"[{content.get('name')}] {text}"
-    else:
-        text = content
-    if not isinstance(text, str):
-        text = json.dumps(text)
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 3] + "..."
+        return text
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _event_line(record: dict[str, Any]) -> str:
+    """One event on one line: seq, category, event type and a preview of the content."""
+    return (
+        f"{record['seq']:>6}  {record['category']:<10} {record['event_type']:<22} "
+        f"{_preview(record['content'], 60)}"
+    )
+
+
+def _number_of(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a count and a noun, plural unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _human_size(size: float) -> str:
+    """A byte count as a person reads it: ``512 B``, ``1.5 KiB``, ``3.2 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Progress:
+    """A running count on stderr, rewritten in place (carriage return) every ``every`` items.
+
+    Shown only when the stream is a terminal, so that logs and pipes never
+    receive it.
+    """
+
+    def __init__(self, label: str, *, every: int = 1000, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.every = every
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty()
+        self.count = 0
+        self._started = False  # whether a count was ever shown
+        self._on_screen = 0  # length of the progress line now shown, 0 if none
+
+    def advance(self, items: int = 1) -> None:
+        """Count ``items`` more, and show the count if it passed a multiple of ``every``."""
+        before, self.count = self.count, self.count + items
+        if self.enabled and self.count // self.every > before // self.every:
+            self._show(f"{self.label} {self.count:,} ...")
+
+    def note(self, message: str) -> None:
+        """Print ``message`` on a line of its own, erasing the progress line first."""
+        self._erase()
+        print(message, file=self.stream)
+
+    def finish(self) -> None:
+        """End the progress line with the final count (if a count was ever shown)."""
+        if self._started:
+            self._show(f"{self.label} {self.count:,}")
+            self.stream.write("\n")
+            self.stream.flush()
+            self._on_screen = 0
+            self._started = False
+
+    def _show(self, text: str) -> None:
+        self._erase()
+        self.stream.write(text)
+        self.stream.flush()
+        self._on_screen = len(text)
+        self._started = True
+
+    def _erase(self) -> None:
+        if self._on_screen:
+            self.stream.write("\r" + " " * self._on_screen + "\r")
+            self._on_screen = 0
+
+
+async def _count_events(store: MongoRunEventStore, thread_id: str, run_id: str | None) -> int:
+    """How many events the thread (or one run of it) holds, counted by paging through them."""
+    count, after = 0, 0
+    while True:
+        if run_id is None:
+            page = await store.read_after(thread_id, after, limit=PAGE_SIZE)
+        else:
+            page = await store.list_events(thread_id, run_id, after_seq=after, limit=PAGE_SIZE)
+        count += len(page)
+        if len(page) < PAGE_SIZE:
+            return count
+        after = page[-1]["seq"]
+
+
+# --- demo ----------------------------------------------------------------------
 
 
 def _message_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -377,13 +564,615 @@ async def run_demo(context: Context) -> int:
     return 0
 
 
+# --- init and stats -------------------------------------------------------------
+
+
+def _add_init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--validator",
+        action="store_true",
+        help="also install a $jsonSchema validator: the server then refuses event documents "
+        "whose fixed fields are missing or mistyped, whoever writes them",
+    )
+    parser.add_argument(
+        "--retention",
+        metavar="CATEGORY=DAYS",
+        type=_retention_item,
+        action="append",
+        default=[],
+        help="events of CATEGORY expire DAYS days after they are written, e.g. trace=30 "
+        "(repeatable); creates the TTL index. Other categories are kept",
+    )
+    parser.add_argument(
+        "--shard",
+        action="store_true",
+        help="shard the collections (needs a sharded cluster, reached through mongos)",
+    )
+    parser.add_argument(
+        "--no-zones",
+        dest="zones",
+        action="store_false",
+        help="with --shard: no zones keeping a thread's counter and events on one shard "
+        "(writes then may become distributed transactions)",
+    )
+
+
+def _init_store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``init --retention`` builds the store with a retention, so that the TTL index is created."""
+    if not args.retention:
+        return {}
+    return {"retention": {category: timedelta(days=days) for category, days in args.retention}}
+
+
+def _days(days: int) -> str:
+    return _number_of(days, "day")
+
+
+async def run_init(context: Context) -> int:
+    """Create the indexes, and optionally the validator, the TTL index and the sharding."""
+    args, store = context.args, context.store
+    await store.ensure_indexes()
+    if args.validator:
+        await apply_schema_validator(store)
+    steps = (await shard_collections(store, aligned_zones=args.zones)).steps if args.shard else None
+    events = store.events_collection
+    indexes = sorted(await events.index_information())
+    retention = dict(args.retention)
+    result = {
+        "database": args.database,
+        "collection": events.name,
+        "indexes": indexes,
+        "transactions": store.uses_transactions,
+        "validator": args.validator,
+        "retention_days": retention,
+        "sharding_steps": steps,
+    }
+    if args.json:
+        _print_json(result)
+        return 0
+
+    print(f"{args.database}.{events.name}: indexes ready ({', '.join(indexes)})")
+    print(f"writes use transactions: {'yes' if store.uses_transactions else 'no'}")
+    if args.validator:
+        print(
+            "schema validator: on; the server refuses event documents with missing or mistyped fields"
+        )
+    if retention:
+        expiring = "; ".join(
+            f"{category!r} events expire {_days(days)} after they are written"
+            for category, days in sorted(retention.items())
+        )
+        print(f"retention: {expiring}; events of every other category are kept")
+        settings = ", ".join(
+            f"{category!r}: timedelta(days={days})" for category, days in sorted(retention.items())
+        )
+        print(
+            "  the TTL index 'expiry' deletes them; only stores created with the same setting "
+            f"stamp the expiry time, e.g. MongoRunEventStore(db, retention={{{settings}}}); "
+            "events written before carry none and are kept"
+        )
+    else:
+        print("retention: none; every event is kept (--retention CATEGORY=DAYS sets one)")
+    if steps is not None:
+        print("sharding:")
+        for step in steps:
+            print(f"  {step}")
+    return 0
+
+
+def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
+    """``stats`` has no options of its own."""
+
+
+async def run_stats(context: Context) -> int:
+    """Threads, events per category, and the sizes of the collections and their indexes."""
+    stats = await collect_stats(context.store)
+    if context.args.json:
+        _print_json(asdict(stats))
+        return 0
+    print(f"threads: {stats.threads}")
+    print(f"events:  {stats.events}")
+    for category, count in stats.events_by_category.items():
+        print(f"  {category:<20} {count:>12}")
+    if not stats.collections:
+        return 0
+    print(f"{'collection':<28} {'documents':>10} {'data':>11} {'storage':>11} {'indexes':>11}")
+    for name, info in stats.collections.items():
+        print(
+            f"{name:<28} {info['count']:>10} {_human_size(info['size_bytes']):>11} "
+            f"{_human_size(info['storage_bytes']):>11} {_human_size(info['index_bytes']):>11}"
+        )
+    print("index sizes:")
+    for name, info in stats.collections.items():
+        for index, size in info["indexes"].items():
+            print(f"  {name + '.' + index:<50} {_human_size(size):>11}")
+    return 0
+
+
+# --- reading --------------------------------------------------------------------
+
+
+def _add_thread_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("thread", type=_non_empty, metavar="THREAD", help="thread id")
+
+
+def _add_messages_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_thread_argument(parser)
+    parser.add_argument(
+        "--before",
+        type=_non_negative_int,
+        metavar="SEQ",
+        help="the last --limit messages before seq SEQ (the page before it)",
+    )
+    parser.add_argument(
+        "--after",
+        type=_non_negative_int,
+        metavar="SEQ",
+        help="the first --limit messages after seq SEQ (the page after it)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=50,
+        help="at most this many messages; without --after, the newest ones (default: 50)",
+    )
+
+
+async def run_messages(context: Context) -> int:
+    """A page of the thread's messages (what a chat UI shows), in seq order."""
+    args = context.args
+    messages = await context.store.list_messages(
+        args.thread, limit=args.limit, before_seq=args.before, after_seq=args.after
+    )
+    if args.json:
+        _print_json({"thread_id": args.thread, "messages": messages})
+        return 0
+    _print_messages(f"messages of thread {args.thread}:", _message_rows(messages))
+    return 0
+
+
+def _add_events_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_thread_argument(parser)
+    parser.add_argument("run", type=_non_empty, metavar="RUN", help="run id")
+    parser.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        metavar="TYPE",
+        help="only events of this event type (repeatable)",
+    )
+    parser.add_argument("--task", type=_non_empty, metavar="ID", help="only events of this task_id")
+    parser.add_argument(
+        "--after", type=_non_negative_int, metavar="SEQ", help="only events after seq SEQ"
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=500, help="at most this many events (default: 500)"
+    )
+
+
+async def run_events(context: Context) -> int:
+    """The events of one run, every category, in seq order."""
+    args = context.args
+    events = await context.store.list_events(
+        args.thread,
+        args.run,
+        event_types=args.types,
+        task_id=args.task,
+        after_seq=args.after,
+        limit=args.limit,
+    )
+    if args.json:
+        _print_json({"thread_id": args.thread, "run_id": args.run, "events": events})
+        return 0
+    print(f"events of run {args.run} of thread {args.thread}:")
+    if not events:
+        print("  (none)")
+    for event in events:
+        print(_event_line(event))
+    return 0
+
+
+async def run_count(context: Context) -> int:
+    """The number of message events of a thread."""
+    args = context.args
+    count = await context.store.count_messages(args.thread)
+    if args.json:
+        _print_json({"thread_id": args.thread, "messages": count})
+    else:
+        print(f"thread {args.thread}: {count} messages")
+    return 0
+
+
+def _add_tail_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_thread_argument(parser)
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events as they are written, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--after",
+        type=_non_negative_int,
+        default=0,
+        metavar="SEQ",
+        help="start after seq SEQ (default: 0, the whole thread)",
+    )
+    parser.add_argument(
+        "--messages-only",
+        action="store_true",
+        help="only message events (what a chat UI shows)",
+    )
+    # For tests and scripts: stop after N events, also with --follow.
+    parser.add_argument("--max-events", type=_positive_int, metavar="N", help=argparse.SUPPRESS)
+
+
+async def run_tail(context: Context) -> int:
+    """Print a thread's events after --after; with --follow, then new ones as they come."""
+    args, store = context.args, context.store
+    category = MESSAGE_CATEGORY if args.messages_only else None
+    limit: int | None = args.max_events
+    printed = 0
+
+    def show(record: dict[str, Any]) -> None:
+        text = _json_line(record) if args.json else _event_line(record)
+        print(text, flush=True)
+
+    if not args.follow:
+        after = args.after
+        while limit is None or printed < limit:
+            page = await store.read_after(args.thread, after, category, limit=PAGE_SIZE)
+            for record in page[: None if limit is None else limit - printed]:
+                show(record)
+                printed += 1
+            if len(page) < PAGE_SIZE:
+                break
+            after = page[-1]["seq"]
+        return 0
+
+    watch = store.watch(args.thread, after_seq=args.after, category=category)
+    async with aclosing(cast(AsyncGenerator[dict[str, Any], None], watch)) as records:
+        async for record in records:
+            show(record)
+            printed += 1
+            if limit is not None and printed >= limit:
+                break
+    return 0
+
+
+# --- delete ---------------------------------------------------------------------
+
+
+def _add_delete_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_thread_argument(parser)
+    parser.add_argument(
+        "--run",
+        type=_non_empty,
+        metavar="RUN",
+        help="delete only this run's events (the thread's numbering goes on)",
+    )
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (required when stdin is not a terminal)",
+    )
+
+
+def _confirm(question: str) -> bool:
+    """Ask ``question`` on stderr; true only for an answer of y or yes."""
+    print(question, end=" ", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+async def run_delete(context: Context) -> int:
+    """Delete a thread (or one run of it), after counting its events and asking."""
+    args, store = context.args, context.store
+    what = (
+        f"thread {args.thread}" if args.run is None else f"run {args.run} of thread {args.thread}"
+    )
+    count = await _count_events(store, args.thread, args.run)
+    if count and not args.yes:
+        if not sys.stdin.isatty():
+            return _fail(
+                f"not deleting {count} events of {what} without confirmation: "
+                "stdin is not a terminal, pass --yes",
+                None,
+            )
+        answered = await asyncio.to_thread(_confirm, f"delete {count} events of {what}? [y/N]")
+        if not answered:
+            return _fail("nothing deleted", None)
+    if count == 0:
+        deleted = 0
+    elif args.run is None:
+        deleted = await store.delete_by_thread(args.thread)
+    else:
+        deleted = await store.delete_by_run(args.thread, args.run)
+    if args.json:
+        _print_json({"thread_id": args.thread, "run_id": args.run, "deleted": deleted})
+    elif count == 0:
+        print(f"{what} has no events; nothing to delete")
+    else:
+        print(f"deleted {deleted} events of {what}")
+    return 0
+
+
+# --- export and import ----------------------------------------------------------
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "thread",
+        nargs="?",
+        type=_non_empty,
+        metavar="THREAD",
+        help="the thread to export (default: every thread)",
+    )
+    parser.add_argument(
+        "--out",
+        default="-",
+        metavar="FILE",
+        help="write to FILE (replaced only once the export is complete) "
+        "instead of stdout (-, the default)",
+    )
+
+
+async def _write_records(
+    records: AsyncGenerator[dict[str, Any], None], stream: TextIO, progress: Progress
+) -> set[str]:
+    """Write ``records`` to ``stream`` as JSON Lines; return the thread ids seen."""
+    threads: set[str] = set()
+    async with aclosing(records):
+        async for record in records:
+            stream.write(_json_line(record) + "\n")
+            threads.add(record["thread_id"])
+            progress.advance()
+    return threads
+
+
+async def run_export(context: Context) -> int:
+    """Every record of one thread, or of all threads, as JSON Lines in (thread, seq) order."""
+    args = context.args
+    records = cast(AsyncGenerator[dict[str, Any], None], context.store.export_events(args.thread))
+    progress = Progress("exported")
+    to_stdout = args.out == "-"
+    if to_stdout:
+        threads = await _write_records(records, sys.stdout, progress)
+        sys.stdout.flush()
+    else:
+        target = Path(args.out)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8", newline="\n") as file:
+                threads = await _write_records(records, file, progress)
+            partial.replace(target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            return _fail(f"cannot write {args.out}: {exc.strerror or exc}", None)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    progress.finish()
+    summary = {"out": args.out, "events": progress.count, "threads": len(threads)}
+    where = sys.stderr if to_stdout else sys.stdout
+    if args.json:
+        _print_json(summary, where)
+    else:
+        target_name = "stdout" if to_stdout else args.out
+        print(
+            f"exported {_number_of(progress.count, 'event')} of "
+            f"{_number_of(len(threads), 'thread')} to {target_name}",
+            file=where,
+        )
+    return 0
+
+
+def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        metavar="FILE_OR_DIR",
+        help="a file, or a folder (DeerFlow's JSONL store, or a folder of .jsonl files)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="jsonl: what export writes; deerflow-jsonl: DeerFlow's JSONL store folder "
+        "(threads/<thread_id>/runs/<run_id>.jsonl); deerflow-db: rows of DeerFlow's SQL store "
+        "(JSON Lines or a JSON array); auto (default): deerflow-jsonl for a folder holding "
+        "threads/, deerflow-db for a .json file, else jsonl",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "stop"),
+        default="skip",
+        help="at a bad line: report it on stderr and go on (skip, the default), or stop "
+        "with exit code 1 before anything of its batch is written (stop)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="records per import_events call (default: 500)",
+    )
+
+
+@dataclass
+class ImportSummary:
+    """What ``import`` did: files and lines read, records inserted and skipped, bad lines."""
+
+    source: str
+    format: str
+    files: int = 0
+    lines: int = 0
+    inserted: int = 0
+    skipped: int = 0
+    bad: int = 0
+    stopped_at: str | None = None
+
+
+async def run_import(context: Context) -> int:
+    """Import records from files, in batches; records already stored are skipped."""
+    args, store = context.args, context.store
+    source = Path(args.source)
+    fmt = detect_format(source) if args.format == "auto" else args.format
+    summary = ImportSummary(source=args.source, format=fmt)
+    progress = Progress("read")
+    batch: list[dict[str, Any]] = []
+
+    async def flush() -> None:
+        result = await store.import_events(batch)
+        summary.inserted += result.inserted
+        summary.skipped += result.skipped
+        batch.clear()
+
+    try:
+        files = source_files(source, fmt)
+        summary.files = len(files)
+        items: Iterator[Item] = itertools.chain.from_iterable(
+            read_file(path, fmt) for path in files
+        )
+        for item in items:
+            summary.lines += 1
+            progress.advance()
+            if isinstance(item, BadLine):
+                summary.bad += 1
+                if args.on_error == "stop":
+                    summary.stopped_at = str(item)
+                    break
+                progress.note(f"{PROG}: skipped {item}")
+                continue
+            batch.append(item.record)
+            if len(batch) >= args.batch:
+                await flush()
+        else:
+            if batch:
+                await flush()
+    except (SourceError, OSError) as exc:
+        progress.finish()
+        return _fail(str(exc), None)
+    progress.finish()
+
+    if args.json:
+        _print_json(asdict(summary))
+    else:
+        print(
+            f"read {_number_of(summary.files, 'file')} ({fmt}), "
+            f"{_number_of(summary.lines, 'line')}: {summary.inserted} inserted, "
+            f"{summary.skipped} skipped (already there), {summary.bad} bad"
+        )
+    if summary.stopped_at is not None:
+        return _fail(
+            f"stopped at a bad line (--on-error stop): {summary.stopped_at}; nothing of its batch "
+            "was written, earlier batches were; fix it and run the import again "
+            "(records already stored are skipped)",
+            None,
+        )
+    return 0
+
+
+# --- bench ----------------------------------------------------------------------
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "bench_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- ARGS",
+        help="options for python -m benchmarks.run, after -- (e.g. -- --quick)",
+    )
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``python -m benchmarks.run`` from a checkout, on the same --uri."""
+    if not (Path.cwd() / "benchmarks" / "run.py").is_file():
+        print(
+            f"{PROG}: error: no benchmarks/ folder here. The benchmark ships with the source, "
+            "not with the package: in a checkout of the repository, run "
+            f"'{PROG} bench -- --quick' (or 'python -m benchmarks.run --help') from its root",
+            file=sys.stderr,
+        )
+        return 1
+    extra = list(args.bench_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    uri_args = ["--uri", args.uri] if args.uri else []
+    shown = ["python", "-m", "benchmarks.run", *(["--uri", mask_uri(args.uri)] if args.uri else [])]
+    print(f"{PROG}: running {shlex.join([*shown, *extra])}", file=sys.stderr)
+    command = [sys.executable, "-m", "benchmarks.run", *uri_args, *extra]
+    return subprocess.run(command, check=False).returncode
+
+
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS: Sequence[Command] = (
+COMMANDS: Sequence[Command | LocalCommand] = (
     Command(
         name="demo",
         help="write a realistic agent thread (several runs with tool calls) and read it back",
         add_arguments=_add_demo_arguments,
         run=run_demo,
+    ),
+    Command(
+        name="init",
+        help="create the indexes; optionally a schema validator, retention (TTL) and sharding",
+        add_arguments=_add_init_arguments,
+        run=run_init,
+        store_options=_init_store_options,
+    ),
+    Command(
+        name="stats",
+        help="threads, events per category, collection and index sizes",
+        add_arguments=_add_stats_arguments,
+        run=run_stats,
+    ),
+    Command(
+        name="messages",
+        help="a page of a thread's messages (newest first page, or around --before / --after)",
+        add_arguments=_add_messages_arguments,
+        run=run_messages,
+    ),
+    Command(
+        name="events",
+        help="the events of one run, every category, optionally filtered",
+        add_arguments=_add_events_arguments,
+        run=run_events,
+    ),
+    Command(
+        name="count",
+        help="the number of message events of a thread",
+        add_arguments=_add_thread_argument,
+        run=run_count,
+    ),
+    Command(
+        name="tail",
+        help="print a thread's events; with --follow, keep printing new ones until Ctrl-C",
+        add_arguments=_add_tail_arguments,
+        run=run_tail,
+    ),
+    Command(
+        name="delete",
+        help="delete a thread, or one run of it (asks first unless --yes)",
+        add_arguments=_add_delete_arguments,
+        run=run_delete,
+    ),
+    Command(
+        name="export",
+        help="write the records of one thread, or of all, as JSON Lines",
+        add_arguments=_add_export_arguments,
+        run=run_export,
+    ),
+    Command(
+        name="import",
+        help="import records (export's JSON Lines, or DeerFlow's JSONL or SQL store); "
+        "re-running never duplicates",
+        add_arguments=_add_import_arguments,
+        run=run_import,
+    ),
+    LocalCommand(
+        name="bench",
+        help="run the benchmark (python -m benchmarks.run) from a checkout of the repository",
+        add_arguments=_add_bench_arguments,
+        run=run_bench,
     ),
 )
 

@@ -108,6 +108,12 @@ EVENT_INDEXES = (
         [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
     ),
     IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
+    # Only the (rare) events with out-of-line fields, for deleting their blobs.
+    IndexModel(
+        [("thread_id", ASCENDING), ("run_id", ASCENDING)],
+        name="thread_run_blobs",
+        partialFilterExpression={BLOBS_FIELD: {"$exists": True}},
+    ),
     IndexModel(
         [("thread_id", ASCENDING), ("event_id", ASCENDING)],
         name=BY_EVENT_ID,
@@ -240,7 +246,6 @@ class MongoRunEventStore(RunEventStore):
         self._transactions_requested = transactions
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
-        self._hints = False
         self._change_streams = False
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
@@ -320,10 +325,6 @@ class MongoRunEventStore(RunEventStore):
             self._transactions = _compat.supports_transactions(hello)
         else:
             self._transactions = self._transactions_requested
-        # Reads name their index: the plan is then the one designed for them on
-        # every server, whatever its planner prefers. mongomock has no planner
-        # (and no change streams).
-        self._hints = hello is not None
         self._change_streams = _compat.supports_transactions(hello)
         self._ready = True
 
@@ -377,7 +378,6 @@ class MongoRunEventStore(RunEventStore):
         prepared = self._prepare(0, event, created)
         await self._ensure_ready()
         query = {"thread_id": thread_id, "run_id": run_id, "event_type": event_type}
-        options = {"hint": BY_RUN} if self._hints else {}
 
         async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
             with translated("looking for an existing event"):
@@ -387,7 +387,6 @@ class MongoRunEventStore(RunEventStore):
                     sort=[("seq", ASCENDING)],
                     limit=1,
                     session=session,
-                    **options,
                 ).to_list(None)
                 if existing:
                     return (await self._records(existing, session))[0], False
@@ -541,8 +540,7 @@ class MongoRunEventStore(RunEventStore):
         stored: dict[tuple[str, str | None], dict[str, Any]] = {}
         for thread_id, event_ids in keys.items():
             query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
-            options = {"hint": BY_EVENT_ID} if self._hints else {}
-            cursor = self._events.find(query, _PROJECTION, session=session, **options)
+            cursor = self._events.find(query, _PROJECTION, session=session)
             for record in await self._records(await cursor.to_list(None), session):
                 stored[(thread_id, record["event_id"])] = record
         return stored
@@ -690,13 +688,11 @@ class MongoRunEventStore(RunEventStore):
     # --- reads ----------------------------------------------------------------
 
     async def _find(
-        self, query: dict[str, Any], index: str, sort: int, limit: int | None, action: str
+        self, query: dict[str, Any], sort: int, limit: int | None, action: str
     ) -> list[dict[str, Any]]:
-        """Run one find on ``index``, sorted by seq, and return validated records."""
+        """Run one find, sorted by seq, and return validated records."""
         await self._ensure_ready()
         options: dict[str, Any] = {"sort": [("seq", sort)]}
-        if self._hints:
-            options["hint"] = index
         if limit is not None:
             # The whole page in the first reply: no getMore round trip.
             options.update(limit=limit, batch_size=limit)
@@ -739,9 +735,7 @@ class MongoRunEventStore(RunEventStore):
         check_id(thread_id, "thread_id")
         check_page(limit, before_seq, after_seq)
         query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
-        return await self._page(
-            query, BY_CATEGORY, limit, before_seq, after_seq, "listing messages"
-        )
+        return await self._page(query, limit, before_seq, after_seq, "listing messages")
 
     @observed("list_messages_by_run")
     async def list_messages_by_run(
@@ -760,14 +754,11 @@ class MongoRunEventStore(RunEventStore):
         query = _owned(
             {"thread_id": thread_id, "run_id": run_id, "category": MESSAGE_CATEGORY}, user_id
         )
-        return await self._page(
-            query, BY_RUN, limit, before_seq, after_seq, "listing a run's messages"
-        )
+        return await self._page(query, limit, before_seq, after_seq, "listing a run's messages")
 
     async def _page(
         self,
         query: dict[str, Any],
-        index: str,
         limit: int,
         before_seq: int | None,
         after_seq: int | None,
@@ -782,8 +773,8 @@ class MongoRunEventStore(RunEventStore):
         if bounds:
             query["seq"] = bounds
         if after_seq is not None:
-            return await self._find(query, index, ASCENDING, limit, action)
-        newest_first = await self._find(query, index, DESCENDING, limit, action)
+            return await self._find(query, ASCENDING, limit, action)
+        newest_first = await self._find(query, DESCENDING, limit, action)
         newest_first.reverse()
         return newest_first
 
@@ -813,7 +804,7 @@ class MongoRunEventStore(RunEventStore):
             query["metadata.task_id"] = task_id
         if after_seq is not None:
             query["seq"] = {"$gt": after_seq}
-        return await self._find(query, BY_RUN, ASCENDING, limit, "listing events")
+        return await self._find(query, ASCENDING, limit, "listing events")
 
     @observed("read_after")
     async def read_after(
@@ -826,16 +817,15 @@ class MongoRunEventStore(RunEventStore):
     ) -> list[dict[str, Any]]:
         """The thread's first ``limit`` events after ``after_seq`` (of ``category``, if given).
 
-        The read behind :meth:`watch`; served by the thread's seq index, or by
-        its category index when a category is given.
+        The read behind :meth:`watch`, served by the thread's seq index (or its
+        category index when a category is given).
         """
         check_id(thread_id, "thread_id")
         check_page(limit, None, after_seq)
         query = _owned({"thread_id": thread_id, "seq": {"$gt": after_seq}}, user_id)
         if category is not None:
             query["category"] = check_id(category, "category")
-        index = BY_SEQ if category is None else BY_CATEGORY
-        return await self._find(query, index, ASCENDING, limit, "reading new events")
+        return await self._find(query, ASCENDING, limit, "reading new events")
 
     async def watch(
         self,
@@ -877,8 +867,7 @@ class MongoRunEventStore(RunEventStore):
         query = _owned({"thread_id": thread_id, "category": MESSAGE_CATEGORY}, user_id)
         await self._ensure_ready()
         with translated("counting messages"):
-            options = {"hint": BY_CATEGORY} if self._hints else {}
-            count: int = await self._events.count_documents(query, **options)
+            count: int = await self._events.count_documents(query)
         return count
 
     @observed("get_last_visible_ai_seq_by_run")
@@ -901,10 +890,9 @@ class MongoRunEventStore(RunEventStore):
             return {}
         await self._ensure_ready()
         pipeline = [{"$match": match}, {"$group": {"_id": "$run_id", "seq": {"$max": "$seq"}}}]
-        options = {"hint": BY_RUN} if self._hints else {}
         with translated("finding the last visible AI replies"):
             # pymongo's async aggregate() is a coroutine, Motor's returns the cursor.
-            cursor = await _compat.resolve(self._events.aggregate(pipeline, **options))
+            cursor = await _compat.resolve(self._events.aggregate(pipeline))
             rows = await cursor.to_list(None)
         return {row["_id"]: row["seq"] for row in rows}
 
@@ -1043,9 +1031,8 @@ class MongoRunEventStore(RunEventStore):
             # Blobs are found first and deleted after their events, so that no
             # reader ever meets an event whose blob is gone; a crash in between
             # leaves an orphan blob, never a dangling reference.
-            options = {"hint": BY_RUN if "run_id" in query else BY_SEQ} if self._hints else {}
             with_blobs = await self._events.find(
-                {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}, **options
+                {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
             ).to_list(None)
             result = await self._events.delete_many(query)
             file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
