@@ -504,3 +504,47 @@ async def test_reads_with_extra_filters_are_served_by_a_thread_index(
         winning = await winning_plan(database, command)
         assert _index_names(winning) & {"thread_run_seq", "thread_category_seq"}, (command, winning)
         assert not _has_collection_scan(winning), (command, winning)
+
+
+@pytest.mark.parametrize("with_event_ids", [True, False])
+async def test_standalone_insert_applied_but_reply_failed(
+    secantus_standalone: EmbeddedServer, with_event_ids: bool
+) -> None:
+    """Plain mode: an insert that landed but answered with an error is cleaned up before the error.
+
+    The caller's retry then stores each event once, with or without event ids;
+    the first attempt's seqs stay unused (a gap).
+    """
+    app_name = f"plain-{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[Any] = AsyncMongoClient(secantus_standalone.uri, appname=app_name)
+    control: AsyncMongoClient[Any] = AsyncMongoClient(secantus_standalone.uri)
+    name = database_name()
+    try:
+        store = MongoRunEventStore(client[name])
+        await store.ensure_indexes()
+        batch = [
+            event(content=i, **({"event_id": f"e{i}"} if with_event_ids else {})) for i in range(5)
+        ]
+        await fail_point(
+            control,
+            app_name,
+            {"times": 1},
+            failCommands=["insert"],
+            writeConcernError={"code": 64, "codeName": "WriteConcernFailed", "errmsg": "timed out"},
+        )
+        try:
+            with pytest.raises(StorageError) as caught:
+                await store.put_batch(batch)
+        finally:
+            await fail_point_off(control)
+        assert await store.count_messages("thread-1") == 0
+        assert isinstance(caught.value.__cause__, PyMongoError)
+        records = await store.put_batch(batch)
+        assert seqs(records) == [6, 7, 8, 9, 10]
+        assert sorted(row["content"] for row in await store.list_messages("thread-1")) == list(
+            range(5)
+        )
+    finally:
+        await control.drop_database(name)
+        await client.close()
+        await control.close()
