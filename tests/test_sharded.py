@@ -61,12 +61,9 @@ async def sharded_store() -> AsyncIterator[tuple[MongoRunEventStore, Any, _Sent]
 
 def _shards_targeted(explained: dict[str, Any]) -> int:
     """How many shards an explain through mongos says the command went to."""
-    planner = explained.get("queryPlanner", {})
-    winning = planner.get("winningPlan", {})
-    shards = winning.get("shards") or explained.get("shards") or []
-    if isinstance(shards, dict):  # aggregate explain: {shard name: plan}
-        return len(shards)
-    return len(shards)
+    winning = explained.get("queryPlanner", {}).get("winningPlan", {})
+    # find / delete: winningPlan.shards is a list; aggregate: "shards" maps names to plans.
+    return len(winning.get("shards") or explained.get("shards") or [])
 
 
 async def test_every_call_targets_one_shard(sharded_store: Any) -> None:
