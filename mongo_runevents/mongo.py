@@ -41,7 +41,7 @@ from bson import Regex
 from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.errors import BSONError
 from bson.int64 import Int64
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from . import _compat
@@ -517,14 +517,17 @@ class MongoRunEventStore(RunEventStore):
         by_thread: dict[str, list[int]] = {}
         for index in fresh:
             by_thread.setdefault(events[index].thread_id, []).append(index)
+        blocks = {
+            thread_id: (len(indexes), any(prepared[index].files for index in indexes))
+            for thread_id, indexes in by_thread.items()
+        }
         with translated("reserving seqs"):
-            for thread_id in sorted(by_thread):  # the lock order
-                indexes = by_thread[thread_id]
-                has_blobs = any(prepared[index].files for index in indexes)
-                first = await self._reserve(thread_id, len(indexes), session, has_blobs)
-                for offset, index in enumerate(indexes):
-                    records[index] = events[index].to_record(first + offset, created[index])
-                    prepared[index].document["seq"] = first + offset
+            firsts = await self._reserve_blocks(blocks, session)
+        for thread_id, indexes in by_thread.items():
+            for offset, index in enumerate(indexes):
+                seq = firsts[thread_id] + offset
+                records[index] = events[index].to_record(seq, created[index])
+                prepared[index].document["seq"] = seq
         if fresh:
             await self._insert([prepared[index] for index in fresh], by_thread, session)
         return [record for record in records if record is not None]
@@ -545,17 +548,48 @@ class MongoRunEventStore(RunEventStore):
                 stored[(thread_id, record["event_id"])] = record
         return stored
 
+    async def _reserve_blocks(
+        self, blocks: dict[str, tuple[int, bool]], session: Any
+    ) -> dict[str, int]:
+        """Reserve a block of seqs per thread (``{thread: (count, has_blobs)}``); return the firsts.
+
+        One thread: one ``findOneAndUpdate``. Several threads, in a transaction:
+        one bulk ``update`` of all their counters, then one ``find`` that reads
+        the new values back (the transaction holds those counters, so nobody
+        else moves them in between): two round trips whatever the number of
+        threads. Without a transaction that read-back would not be safe, so
+        the counters are updated with one ``findOneAndUpdate`` each, sent
+        concurrently.
+        """
+        threads = sorted(blocks)  # the lock order
+        if not threads:
+            return {}
+        if len(threads) == 1:
+            [thread_id] = threads
+            return {thread_id: await self._reserve(thread_id, *blocks[thread_id], session)}
+        if session is None:
+            firsts = await asyncio.gather(*(self._reserve(t, *blocks[t]) for t in threads))
+            return dict(zip(threads, firsts, strict=True))
+        await self._counters.bulk_write(
+            [UpdateOne({"_id": t}, _counter_update(*blocks[t]), upsert=True) for t in threads],
+            ordered=True,
+            session=session,
+        )
+        counters = await self._counters.find(
+            {"_id": {"$in": threads}}, {"last_seq": 1}, session=session
+        ).to_list(None)
+        last = {counter["_id"]: counter["last_seq"] for counter in counters}
+        return {t: last[t] - blocks[t][0] + 1 for t in threads}
+
     async def _reserve(
-        self, thread_id: str, count: int, session: Any = None, has_blobs: bool = False
+        self, thread_id: str, count: int, has_blobs: bool = False, session: Any = None
     ) -> int:
         """Reserve ``count`` seqs of a thread; return the first.
 
         ``has_blobs`` marks the thread as having out-of-line fields, so that
         deleting the thread knows to delete blobs too.
         """
-        update: dict[str, Any] = {"$inc": {"last_seq": count}}
-        if has_blobs:
-            update["$set"] = {"has_blobs": True}
+        update = _counter_update(count, has_blobs)
         for attempt in range(1, _UPSERT_ATTEMPTS + 1):
             try:
                 counter = await self._counters.find_one_and_update(
@@ -1048,6 +1082,14 @@ class ImportResult:
 
     inserted: int = 0
     skipped: int = 0
+
+
+def _counter_update(count: int, has_blobs: bool) -> dict[str, Any]:
+    """The update that reserves ``count`` seqs of a thread's counter (and marks blobs)."""
+    update: dict[str, Any] = {"$inc": {"last_seq": count}}
+    if has_blobs:
+        update["$set"] = {"has_blobs": True}
+    return update
 
 
 def _key(item: _Prepared) -> tuple[str, int]:

@@ -107,12 +107,24 @@ async def test_batch_of_one_thread_is_one_reservation_and_one_insert(
     assert sent == ["findAndModify", "insert", *counted.commit]
 
 
-async def test_batch_over_three_threads_reserves_once_per_thread(counted: Counted) -> None:
-    """A batch over three threads sends one findAndModify per thread and still a single insert."""
+async def test_batch_over_three_threads_reserves_all_counters_at_once(counted: Counted) -> None:
+    """A batch over three threads reserves every counter at once, then sends a single insert.
+
+    In a transaction: one bulk update and one find of the counters, whatever
+    the number of threads. Without one: a findAndModify per thread, sent
+    concurrently.
+    """
     batch = [event(f"thread-{i % 3}", content=i) for i in range(30)]
     records, sent = await counted.sent_by(counted.store.put_batch(batch))
     assert len(records) == 30
-    assert sent == ["findAndModify"] * 3 + ["insert", *counted.commit]
+    assert [(r["thread_id"], r["seq"]) for r in records[:4]] == [
+        ("thread-0", 1),
+        ("thread-1", 1),
+        ("thread-2", 1),
+        ("thread-0", 2),
+    ]
+    reserve = ["update", "find"] if counted.commit else ["findAndModify"] * 3
+    assert sent == [*reserve, "insert", *counted.commit]
 
 
 # --- reads ----------------------------------------------------------------------------
