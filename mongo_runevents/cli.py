@@ -153,16 +153,25 @@ def _non_negative_int(text: str) -> int:
 
 
 def _integer(text: str) -> int:
+    """An integer that fits in 64 bits, as every seq and limit must."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} does not fit in 64 bits")
+    return value
 
 
 def _non_empty(text: str) -> str:
-    """An argparse type: a non-empty string."""
+    """An argparse type: a non-empty string of valid Unicode (an id, a category, an event type)."""
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 in argv arrive as lone surrogates.
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
     return text
 
 
@@ -171,7 +180,7 @@ def _retention_item(text: str) -> tuple[str, int]:
     category, equals, days = text.partition("=")
     if not equals or not category:
         raise argparse.ArgumentTypeError(f"expected CATEGORY=DAYS (e.g. trace=30), got {text!r}")
-    return category, _positive_int(days)
+    return _non_empty(category), _positive_int(days)
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
@@ -652,7 +661,10 @@ async def run_init(context: Context) -> int:
             "events written before carry none and are kept"
         )
     else:
-        print("retention: none; every event is kept (--retention CATEGORY=DAYS sets one)")
+        print(
+            "retention: none set (--retention CATEGORY=DAYS sets one); events are kept "
+            "unless written by a store configured with a retention"
+        )
     if steps is not None:
         print("sharding:")
         for step in steps:
@@ -737,6 +749,7 @@ def _add_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type",
         dest="types",
+        type=_non_empty,
         action="append",
         metavar="TYPE",
         help="only events of this event type (repeatable)",
