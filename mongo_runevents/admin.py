@@ -156,7 +156,8 @@ async def shard_collections(
     report = ShardingReport()
     database = store.events_collection.database
     admin = database.client.admin
-    hello = await admin.command("hello")
+    with translated("connecting"):
+        hello = await admin.command("hello")
     if hello.get("msg") != "isdbgrid":
         raise ConfigurationError("sharding needs a connection to mongos (a sharded cluster)")
     await store.ensure_indexes()

@@ -35,7 +35,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from ._version import __version__
 from .admin import apply_schema_validator, collect_stats, shard_collections
@@ -437,20 +437,6 @@ class Progress:
             self._on_screen = 0
 
 
-async def _count_events(store: MongoRunEventStore, thread_id: str, run_id: str | None) -> int:
-    """How many events the thread (or one run of it) holds, counted by paging through them."""
-    count, after = 0, 0
-    while True:
-        if run_id is None:
-            page = await store.read_after(thread_id, after, limit=PAGE_SIZE)
-        else:
-            page = await store.list_events(thread_id, run_id, after_seq=after, limit=PAGE_SIZE)
-        count += len(page)
-        if len(page) < PAGE_SIZE:
-            return count
-        after = page[-1]["seq"]
-
-
 # --- demo ----------------------------------------------------------------------
 
 
@@ -844,7 +830,7 @@ async def run_tail(context: Context) -> int:
         return 0
 
     watch = store.watch(args.thread, after_seq=args.after, category=category)
-    async with aclosing(cast(AsyncGenerator[dict[str, Any], None], watch)) as records:
+    async with aclosing(watch) as records:
         async for record in records:
             show(record)
             printed += 1
@@ -884,7 +870,7 @@ async def run_delete(context: Context) -> int:
     what = (
         f"thread {args.thread}" if args.run is None else f"run {args.run} of thread {args.thread}"
     )
-    count = await _count_events(store, args.thread, args.run)
+    count = await store.count_events(args.thread, run_id=args.run)
     if count and not args.yes:
         if not sys.stdin.isatty():
             return _fail(
@@ -946,7 +932,7 @@ async def _write_records(
 async def run_export(context: Context) -> int:
     """Every record of one thread, or of all threads, as JSON Lines in (thread, seq) order."""
     args = context.args
-    records = cast(AsyncGenerator[dict[str, Any], None], context.store.export_events(args.thread))
+    records = context.store.export_events(args.thread)
     progress = Progress("exported")
     to_stdout = args.out == "-"
     if to_stdout:

@@ -30,7 +30,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -870,7 +870,7 @@ class MongoRunEventStore(RunEventStore):
         user_id: str | None = None,
         poll_interval: float = 0.1,
         max_poll_interval: float = 2.0,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield the thread's events after ``after_seq``, then new ones as they are written.
 
         Each event once, in seq order, until the caller stops iterating. Uses a
@@ -894,6 +894,27 @@ class MongoRunEventStore(RunEventStore):
             max_poll_interval=max_poll_interval,
         ):
             yield record
+
+    @observed("count_events")
+    async def count_events(
+        self,
+        thread_id: str,
+        *,
+        run_id: str | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        """How many events the thread (or one run of it, or one category) holds; one command."""
+        check_id(thread_id, "thread_id")
+        query = _owned({"thread_id": thread_id}, user_id)
+        if check_optional_id(run_id, "run_id") is not None:
+            query["run_id"] = run_id
+        if check_optional_id(category, "category") is not None:
+            query["category"] = category
+        await self._ensure_ready()
+        with translated("counting events"):
+            count: int = await self._events.count_documents(query)
+        return count
 
     @observed("count_messages")
     async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
@@ -934,8 +955,11 @@ class MongoRunEventStore(RunEventStore):
 
     async def export_events(
         self, thread_id: str | None = None, *, page_size: int = 500
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield every stored record of one thread, or of all threads, in (thread, seq) order."""
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Yield every stored record of one thread, or of all threads, in (thread, seq) order.
+
+        Close it (``contextlib.aclosing``) when stopping early, to free its cursor.
+        """
         if thread_id is not None:
             check_id(thread_id, "thread_id")
         await self._ensure_ready()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import OperationFailure, PyMongoError
@@ -50,7 +50,7 @@ async def follow(
     user_id: str | None,
     poll_interval: float,
     max_poll_interval: float,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Yield the thread's events after ``after_seq``, then new ones as they come, forever."""
     cursor = after_seq
     stream: Any = None

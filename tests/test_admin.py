@@ -114,3 +114,17 @@ async def test_sharding_needs_mongos(mongo_database: Any) -> None:
         pytest.skip("connected to mongos: tests/test_sharded.py covers it")
     with pytest.raises(ConfigurationError, match="mongos"):
         await shard_collections(MongoRunEventStore(mongo_database))
+
+
+async def test_count_events_counts_a_thread_a_run_or_a_category(mongo_database: Any) -> None:
+    """count_events counts all of a thread's events, or one run's, or one category's."""
+    store = MongoRunEventStore(mongo_database)
+    await store.put_batch(
+        [event(run_id="r1"), trace(run_id="r1"), trace(run_id="r2"), event("other")]
+    )
+    assert await store.count_events("thread-1") == 3
+    assert await store.count_events("thread-1", run_id="r1") == 2
+    assert await store.count_events("thread-1", category="trace") == 2
+    assert await store.count_events("nope") == 0
+    with pytest.raises(InvalidEventError):
+        await store.count_events("thread-1", run_id={"$ne": ""})
