@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._json import _SURROGATE, check_json_value
+from ._json import _SURROGATE, INT64_MAX, check_json_value
 from .errors import InvalidEventError, StorageError
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
@@ -277,7 +277,7 @@ def imported_event(record: Any, index: int) -> tuple[NewEvent, int]:
             f"a record must be a dict, got {type(record).__name__}", index=index
         )
     seq = record.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= INT64_MAX:
         raise InvalidEventError(
             f"must be an int of at least 1, got {seq!r}", field="seq", index=index
         )
@@ -319,6 +319,8 @@ def check_id(value: Any, name: str) -> str:
         raise InvalidEventError(f"must be a str, got {type(value).__name__}", field=name)
     if not value:
         raise InvalidEventError("must not be empty", field=name)
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        raise InvalidEventError("holds a lone surrogate (not valid Unicode)", field=name)
     return value
 
 
@@ -348,8 +350,8 @@ def check_limit(value: Any, name: str = "limit") -> int:
     """A page size: an ``int`` of at least 1 (``bool`` is not a number here)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidEventError(f"must be an int, got {type(value).__name__}", field=name)
-    if value < 1:
-        raise InvalidEventError(f"must be at least 1, got {value}", field=name)
+    if not 1 <= value <= INT64_MAX:
+        raise InvalidEventError(f"must be between 1 and 2**63-1, got {value}", field=name)
     return value
 
 
@@ -359,8 +361,8 @@ def check_cursor(value: Any, name: str) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidEventError(f"must be an int or None, got {type(value).__name__}", field=name)
-    if value < 0:
-        raise InvalidEventError(f"must not be negative, got {value}", field=name)
+    if not 0 <= value <= INT64_MAX:
+        raise InvalidEventError(f"must be between 0 and 2**63-1, got {value}", field=name)
     return value
 
 

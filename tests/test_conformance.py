@@ -491,6 +491,10 @@ async def test_malformed_batch_is_refused(store: RunEventStore, batch: Any) -> N
         (lambda s: s.delete_by_thread({"$ne": "x"}), "thread_id"),
         (lambda s: s.delete_by_run("t", {"$ne": "x"}), "run_id"),
         (lambda s: s.delete_by_run(["t"], "r"), "thread_id"),
+        (lambda s: s.list_messages("t", limit=2**63), "limit"),
+        (lambda s: s.list_messages("t", after_seq=2**64), "after_seq"),
+        (lambda s: s.list_messages("lone \ud800 surrogate"), "thread_id"),
+        (lambda s: s.delete_by_thread("\udfff"), "thread_id"),
     ],
 )
 async def test_bad_read_and_delete_arguments_are_refused(
