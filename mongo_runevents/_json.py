@@ -107,9 +107,21 @@ def _check(value: Any, path: list[str], depth: int) -> int:
 
 
 def copy_json(value: Any) -> Any:
-    """Deep-copy a checked JSON value; several times faster than ``copy.deepcopy``."""
+    """Deep-copy a checked JSON value, as the plain JSON types every store gives back.
+
+    Subclasses (an ``IntEnum``, a ``str`` enum, an ``OrderedDict``) become the
+    base type, equal to what was given: that is what MongoDB returns, and every
+    store must return the same. Several times faster than ``copy.deepcopy``.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
-        return {key: copy_json(item) for key, item in value.items()}
+        return {str.__str__(key): copy_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [copy_json(item) for item in value]
-    return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    return float(value)

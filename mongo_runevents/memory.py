@@ -116,7 +116,7 @@ class MemoryRunEventStore(RunEventStore):
             if stored is None:
                 thread = self._threads.setdefault(event.thread_id, _Thread())
                 thread.last_seq += 1
-                stored = _copy(event.to_record(thread.last_seq, event.created_at or now))
+                stored = event.to_record(thread.last_seq, event.created_at or now)
                 thread.events.append(stored)
                 if stored["category"] == MESSAGE_CATEGORY:
                     thread.messages.append(stored)

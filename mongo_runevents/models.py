@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._json import _SURROGATE, INT64_MAX, check_json_value
+from ._json import _SURROGATE, INT64_MAX, check_json_value, copy_json
 from .errors import InvalidEventError, StorageError
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
@@ -179,7 +179,7 @@ class NewEvent(_EventFields):
             and stored["event_type"] == self.event_type
             and stored["category"] == self.category
             and stored["content"] == self.content
-            and type(stored["content"]) is type(self.content)
+            and _json_kind(stored["content"]) is _json_kind(self.content)
             and stored["metadata"] == self.metadata
             and stored.get("user_id") == self.user_id
             and (self.created_at is None or stored["created_at"] == self.created_at)
@@ -188,16 +188,17 @@ class NewEvent(_EventFields):
     def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
         """The record this event becomes once stored with ``seq``.
 
-        ``content`` and ``metadata`` are the caller's own objects, not copies;
-        a store that keeps them in memory copies them itself.
+        ``content`` and ``metadata`` are copies in plain JSON types, so the
+        record shares nothing with the caller's objects, as a record read back
+        would not.
         """
         record = {
             "thread_id": self.thread_id,
             "run_id": self.run_id,
             "event_type": self.event_type,
             "category": self.category,
-            "content": self.content,
-            "metadata": self.metadata,
+            "content": copy_json(self.content),
+            "metadata": copy_json(self.metadata),
             "seq": seq,
             "created_at": created_at,
         }
@@ -225,6 +226,14 @@ class RunEvent(_EventFields):
             if record[name] is None:
                 del record[name]
         return record
+
+
+def _json_kind(value: Any) -> type | None:
+    """The JSON type of a value (``1``, ``1.0`` and ``True`` are equal but differ here)."""
+    for kind in (bool, int, float, str, dict, list):
+        if isinstance(value, kind):
+            return kind
+    return None
 
 
 def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:

@@ -56,6 +56,7 @@ from ._blobs import (
 )
 from ._codec import EXPIRES_AT_FIELD, from_document, to_document
 from ._driver_errors import DUPLICATE_KEY, duplicate_key_refusals, translate, translated
+from ._json import copy_json
 from ._version import __version__
 from .base import RunEventStore
 from .errors import (
@@ -154,6 +155,9 @@ class _Prepared:
     chunks: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: The largest first batch asked for; a reply is capped at 16 MiB anyway.
+_MAX_BATCH = 100_000
+
 #: Fields never returned to callers.
 _PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0}
 
@@ -247,6 +251,7 @@ class MongoRunEventStore(RunEventStore):
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
         self._change_streams = False
+        self._bson_server = True
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
         self._thread_locks = _ThreadLocks()
@@ -326,6 +331,8 @@ class MongoRunEventStore(RunEventStore):
         else:
             self._transactions = self._transactions_requested
         self._change_streams = _compat.supports_transactions(hello)
+        # mongomock keeps Python objects as given instead of encoding BSON.
+        self._bson_server = hello is not None
         self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -620,6 +627,11 @@ class MongoRunEventStore(RunEventStore):
     ) -> None:
         """Insert blobs, then events; outside a transaction, undo a partial insert on failure."""
         documents = [item.document for item in prepared]
+        if not self._bson_server:
+            # Store what BSON would: plain JSON types (an IntEnum becomes int).
+            for document in documents:
+                document["content"] = copy_json(document["content"])
+                document["metadata"] = copy_json(document["metadata"])
         files = [file for item in prepared for file in item.files]
         chunks = [chunk for item in prepared for chunk in item.chunks]
         try:
@@ -728,8 +740,10 @@ class MongoRunEventStore(RunEventStore):
         await self._ensure_ready()
         options: dict[str, Any] = {"sort": [("seq", sort)]}
         if limit is not None:
-            # The whole page in the first reply: no getMore round trip.
-            options.update(limit=limit, batch_size=limit)
+            # The whole page in the first reply: no getMore round trip. (The
+            # driver overflows past 2**31 with both set; replies cap at 16 MiB
+            # anyway.)
+            options.update(limit=limit, batch_size=min(limit, _MAX_BATCH))
         with translated(action):
             documents = await self._events.find(query, _PROJECTION, **options).to_list(None)
             return await self._records(documents, None)

@@ -523,3 +523,30 @@ async def test_nothing_leaks_between_threads(store: RunEventStore, backend: Back
     assert seqs(await store.list_events("b", "run-1")) == [1, 2]
     assert await store.delete_by_thread("a") == 0
     assert await store.count_messages("b") == 1
+
+
+async def test_records_share_nothing_with_the_callers_objects(store: RunEventStore) -> None:
+    """Mutating a returned record never changes the objects the caller passed in, and vice versa."""
+    content = {"messages": [{"text": "hi"}]}
+    record = await store.put(**event(content=content))
+    record["content"]["messages"].append("mutated")
+    assert content == {"messages": [{"text": "hi"}]}
+    assert record["content"] is not content
+
+
+async def test_enum_values_come_back_as_plain_json_types(store: RunEventStore) -> None:
+    """Subclasses of int and str (enums) come back equal, as plain int and str, from writes and reads."""
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Role(str, enum.Enum):
+        AI = "ai"
+
+    record = await store.put(**event(content={"level": Level.HIGH, "role": Role.AI}))
+    [stored] = await store.list_messages("thread-1")
+    for row in (record, stored):
+        assert row["content"] == {"level": 3, "role": "ai"}
+        assert type(row["content"]["level"]) is int
+        assert type(row["content"]["role"]) is str
