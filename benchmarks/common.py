@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.errors import PyMongoError
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents.mongo import EVENT_INDEXES
+from mongo_runevents._blobs import BLOBS_FIELD
+from mongo_runevents.mongo import _PROJECTION, EVENT_INDEXES
 
 #: The collections the store uses by default, and the raw baseline too.
 EVENTS, COUNTERS = "run_events", "run_events_counters"
 
-#: The projection every read uses.
-PROJECTION = {"_id": 0}
+#: The projection of every read the store sends (and so of the raw baseline's).
+PROJECTION: dict[str, Any] = dict(_PROJECTION)
 
 
 @dataclass
@@ -65,8 +67,12 @@ class Raw:
     Writes: in a transaction (when the server has them), one
     ``find_one_and_update`` with ``$inc`` on the thread's counter document, then
     one insert of documents prepared in advance (only ``seq`` is filled in).
-    Reads: the store's ``find`` (same filter, sort, limit, batch size, hint and
-    projection), the documents turned into plain dicts, nothing validated.
+    Reads: the store's ``find`` (same filter, sort, limit, batch size and
+    projection, no hint: the server's planner chooses the index, as for the
+    store), the documents turned into plain dicts, nothing validated. Deleting
+    a run: the store's two commands, a ``find`` of the run's events with
+    out-of-line fields (served on MongoDB by the small partial index
+    ``thread_run_blobs``) and one ``delete``.
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class Raw:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
+        assert counter is not None
         last: int = counter["last_seq"]
         return last - count + 1
 
@@ -114,15 +121,98 @@ class Raw:
         self,
         query: dict[str, Any],
         *,
-        index: str | None,
         sort: int,
         limit: int | None,
+        hint: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The store's find, as plain dicts; ``index=None`` leaves the choice to the planner."""
+        """The store's find, as plain dicts.
+
+        ``hint`` is only for the scale section's comparison: the store sends none.
+        """
         options: dict[str, Any] = {"sort": [("seq", sort)]}
-        if index is not None:
-            options["hint"] = index
+        if hint is not None:
+            options["hint"] = hint
         if limit is not None:
             options.update(limit=limit, batch_size=limit)
         documents = await self.events.find(query, PROJECTION, **options).to_list(None)
         return [dict(document) for document in documents]
+
+    async def count(self, query: dict[str, Any]) -> int:
+        """The store's count: ``count_documents`` (an ``aggregate``), no hint."""
+        count: int = await self.events.count_documents(query)
+        return count
+
+    async def delete_run(self, query: dict[str, Any]) -> int:
+        """The store's ``delete_by_run`` commands: the blob look-up, then one ``delete``.
+
+        The run has no out-of-line fields here (as nearly every run), so no
+        blob is deleted after the events.
+        """
+        with_blobs = await self.events.find(
+            {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+        ).to_list(None)
+        assert not with_blobs
+        result = await self.events.delete_many(query)
+        deleted: int = result.deleted_count
+        return deleted
+
+    async def delete_many(self, query: dict[str, Any]) -> int:
+        """One ``delete``, nothing looked up first: the second baseline of the deletes."""
+        result = await self.events.delete_many(query)
+        deleted: int = result.deleted_count
+        return deleted
+
+
+def _stages(plan: dict[str, Any]) -> str:
+    """A plan's stages from the top, e.g. ``SORT > FETCH > IXSCAN thread_category_seq``."""
+    names = []
+    node: dict[str, Any] | None = plan
+    while node is not None:
+        name = node.get("stage", "?")
+        if "indexName" in node:
+            name += f" {node['indexName']}"
+        names.append(name)
+        node = node.get("inputStage")
+    return " > ".join(names)
+
+
+async def _explain(database: Any, command: dict[str, Any]) -> dict[str, Any]:
+    """``explain`` (executionStats) of ``command``: the plan and the server's counters."""
+    try:
+        reply = await database.command("explain", command, verbosity="executionStats")
+    except PyMongoError as exc:
+        return {"error": str(exc)[:200]}
+    stats = reply.get("executionStats", {})
+    return {
+        "plan": _stages(reply.get("queryPlanner", {}).get("winningPlan", {})),
+        "nReturned": stats.get("nReturned"),
+        "totalKeysExamined": stats.get("totalKeysExamined"),
+        "totalDocsExamined": stats.get("totalDocsExamined"),
+        "executionTimeMillis": stats.get("executionTimeMillis"),
+    }
+
+
+async def explain_find(
+    database: Any,
+    query: dict[str, Any],
+    projection: dict[str, Any],
+    *,
+    sort: int | None = None,
+    limit: int | None = None,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    """``explain`` of a ``find`` on the events collection, as the store (or a hint) sends it."""
+    command: dict[str, Any] = {"find": EVENTS, "filter": query, "projection": projection}
+    if sort is not None:
+        command["sort"] = {"seq": sort}
+    if limit is not None:
+        command.update(limit=limit, batchSize=limit)
+    if hint is not None:
+        command["hint"] = hint
+    return {"command": "find", "hint": hint, **await _explain(database, command)}
+
+
+async def explain_delete(database: Any, query: dict[str, Any]) -> dict[str, Any]:
+    """``explain`` of a ``delete`` of every event matching ``query``."""
+    command = {"delete": EVENTS, "deletes": [{"q": query, "limit": 0}]}
+    return {"command": "delete", "hint": None, **await _explain(database, command)}

@@ -26,7 +26,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{meta['started_at']}, {meta['seconds']:.0f} s",
         f"- server: {meta['server']}; writes in transactions: {meta['transactions']}",
         f"- client: Python {meta['python']}, pymongo {meta['pymongo']}, "
-        f"mongo_runevents {meta['mongo_runevents']} ({meta['git']}); "
+        f"mongo_runevents {meta['mongo_runevents']} ({meta['git']}; "
+        f"source sha256 {meta.get('source_sha256', '?')}); "
         f"{meta['cpus']} CPUs shared by client and server",
         "",
         "Medians of interleaved rounds. *Ratio* is the median over rounds of the "
@@ -35,24 +36,71 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Store vs hand-written pymongo",
         "",
-        "| operation | store ms | raw ms | raw no-hint ms | store/raw | raw no-hint/raw | store throughput |",
+        "The raw side sends the store's commands (same filter, sort, limit, batch size "
+        "and projection, no hint) with nothing around them. Client CPU: this process's "
+        "CPU time (`time.process_time`) per event or call; the server is a separate process.",
+        "",
+        "| operation | store ms | raw ms | store/raw | client CPU store | client CPU raw "
+        "| store throughput |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in results["store_vs_raw"]:
         sides = row["sides"]
-        no_hint = sides.get("raw_no_hint")
+        unit = row["unit"]
         lines.append(
             f"| {row['operation']} | {_ms(sides['store']['median_ms'])} | "
-            f"{_ms(sides['raw']['median_ms'])} | "
-            f"{_ms(no_hint['median_ms']) if no_hint else ''} | "
-            f"{_ratio(row['ratios']['store'])} | {_ratio(row['ratios'].get('raw_no_hint'))} | "
-            f"{sides['store']['units_per_s']:.0f} {row['unit']}s/s |"
+            f"{_ms(sides['raw']['median_ms'])} | {_ratio(row['ratios']['store'])} | "
+            f"{_cpu_per(sides['store'], unit)} | {_cpu_per(sides['raw'], unit)} | "
+            f"{sides['store']['units_per_s']:.0f} {unit}s/s |"
         )
+    for row in results["store_vs_raw"]:
+        second = row.get("second_baseline")
+        if second:
+            sides = row["sides"]
+            lines += [
+                "",
+                f"{row['operation']}: {row['note']}. Against `{second}` alone: "
+                f"{_ms(sides['store']['median_ms'])} ms against "
+                f"{_ms(sides[second]['median_ms'])} ms, store/{second} "
+                f"{_ratio(row['store_over_second'])}; raw/{second} "
+                f"{_ratio(1 / row['ratios'][second]) if row['ratios'][second] else ''}.",
+            ]
+        if row.get("explain"):
+            lines += ["", f"`explain` (executionStats) of the commands of {row['operation']}:", ""]
+            lines += _explain_table(row["explain"], with_size=False)
     lines += _concurrency(results.get("concurrency"))
     lines += _scale(results.get("scale"))
     lines += _cpu(results.get("cpu"))
     lines += _peers(results.get("peers"))
     return "\n".join(lines) + "\n"
+
+
+def _cpu_per(side: dict[str, Any], unit: str) -> str:
+    if unit == "op":
+        return f"{_ms(side['client_cpu_ms_per_op'])} ms"
+    return f"{side['client_cpu_us_per_unit']:.0f} us/{unit}"
+
+
+def _explain_table(rows: list[dict[str, Any]], *, with_size: bool, size: str = "") -> list[str]:
+    head = "| thread events | query " if with_size else ""
+    lines = [
+        head + "| command | hint | winning plan | nReturned | keys examined | docs examined | ms |",
+        ("| ---: | --- " if with_size else "") + "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for explain in rows:
+        prefix = f"| {size} | {explain.get('query', '')} " if with_size else ""
+        if "error" in explain:
+            lines.append(
+                prefix + f"| {explain['command']} | | explain failed: {explain['error']} | | | | |"
+            )
+            continue
+        lines.append(
+            prefix
+            + f"| {explain['command']} | {explain['hint'] or '(none)'} | {explain['plan']} | "
+            f"{explain['nReturned']} | {explain['totalKeysExamined']} | "
+            f"{explain['totalDocsExamined']} | {explain['executionTimeMillis']} |"
+        )
+    return lines
 
 
 def _concurrency(section: dict[str, Any] | None) -> list[str]:
@@ -117,34 +165,54 @@ def _scale(section: dict[str, Any] | None) -> list[str]:
         "",
         f"Newest page of {section['page']} messages, a `before_seq` page from the middle, "
         f"and the newest page of a {section['neighbour_events']}-event thread in the same "
-        "collection. Median ms.",
+        "collection. Median ms: the store, the same raw `find`, and that `find` with a "
+        "hint naming `thread_category_seq` (what the store's hints did on SecantusDB).",
         "",
-        "| thread events | newest: store | raw | no hint | middle: store | raw | no hint "
-        "| small thread: store | raw | no hint |",
+        "| thread events | newest: store | raw | hinted | middle: store | raw | hinted "
+        "| small thread: store | raw | hinted |",
         "| ---: |" + " ---: |" * 9,
     ]
     for point in section["points"]:
         cells = []
         for query in ("newest", "middle", "neighbour"):
             medians = point[query]["median_ms"]
-            cells += [_ms(medians[side]) for side in ("store", "raw", "raw_no_hint")]
+            cells += [_ms(medians[side]) for side in ("store", "raw", "raw_hinted")]
         lines.append(f"| {point['events']:,} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "`explain` (executionStats) of the same finds, with the store's hint and without:",
+        "`explain` (executionStats) of the same finds, as the store sends them and hinted:",
         "",
-        "| thread events | query | hint | winning plan | nReturned | keys examined "
-        "| docs examined | ms |",
-        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
+    table = _explain_table([], with_size=True)
     for point in section["points"]:
         for query in ("newest", "middle", "neighbour"):
-            for explain in point[query]["explain"]:
+            rows = [{**explain, "query": query} for explain in point[query]["explain"]]
+            table += _explain_table(rows, with_size=True, size=f"{point['events']:,}")[2:]
+    lines += table
+    if all("blob_lookup" in point for point in section["points"]):
+        lines += [
+            "",
+            "`delete_by_run`'s two commands on the big thread and on the small one: the blob "
+            "look-up (`find` of one run's events with out-of-line fields, none here) and a "
+            "`delete` of a run the thread does not hold. Median ms, and what `explain` says:",
+            "",
+            "| thread events | command | big thread ms | small thread ms | plan (explain) "
+            "| docs examined (big / small) |",
+            "| ---: | --- | ---: | ---: | --- | ---: |",
+        ]
+        for point in section["points"]:
+            for key, command in (
+                ("blob_lookup", "find (blob look-up)"),
+                ("delete_absent", "delete"),
+            ):
+                if key not in point:
+                    continue
+                big, small = point[key]["big"], point[key]["neighbour"]
                 lines.append(
-                    f"| {point['events']:,} | {query} | {explain['hint'] or '(none)'} | "
-                    f"{explain['plan']} | {explain['nReturned']} | "
-                    f"{explain['totalKeysExamined']} | {explain['totalDocsExamined']} | "
-                    f"{explain['executionTimeMillis']} |"
+                    f"| {point['events']:,} | {command} | {_ms(big['median_ms'])} | "
+                    f"{_ms(small['median_ms'])} | {big['explain'].get('plan', '')} | "
+                    f"{big['explain'].get('totalDocsExamined')} / "
+                    f"{small['explain'].get('totalDocsExamined')} |"
                 )
     return lines
 
@@ -152,19 +220,37 @@ def _scale(section: dict[str, Any] | None) -> list[str]:
 def _cpu(section: dict[str, Any] | None) -> list[str]:
     if not section:
         return []
-    kinds = list(section)
+    steps = section["steps"]
+    kinds = list(steps)
     lines = [
         "",
-        "## Client CPU per event (no server)",
+        "## Client CPU per event (in process, no server)",
         "",
         "| step | " + " | ".join(f"{kind} (us/event)" for kind in kinds) + " |",
         "| --- |" + " ---: |" * len(kinds),
     ]
-    for step in section[kinds[0]]["us_per_event"]:
-        cells = [f"{section[kind]['us_per_event'][step]:.1f}" for kind in kinds]
+    for step in steps[kinds[0]]["us_per_event"]:
+        cells = [f"{steps[kind]['us_per_event'][step]:.1f}" for kind in kinds]
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    sizes = ", ".join(f"{kind}: {section[kind]['mean_bson_bytes']:,.0f}" for kind in kinds)
+    sizes = ", ".join(f"{kind}: {steps[kind]['mean_bson_bytes']:,.0f}" for kind in kinds)
     lines += ["", f"Mean BSON size per event (bytes): {sizes}."]
+    profile = section.get("write_path_profile")
+    if profile:
+        lines += [
+            "",
+            f"cProfile of the write path (validation, `_prepare`, `to_record`, `bson.encode`; "
+            f"{profile['events']} realistic events): {profile['profiled_us_per_event']:.1f} "
+            "us/event under the profiler, which inflates many small calls. Top functions "
+            "by own time:",
+            "",
+            "| function | calls/event | own us/event | cumulative us/event |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for row in profile["top"]:
+            lines.append(
+                f"| `{row['function']}` | {row['calls_per_event']:.1f} | "
+                f"{row['own_us_per_event']:.1f} | {row['cumulative_us_per_event']:.1f} |"
+            )
     return lines
 
 
@@ -229,12 +315,13 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
     save(figure, "ratios.png")
 
     figure, axis = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.5))
-    sides = ("store", "raw", "raw_no_hint")
+    sides = ("store", "raw", "delete_many")
     height = 0.27
     for k, side in enumerate(sides):
         values = [row["sides"].get(side, {}).get("median_ms", 0) for row in rows]
+        label = "delete_many alone" if side == "delete_many" else side
         axis.barh(
-            [y + (k - 1) * height for y in range(len(rows))], values, height=height, label=side
+            [y + (k - 1) * height for y in range(len(rows))], values, height=height, label=label
         )
     axis.set_yticks(range(len(rows)), labels)
     axis.invert_yaxis()
@@ -271,14 +358,14 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
             ("middle", "tab:green"),
             ("neighbour", "tab:red"),
         ):
-            for side, style in (("store", "-"), ("raw_no_hint", ":")):
+            for side, style in (("store", "-"), ("raw_hinted", ":")):
                 axis.plot(
                     sizes,
                     [point[query]["median_ms"][side] for point in section["points"]],
                     style,
                     marker="o",
                     color=colour,
-                    label=f"{query} page, {'store (hinted)' if side == 'store' else 'no hint'}",
+                    label=f"{query} page, {'store' if side == 'store' else 'hinted find'}",
                 )
         axis.set_xscale("log")
         axis.set_yscale("log")
@@ -290,9 +377,12 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
 
     section = results.get("cpu")
     if section:
+        section = section["steps"]
         kinds = list(section)
         steps = list(section[kinds[0]]["us_per_event"])
-        figure, axis = plt.subplots(figsize=(8, 4))
+        figure, (axis, whole) = plt.subplots(
+            2, 1, figsize=(8, 6.5), gridspec_kw={"height_ratios": [len(steps), 2.5]}
+        )
         height = 0.8 / len(kinds)
         for k, kind in enumerate(kinds):
             axis.barh(
@@ -303,9 +393,17 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
             )
         axis.set_yticks([y + height / 2 for y in range(len(steps))], steps)
         axis.invert_yaxis()
-        axis.set_xlabel("microseconds per event")
+        axis.set_xlabel("microseconds per event, in process (no server)")
         axis.legend()
         axis.set_title("Client CPU per event")
+        batch = results["store_vs_raw"][0]
+        values = [batch["sides"][side]["client_cpu_us_per_unit"] for side in ("store", "raw")]
+        whole.barh(["put_batch (store)", "raw commands"], values, color=["tab:blue", "tab:gray"])
+        whole.invert_yaxis()
+        for y, value in enumerate(values):
+            whole.text(value, y, f" {value:.0f}", va="center")
+        whole.set_xlim(0, max(values) * 1.15)
+        whole.set_xlabel("client CPU per event of a whole batch against the server, us")
         save(figure, "cpu.png")
 
     section = results.get("peers")

@@ -4,20 +4,28 @@ One thread grows from 1,000 to 10,000 to 100,000 small events (half of them
 messages), written with ``put_batch`` in batches of 1,000; a second, small
 thread of 100 events sits beside it. At each size the benchmark times the
 newest page of 50 messages, a ``before_seq`` page from the middle of the
-thread, and the newest page of the small thread; each as the store sends it
-(with its index hint), as the same raw ``find``, and as the raw ``find``
-without the hint, so the server's planner chooses. It then asks the server to
-``explain`` (executionStats) the hinted and the unhinted query.
+thread, and the newest page of the small thread, three ways: as the store
+sends it (no hint), as the same raw ``find``, and as that ``find`` with a hint
+naming the index the planner should pick (``thread_category_seq``): what the
+store's hints did on SecantusDB before they were dropped. It then asks the
+server to ``explain`` (executionStats) the plain and the hinted find.
+
+It also times ``delete_by_run``'s two commands on the big thread and on the
+small one: the blob look-up (a ``find`` of one run's events with out-of-line
+fields, none here) and a ``delete`` of a run the thread does not hold (nothing
+deleted). Which of them grows with the big thread, and whether the small
+thread's do, tells how the server serves them, whatever ``explain`` says.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mongo_runevents._blobs import BLOBS_FIELD
 from mongo_runevents.models import MESSAGE_CATEGORY
 from mongo_runevents.mongo import BY_CATEGORY
 
-from .common import EVENTS, PROJECTION, Bench
+from .common import PROJECTION, Bench, explain_delete, explain_find
 from .payloads import small_event
 from .timing import interleave
 
@@ -26,47 +34,13 @@ PAGE = 50
 NEIGHBOUR_EVENTS = 100
 
 
-def _stages(plan: dict[str, Any]) -> str:
-    """The plan's stages from the top, e.g. ``SORT > FETCH > IXSCAN thread_category_seq``."""
-    names = []
-    node: dict[str, Any] | None = plan
-    while node is not None:
-        name = node.get("stage", "?")
-        if "indexName" in node:
-            name += f" {node['indexName']}"
-        names.append(name)
-        node = node.get("inputStage")
-    return " > ".join(names)
-
-
-async def _explain(bench: Bench, database: str, query: dict[str, Any], hint: str | None) -> Any:
-    command: dict[str, Any] = {
-        "find": EVENTS,
-        "filter": query,
-        "projection": PROJECTION,
-        "sort": {"seq": -1},
-        "limit": PAGE,
-    }
-    if hint is not None:
-        command["hint"] = hint
-    reply = await bench.raw_client[database].command("explain", command, verbosity="executionStats")
-    stats = reply.get("executionStats", {})
-    return {
-        "hint": hint,
-        "plan": _stages(reply.get("queryPlanner", {}).get("winningPlan", {})),
-        "nReturned": stats.get("nReturned"),
-        "totalKeysExamined": stats.get("totalKeysExamined"),
-        "totalDocsExamined": stats.get("totalDocsExamined"),
-        "executionTimeMillis": stats.get("executionTimeMillis"),
-    }
-
-
 async def scale(bench: Bench) -> dict[str, Any]:
     """Latency of the newest and a middle page, and explain stats, at each thread size."""
     sizes = SIZES[:2] if bench.quick else SIZES
     database = bench.database("scale")
     store = await bench.store(database)
     raw = await bench.raw(database)
+    handle = bench.raw_client[database]
     big, neighbour = "big", "neighbour"
     await store.put_batch([small_event(neighbour, i) for i in range(NEIGHBOUR_EVENTS)])
     written = 0
@@ -77,7 +51,7 @@ async def scale(bench: Bench) -> dict[str, Any]:
             await store.put_batch([small_event(big, written + k) for k in range(count)])
             written += count
         middle = size // 2
-        queries = {
+        queries: dict[str, tuple[dict[str, Any], str, int | None]] = {
             "newest": ({"thread_id": big, "category": MESSAGE_CATEGORY}, big, None),
             "middle": (
                 {"thread_id": big, "category": MESSAGE_CATEGORY, "seq": {"$lt": middle}},
@@ -97,12 +71,12 @@ async def scale(bench: Bench) -> dict[str, Any]:
                     assert len(page) == PAGE
 
                 async def by_raw(_: int) -> None:
-                    await raw.find(query, index=BY_CATEGORY, sort=-1, limit=PAGE)
+                    await raw.find(query, sort=-1, limit=PAGE)
 
-                async def by_raw_no_hint(_: int) -> None:
-                    await raw.find(query, index=None, sort=-1, limit=PAGE)
+                async def by_raw_hinted(_: int) -> None:
+                    await raw.find(query, sort=-1, limit=PAGE, hint=BY_CATEGORY)
 
-                return {"store": by_store, "raw": by_raw, "raw_no_hint": by_raw_no_hint}
+                return {"store": by_store, "raw": by_raw, "raw_hinted": by_raw_hinted}
 
             stats = await interleave(
                 ops(query, thread, before), rounds=rounds, ops_per_round=1, warmup_rounds=warmup
@@ -110,18 +84,52 @@ async def scale(bench: Bench) -> dict[str, Any]:
             point[name] = {
                 "median_ms": {side: s.summary()["median_ms"] for side, s in stats.items()},
                 "explain": [
-                    await _explain(bench, database, query, BY_CATEGORY),
-                    await _explain(bench, database, query, None),
+                    await explain_find(handle, query, PROJECTION, sort=-1, limit=PAGE),
+                    await explain_find(
+                        handle, query, PROJECTION, sort=-1, limit=PAGE, hint=BY_CATEGORY
+                    ),
                 ],
+            }
+        point["blob_lookup"] = {}
+        for thread in (big, neighbour):
+            # delete_by_run's first command, for a run of 50 events of ``thread``.
+            lookup = {"thread_id": thread, "run_id": "run-000000", BLOBS_FIELD: {"$exists": True}}
+
+            async def look_up(_: int, lookup: dict[str, Any] = lookup) -> None:
+                await raw.events.find(lookup, {BLOBS_FIELD: 1}).to_list(None)
+
+            stats = await interleave(
+                {"raw": look_up}, rounds=rounds, ops_per_round=1, warmup_rounds=warmup
+            )
+            point["blob_lookup"][thread] = {
+                "median_ms": stats["raw"].summary()["median_ms"],
+                "explain": await explain_find(handle, lookup, {BLOBS_FIELD: 1}),
+            }
+        point["delete_absent"] = {}
+        for thread in (big, neighbour):
+            # delete_by_run's second command, for a run the thread does not hold:
+            # what finding the run's events costs the delete, nothing deleted.
+            absent = {"thread_id": thread, "run_id": "no-such-run"}
+
+            async def delete(_: int, absent: dict[str, Any] = absent) -> None:
+                await raw.events.delete_many(absent)
+
+            stats = await interleave(
+                {"raw": delete}, rounds=rounds, ops_per_round=1, warmup_rounds=warmup
+            )
+            point["delete_absent"][thread] = {
+                "median_ms": stats["raw"].summary()["median_ms"],
+                "explain": await explain_delete(handle, absent),
             }
         bench.log(
             "scale: "
             + ", ".join(
                 f"{name} {point[name]['median_ms']['store']:.1f} ms (store) / "
-                f"{point[name]['median_ms']['raw_no_hint']:.1f} ms (no hint)"
+                f"{point[name]['median_ms']['raw_hinted']:.1f} ms (hinted)"
                 for name in queries
             )
-            + f" at {size} events"
+            + f", blob look-up {point['blob_lookup'][big]['median_ms']:.1f} ms (big) / "
+            f"{point['blob_lookup'][neighbour]['median_ms']:.1f} ms (small) at {size} events"
         )
         points.append(point)
     return {"page": PAGE, "neighbour_events": NEIGHBOUR_EVENTS, "points": points}

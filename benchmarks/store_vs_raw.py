@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from mongo_runevents._blobs import BLOBS_FIELD
 from mongo_runevents.models import MESSAGE_CATEGORY
-from mongo_runevents.mongo import BY_CATEGORY, BY_RUN
 
-from .common import Bench
+from .common import Bench, explain_delete, explain_find
 from .payloads import BATCH_SIZE, batches, raw_template, retarget, small_event
 from .timing import comparison, interleave
 
 #: Page size of the message reads, as a chat UI asks.
 PAGE = 50
+#: Events of other runs kept in the thread the deletes run in.
+BACKGROUND = 1000
 
 
 async def writes(bench: Bench) -> list[dict[str, Any]]:
@@ -81,44 +83,43 @@ async def reads(bench: Bench) -> list[dict[str, Any]]:
     total = await raw.events.count_documents({"thread_id": thread})
     run_ids = list(dict.fromkeys(event["run_id"] for event in events))
     bench.log(f"reads: thread of {last_seq} messages ({total} events, {len(run_ids)} runs)")
-    message_query = {"thread_id": thread, "category": MESSAGE_CATEGORY}
+    message_query: dict[str, Any] = {"thread_id": thread, "category": MESSAGE_CATEGORY}
 
-    def raw_side(index: str | None) -> dict[str, Any]:
-        async def newest(_: int) -> None:
-            page = await raw.find(message_query, index=index, sort=-1, limit=PAGE)
+    async def raw_newest(_: int) -> None:
+        page = await raw.find(message_query, sort=-1, limit=PAGE)
+        page.reverse()
+
+    async def raw_page_back(_: int) -> None:
+        before: int | None = None
+        while True:
+            query = dict(message_query)
+            if before is not None:
+                query["seq"] = {"$lt": before}
+            page = await raw.find(query, sort=-1, limit=PAGE)
+            if not page:
+                return
             page.reverse()
+            before = page[0]["seq"]
 
-        async def page_back(_: int) -> None:
-            before: int | None = None
-            while True:
-                query = dict(message_query)
-                if before is not None:
-                    query["seq"] = {"$lt": before}
-                page = await raw.find(query, index=index, sort=-1, limit=PAGE)
-                if not page:
-                    return
-                page.reverse()
-                before = page[0]["seq"]
+    async def raw_poll(i: int) -> None:
+        query = {**message_query, "seq": {"$gt": total - i % 20}}
+        await raw.find(query, sort=1, limit=PAGE)
 
-        async def poll(i: int) -> None:
-            query = {**message_query, "seq": {"$gt": total - i % 20}}
-            await raw.find(query, index=index, sort=1, limit=PAGE)
+    async def raw_run_events(i: int) -> None:
+        await raw.find(
+            {"thread_id": thread, "run_id": run_ids[i % len(run_ids)]}, sort=1, limit=500
+        )
 
-        async def run_events(i: int) -> None:
-            query = {"thread_id": thread, "run_id": run_ids[i % len(run_ids)]}
-            await raw.find(query, index=None if index is None else BY_RUN, sort=1, limit=500)
+    async def raw_count(_: int) -> None:
+        await raw.count(message_query)
 
-        async def count(_: int) -> None:
-            options = {} if index is None else {"hint": BY_CATEGORY}
-            await raw.events.count_documents(message_query, **options)
-
-        return {
-            "newest": newest,
-            "page_back": page_back,
-            "poll": poll,
-            "run_events": run_events,
-            "count": count,
-        }
+    raw_side = {
+        "newest": raw_newest,
+        "page_back": raw_page_back,
+        "poll": raw_poll,
+        "run_events": raw_run_events,
+        "count": raw_count,
+    }
 
     async def store_newest(_: int) -> None:
         await store.list_messages(thread, limit=PAGE)
@@ -147,7 +148,6 @@ async def reads(bench: Bench) -> list[dict[str, Any]]:
         "run_events": store_run_events,
         "count": store_count,
     }
-    hinted, unhinted = raw_side(BY_CATEGORY), raw_side(None)
     labels = {
         "newest": (f"newest {PAGE} messages", 10),
         "page_back": (f"page back through {last_seq} messages (before_seq, {PAGE} a page)", 1),
@@ -161,52 +161,77 @@ async def reads(bench: Bench) -> list[dict[str, Any]]:
             per_round = max(1, per_round // 2)
         bench.log(f"reads: {label}")
         stats = await interleave(
-            {"store": store_side[key], "raw": hinted[key], "raw_no_hint": unhinted[key]},
+            {"store": store_side[key], "raw": raw_side[key]},
             rounds=rounds,
             ops_per_round=per_round,
         )
-        results.append(
-            comparison(
-                label,
-                stats,
-                note=f"thread of {total} realistic events; raw_no_hint: the same find without the hint",
-            )
-        )
+        results.append(comparison(label, stats, note=f"thread of {total} realistic events"))
     return results
 
 
 async def deletes(bench: Bench) -> list[dict[str, Any]]:
-    """``delete_by_run`` against ``delete_many`` on the same filter, runs of 40 small events."""
+    """``delete_by_run`` against its own two commands, and against a lone ``delete_many``.
+
+    Runs of 40 small events, deleted from a thread that also keeps
+    ``BACKGROUND`` events of other runs (a thread's history does not vanish
+    with one run). Each side has its own database with the same data.
+    """
     rounds, per_round, run_size = (3, 5, 40) if bench.quick else (7, 10, 40)
+    thread = "deletes"
     store = await bench.store(bench.database("deletes_store"))
     raw = await bench.raw(bench.database("deletes_raw"))
-    thread = "deletes"
-    next_seq = {"store": 1, "raw": 1}
+    lone = await bench.raw(bench.database("deletes_lone"))
+    collections = {"store": store.events_collection, "raw": raw.events, "delete_many": lone.events}
+    next_seq = dict.fromkeys(collections, 1)
+
+    async def add(side: str, run_of: Any, count: int) -> None:
+        documents = []
+        for j in range(count):
+            event = small_event(thread, j)
+            documents.append({**raw_template(event), "run_id": run_of(j), "seq": next_seq[side]})
+            next_seq[side] += 1
+        await collections[side].insert_many(documents)
+
+    for side in collections:
+        await add(side, lambda j: f"keep-{j // run_size}", BACKGROUND)
 
     async def fill(round_number: int) -> None:
-        for side, collection in (("store", store._events), ("raw", raw.events)):
-            documents = []
-            for k in range(per_round):
-                run = f"del-{round_number * per_round + k}"
-                for j in range(run_size):
-                    event = small_event(thread, j)
-                    documents.append({**raw_template(event), "run_id": run, "seq": next_seq[side]})
-                    next_seq[side] += 1
-            await collection.insert_many(documents)
+        first = round_number * per_round
+        for side in collections:
+            await add(side, lambda j: f"del-{first + j // run_size}", per_round * run_size)
 
     async def store_delete(i: int) -> None:
         deleted = await store.delete_by_run(thread, f"del-{i}")
         assert deleted == run_size, deleted
 
     async def raw_delete(i: int) -> None:
-        result = await raw.events.delete_many({"thread_id": thread, "run_id": f"del-{i}"})
-        assert result.deleted_count == run_size, result.deleted_count
+        deleted = await raw.delete_run({"thread_id": thread, "run_id": f"del-{i}"})
+        assert deleted == run_size, deleted
+
+    async def lone_delete(i: int) -> None:
+        deleted = await lone.delete_many({"thread_id": thread, "run_id": f"del-{i}"})
+        assert deleted == run_size, deleted
 
     bench.log(f"deletes: {rounds} rounds x {per_round} runs of {run_size} events")
     stats = await interleave(
-        {"store": store_delete, "raw": raw_delete},
+        {"store": store_delete, "raw": raw_delete, "delete_many": lone_delete},
         rounds=rounds,
         ops_per_round=per_round,
         before_round=fill,
     )
-    return [comparison("delete_by_run", stats, note=f"runs of {run_size} small events")]
+    row = comparison(
+        "delete_by_run",
+        stats,
+        note=f"runs of {run_size} small events, in a thread that keeps {BACKGROUND} others; "
+        "raw: the store's find on the partial index + delete_many; "
+        "delete_many: the delete alone",
+        also_against="delete_many",
+    )
+    query = {"thread_id": thread, "run_id": "keep-0"}
+    row["explain"] = [
+        await explain_find(
+            raw.events.database, {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+        ),
+        await explain_delete(raw.events.database, query),
+    ]
+    return [row]

@@ -6,6 +6,9 @@ load, the server's caches, a growing collection) hits every side alike. The
 first round is a warm-up and is not counted. A side's throughput is the median
 over rounds of its block's ops/s; the headline ratio is the median over rounds
 of the *paired* ratio side/baseline, which cancels what one round shares.
+
+Each block's client CPU (``time.process_time``: this process only, so not an
+embedded server, which runs as a child process) is recorded too, per operation.
 """
 
 from __future__ import annotations
@@ -28,17 +31,22 @@ class SideStats:
     latencies: list[float] = field(default_factory=list)
     #: Operations per second of each counted round's block.
     round_rates: list[float] = field(default_factory=list)
+    #: Client CPU seconds per operation of each counted round's block.
+    round_cpu: list[float] = field(default_factory=list)
 
     def summary(self, units_per_op: float = 1.0) -> dict[str, float]:
-        """Medians (and the 90th percentile) of latency in ms, and throughput."""
+        """Medians (and the 90th percentile) of latency in ms, throughput, client CPU."""
         latencies = sorted(self.latencies)
         rate = statistics.median(self.round_rates)
+        cpu = statistics.median(self.round_cpu) if self.round_cpu else 0.0
         return {
             "ops": len(latencies),
             "median_ms": statistics.median(latencies) * 1000,
             "p90_ms": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))] * 1000,
             "ops_per_s": rate,
             "units_per_s": rate * units_per_op,
+            "client_cpu_ms_per_op": cpu * 1000,
+            "client_cpu_us_per_unit": cpu / units_per_op * 1e6,
         }
 
 
@@ -66,6 +74,7 @@ async def interleave(
         counted = round_number >= warmup_rounds
         for name, op in sides.items():
             block_start = time.perf_counter()
+            cpu_start = time.process_time()
             for _ in range(ops_per_round):
                 start = time.perf_counter()
                 await op(index[name])
@@ -74,6 +83,7 @@ async def interleave(
                 index[name] += 1
             if counted:
                 stats[name].round_rates.append(ops_per_round / (time.perf_counter() - block_start))
+                stats[name].round_cpu.append((time.process_time() - cpu_start) / ops_per_round)
     return stats
 
 
@@ -85,9 +95,14 @@ def comparison(
     unit: str = "op",
     units_per_op: float = 1.0,
     note: str = "",
+    also_against: str | None = None,
 ) -> dict[str, Any]:
-    """One row of results: every side's summary and its paired ratio to ``baseline``."""
-    return {
+    """One row of results: every side's summary and its paired ratio to ``baseline``.
+
+    ``also_against`` names a second baseline: the row then also holds the
+    store's paired ratio to it (``store_over_second``).
+    """
+    row: dict[str, Any] = {
         "operation": operation,
         "unit": unit,
         "units_per_op": units_per_op,
@@ -100,3 +115,7 @@ def comparison(
             if name != baseline
         },
     }
+    if also_against is not None:
+        row["second_baseline"] = also_against
+        row["store_over_second"] = paired_ratio(stats["store"], stats[also_against])
+    return row
