@@ -1102,10 +1102,17 @@ class MongoRunEventStore(RunEventStore):
         with translated("deleting events"):
             # Blobs are found first and deleted after their events, so that no
             # reader ever meets an event whose blob is gone; a crash in between
-            # leaves an orphan blob, never a dangling reference.
-            with_blobs = await self._events.find(
-                {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
-            ).to_list(None)
+            # leaves an orphan blob, never a dangling reference. Only threads
+            # whose counter says they ever had blobs are searched for them:
+            # reading the counter by _id is cheap on every server.
+            with_blobs: list[dict[str, Any]] = []
+            flagged = await self._counters.find_one(
+                {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
+            )
+            if flagged is not None:
+                with_blobs = await self._events.find(
+                    {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+                ).to_list(None)
             result = await self._events.delete_many(query)
             file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
             if file_ids:

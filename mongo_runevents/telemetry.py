@@ -16,8 +16,7 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
@@ -58,13 +57,22 @@ def _rows(result: Any) -> int | None:
     return None
 
 
-@contextmanager
-def _span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
-    if _tracer is None:
-        yield None
-        return
-    with _tracer.start_as_current_span(name, attributes=attributes) as span:
-        yield span
+def _timing(started: float) -> dict[str, Any]:
+    return {"duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+async def _traced(operation: str, fields: dict[str, Any], call: Coroutine[Any, Any, R]) -> R:
+    """Await ``call`` inside a span carrying ``fields``, the retries and the rows."""
+    assert _tracer is not None
+    with _tracer.start_as_current_span(f"mongo_runevents.{operation}", attributes=fields) as span:
+        try:
+            result = await call
+        finally:
+            span.set_attribute("retries", _retries.get())
+        rows = _rows(result)
+        if rows is not None:
+            span.set_attribute("rows", rows)
+        return result
 
 
 AsyncMethod = Callable[P, Coroutine[Any, Any, R]]
@@ -74,39 +82,43 @@ def observed(operation: str) -> Callable[[AsyncMethod[P, R]], AsyncMethod[P, R]]
     """Log (and trace) each call of an async store method as ``operation``."""
 
     def decorate(method: AsyncMethod[P, R]) -> AsyncMethod[P, R]:
-        signature = inspect.signature(method)
+        names = list(inspect.signature(method).parameters)
+        positions = {name: names.index(name) for name in _TRACED_ARGUMENTS if name in names}
+
+        def traced_fields(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            for name, position in positions.items():
+                value = kwargs.get(name, args[position] if position < len(args) else None)
+                if isinstance(value, str):
+                    fields[name] = value
+            return fields
 
         @functools.wraps(method)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            bound = signature.bind_partial(*args, **kwargs).arguments
-            fields: dict[str, Any] = {
-                name: bound[name] for name in _TRACED_ARGUMENTS if isinstance(bound.get(name), str)
-            }
             token = _retries.set(0)
             started = time.perf_counter()
             try:
-                with _span(f"mongo_runevents.{operation}", fields) as span:
-                    try:
-                        result = await method(*args, **kwargs)
-                    except Exception as exc:
-                        fields["error"] = type(exc).__name__
-                        raise
-                    finally:
-                        fields["retries"] = _retries.get()
-                        fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-                        if span is not None:
-                            span.set_attributes(fields)
-                    rows = _rows(result)
-                    if rows is not None:
-                        fields["rows"] = rows
-                        if span is not None:
-                            span.set_attribute("rows", rows)
-            except Exception:
+                if _tracer is None:
+                    result = await method(*args, **kwargs)
+                else:
+                    result = await _traced(
+                        operation, traced_fields(args, kwargs), method(*args, **kwargs)
+                    )
+            except Exception as exc:
+                fields = traced_fields(args, kwargs)
+                fields.update(_timing(started), error=type(exc).__name__)
                 logger.warning("%s failed", operation, extra={"operation": operation, **fields})
                 raise
             finally:
+                retries = _retries.get()
                 _retries.reset(token)
-            logger.debug("%s", operation, extra={"operation": operation, **fields})
+            if logger.isEnabledFor(logging.DEBUG):
+                fields = traced_fields(args, kwargs)
+                fields.update(_timing(started), retries=retries)
+                rows = _rows(result)
+                if rows is not None:
+                    fields["rows"] = rows
+                logger.debug("%s", operation, extra={"operation": operation, **fields})
             return result
 
         return wrapper

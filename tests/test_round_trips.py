@@ -166,10 +166,10 @@ async def test_count_messages_is_one_aggregate(counted: Counted) -> None:
 
 
 async def test_delete_by_run_is_a_find_and_a_delete(counted: Counted) -> None:
-    """delete_by_run sends a find (for out-of-line blobs, on a partial index) and one delete."""
-    # The find reads only the small partial index of events with blobs, so
-    # that their blobs can be deleted after the events and a reader never
-    # meets an event whose blob is gone. It is the one read a delete needs.
+    """delete_by_run reads the thread's counter (did it ever have blobs?) and sends one delete."""
+    # Blobs must be found before their events go, so that a reader never meets
+    # an event whose blob is gone; the counter's flag, read by _id, spares that
+    # search for the threads (nearly all) that never had one.
     await counted.store.put_batch([event(run_id=f"run-{i % 2}") for i in range(10)])
     deleted, sent = await counted.sent_by(counted.store.delete_by_run(THREAD, "run-0"))
     assert deleted == 5
