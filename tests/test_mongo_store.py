@@ -25,6 +25,7 @@ from mongo_runevents import (
 from mongo_runevents.embedded import EmbeddedServer, free_port
 from tests.conftest import database_name
 from tests.factories import event, seqs, trace
+from tests.faults import fail_point, fail_point_off
 
 
 class CommandLog(CommandListener):
@@ -73,20 +74,6 @@ async def rs_store(
     await store.ensure_indexes()
     yield store
     await mongo_client.drop_database(name)
-
-
-async def fail_point(client: AsyncMongoClient[Any], app_name: str, mode: Any, **data: Any) -> None:
-    """Arm a failCommand fail point for one application's connections, or skip the test."""
-    try:
-        await client.admin.command(
-            "configureFailPoint", "failCommand", mode=mode, data={"appName": app_name, **data}
-        )
-    except PyMongoError as exc:
-        pytest.skip(f"the server has no fail points: {exc}")
-
-
-async def fail_point_off(client: AsyncMongoClient[Any]) -> None:
-    await client.admin.command("configureFailPoint", "failCommand", mode="off")
 
 
 # --- set-up -------------------------------------------------------------------------

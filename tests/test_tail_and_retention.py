@@ -15,6 +15,7 @@ from mongo_runevents import ConfigurationError, MongoRunEventStore
 from mongo_runevents.embedded import EmbeddedServer
 from tests.conftest import database_name
 from tests.factories import event, seqs, trace
+from tests.faults import fail_point, fail_point_off
 
 
 @pytest.fixture(params=["change-stream", "standalone-polling", "mongomock-polling"])
@@ -94,22 +95,19 @@ async def test_watch_survives_a_dropped_change_stream(
         await writer.put_batch([event(content=i) for i in range(3)])
         tail = asyncio.create_task(collect(reader.watch("thread-1", poll_interval=0.02), 33))
         await asyncio.sleep(0.2)
-        await mongo_client.admin.command(
-            "configureFailPoint",
-            "failCommand",
-            mode={"times": 2},
-            data={
-                "appName": app_name,
-                "failCommands": ["getMore", "find"],
-                "closeConnection": True,
-            },
+        await fail_point(
+            mongo_client,
+            app_name,
+            {"times": 2},
+            failCommands=["getMore", "find"],
+            closeConnection=True,
         )
         for batch in range(3):
             await writer.put_batch([event(content=f"{batch}-{i}") for i in range(10)])
             await asyncio.sleep(0.05)
         assert seqs(await asyncio.wait_for(tail, timeout=60)) == list(range(1, 34))
     finally:
-        await mongo_client.admin.command("configureFailPoint", "failCommand", mode="off")
+        await fail_point_off(mongo_client)
         await mongo_client.drop_database(name)
         await reader_client.close()
 
