@@ -83,6 +83,25 @@ def server_uri(request: pytest.FixtureRequest) -> str:
     return server.uri
 
 
+@pytest.fixture(scope="session")
+def server_has_transactions(server_uri: str) -> bool:
+    """Whether the server under test runs transactions (replica set or mongos)."""
+    from pymongo import MongoClient
+
+    with MongoClient(server_uri) as client:
+        hello = client.admin.command("hello")
+    return "setName" in hello or hello.get("msg") == "isdbgrid"
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_transactions(request: pytest.FixtureRequest) -> None:
+    """Tests marked ``transactions`` skip on a server without them (a standalone MONGODB_URI)."""
+    if request.node.get_closest_marker("transactions") is None:
+        return
+    if not request.getfixturevalue("server_has_transactions"):
+        pytest.skip("the server under test has no transactions (standalone)")
+
+
 def database_name() -> str:
     """A fresh database name for one test."""
     return f"test_{uuid.uuid4().hex[:12]}"

@@ -94,6 +94,7 @@ async def test_ensure_indexes_creates_the_documented_indexes_idempotently(
     assert keys["thread_run_seq"] == [("thread_id", 1), ("run_id", 1), ("seq", 1)]
 
 
+@pytest.mark.transactions
 async def test_constructor_does_no_io_and_first_call_sets_up(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -134,6 +135,7 @@ async def test_from_uri_owns_and_closes_its_client(server_uri: str, mongo_client
     await mongo_client.drop_database(name)
 
 
+@pytest.mark.transactions
 async def test_transaction_mode_follows_the_deployment_and_can_be_forced(
     mongo_database: Any, secantus_standalone: EmbeddedServer
 ) -> None:
@@ -185,6 +187,7 @@ async def test_odd_keys_are_escaped_in_storage_and_restored(rs_store: MongoRunEv
 # --- atomic batches and failures ---------------------------------------------------
 
 
+@pytest.mark.transactions
 async def test_failed_batch_in_transaction_leaves_nothing_and_no_gap(
     rs_store: MongoRunEventStore,
 ) -> None:
@@ -221,6 +224,7 @@ async def test_failed_batch_on_standalone_is_cleaned_up(
         await client.close()
 
 
+@pytest.mark.transactions
 async def test_transient_insert_failures_are_retried_to_one_copy(
     rs_store: MongoRunEventStore, app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -243,6 +247,7 @@ async def test_transient_insert_failures_are_retried_to_one_copy(
     assert len(log.named("insert")) == 3
 
 
+@pytest.mark.transactions
 async def test_dropped_connection_mid_transaction_is_retried(
     rs_store: MongoRunEventStore, app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -279,6 +284,7 @@ async def test_permanent_failure_is_typed_and_not_retryable(
 # --- concurrency --------------------------------------------------------------------
 
 
+@pytest.mark.transactions
 async def test_many_clients_one_thread_gap_free_and_tailing_reader_sees_all(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -402,6 +408,7 @@ async def test_every_read_is_served_by_its_index(
         assert not _has_collection_scan(winning), (command, winning)
 
 
+@pytest.mark.transactions
 async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
     app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -439,6 +446,7 @@ async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
         await mongo_client.drop_database(name)
 
 
+@pytest.mark.transactions
 async def test_put_if_absent_across_clients_creates_exactly_one(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:

@@ -67,6 +67,8 @@ async def counted(request: pytest.FixtureRequest) -> AsyncIterator[Counted]:
     """A store on each deployment, indexes made, with an empty command log."""
     transactions = request.param == "replica_set"
     if transactions:
+        if not request.getfixturevalue("server_has_transactions"):
+            pytest.skip("the server under test has no transactions (standalone)")
         uri = request.getfixturevalue("server_uri")
     else:
         uri = request.getfixturevalue("secantus_standalone").uri

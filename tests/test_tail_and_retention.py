@@ -82,6 +82,7 @@ async def test_watch_can_follow_messages_only(tail_store: Any) -> None:
     assert {record["category"] for record in found} == {"message"}
 
 
+@pytest.mark.transactions
 async def test_watch_survives_a_dropped_change_stream(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:
