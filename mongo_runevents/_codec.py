@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from .models import OPTIONAL_FIELDS, NewEvent, RunEvent, stored_event
+from .models import OPTIONAL_FIELDS, NewEvent
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
@@ -83,9 +83,12 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
     return document
 
 
-def from_document(document: dict[str, Any]) -> RunEvent:
-    """The validated record a stored document holds (``_id`` must be projected away)."""
+def from_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The record fields of a stored document (``_id`` projected away), keys restored.
+
+    Validation follows, a page at a time (:func:`~mongo_runevents.models.stored_records`).
+    """
     if document.pop(ESCAPED_KEYS_FIELD, False):
         document["content"] = _map_keys(document["content"], unescape_key)
         document["metadata"] = _map_keys(document["metadata"], unescape_key)
-    return stored_event(document)
+    return document

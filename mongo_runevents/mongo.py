@@ -38,9 +38,7 @@ from typing import Any
 
 import bson
 from bson import Regex
-from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
 from bson.errors import BSONError
-from bson.int64 import Int64
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -80,6 +78,7 @@ from .models import (
     imported_event,
     new_event_from_arguments,
     new_events,
+    stored_records,
     utc_now_iso,
 )
 from .tail import follow
@@ -123,20 +122,6 @@ EVENT_INDEXES = (
     ),
 )
 
-
-class _PlainInt(TypeDecoder):
-    """Decode BSON int64 as ``int``; pymongo's default ``Int64`` is a subclass that repr()s oddly."""
-
-    bson_type = Int64
-
-    def transform_bson(self, value: Any) -> int:
-        return int(value)
-
-
-#: How event documents are decoded: int64 as plain ``int``.
-_EVENT_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
-    type_registry=TypeRegistry([_PlainInt()])
-)
 
 #: Documents of up to this size are stored whole; MongoDB's limit is 16 MiB.
 DEFAULT_INLINE_LIMIT_BYTES = 15 * 1024 * 1024
@@ -240,7 +225,7 @@ class MongoRunEventStore(RunEventStore):
                 f"inline_limit_bytes must be between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
             )
         self._database = database
-        self._events = _events_collection(database, collection)
+        self._events = database[collection]
         self._counters = database[counters_collection or f"{collection}_counters"]
         self._blob_files = database[f"{collection}_blobs.files"]
         self._blob_chunks = database[f"{collection}_blobs.chunks"]
@@ -768,7 +753,7 @@ class MongoRunEventStore(RunEventStore):
                             f"{document['thread_id']!r} is missing"
                         )
                     document[field] = decode_field(blobs[file_id])
-        return [from_document(document).as_dict() for document in documents]
+        return stored_records([from_document(document) for document in documents])
 
     @observed("list_messages")
     async def list_messages(
@@ -1158,14 +1143,6 @@ def _owned(query: dict[str, Any], user_id: str | None) -> dict[str, Any]:
     if check_optional_id(user_id, "user_id") is not None:
         query["user_id"] = user_id
     return query
-
-
-def _events_collection(database: Any, name: str) -> Any:
-    """The events collection, decoding int64 as ``int`` where the driver allows it."""
-    try:
-        return database.get_collection(name, codec_options=_EVENT_CODEC_OPTIONS)
-    except NotImplementedError:  # mongomock: it decodes to int anyway
-        return database[name]
 
 
 def _is_event_id_collision(exc: BaseException) -> bool:
