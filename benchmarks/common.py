@@ -11,7 +11,6 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.errors import PyMongoError
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents._blobs import BLOBS_FIELD
 from mongo_runevents.mongo import _PROJECTION, EVENT_INDEXES
 
 #: The collections the store uses by default, and the raw baseline too.
@@ -143,15 +142,15 @@ class Raw:
         return count
 
     async def delete_run(self, query: dict[str, Any]) -> int:
-        """The store's ``delete_by_run`` commands: the blob look-up, then one ``delete``.
+        """The store's ``delete_by_run`` commands: the counter's blob flag, then one ``delete``.
 
-        The run has no out-of-line fields here (as nearly every run), so no
-        blob is deleted after the events.
+        The thread has no out-of-line fields here (as nearly every thread), so
+        its counter carries no ``has_blobs`` flag and no blob is looked up.
         """
-        with_blobs = await self.events.find(
-            {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
-        ).to_list(None)
-        assert not with_blobs
+        flagged = await self.counters.find_one(
+            {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
+        )
+        assert flagged is None
         result = await self.events.delete_many(query)
         deleted: int = result.deleted_count
         return deleted

@@ -223,7 +223,7 @@ async def deletes(bench: Bench) -> list[dict[str, Any]]:
         "delete_by_run",
         stats,
         note=f"runs of {run_size} small events, in a thread that keeps {BACKGROUND} others; "
-        "raw: the store's find on the partial index + delete_many; "
+        "raw: the store's read of the counter's blob flag + delete_many; "
         "delete_many: the delete alone",
         also_against="delete_many",
     )
