@@ -638,13 +638,10 @@ async def run_init(context: Context) -> int:
             for category, days in sorted(retention.items())
         )
         print(f"retention: {expiring}; events of every other category are kept")
-        settings = ", ".join(
-            f"{category!r}: timedelta(days={days})" for category, days in sorted(retention.items())
-        )
         print(
-            "  the TTL index 'expiry' deletes them; only stores created with the same setting "
-            f"stamp the expiry time, e.g. MongoRunEventStore(db, retention={{{settings}}}); "
-            "events written before carry none and are kept"
+            "  recorded for the collection: stores created without a retention adopt it when "
+            "they start; the TTL index 'expiry' deletes expired events; events written "
+            "before carry no expiry and are kept"
         )
     else:
         print(

@@ -146,6 +146,9 @@ _MAX_BATCH = 100_000
 #: Fields never returned to callers.
 _PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0}
 
+#: The settings document holding the collection's retention periods (seconds).
+_RETENTION_SETTING = "retention"
+
 #: Deletes documents once their ``expires_at`` has passed (categories with retention).
 EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
 
@@ -203,7 +206,10 @@ class MongoRunEventStore(RunEventStore):
     ``retention`` maps categories to how long their events are kept, e.g.
     ``{"trace": timedelta(days=30)}``: such events get an ``expires_at`` and a
     TTL index deletes them after it; other categories are kept. Expiry never
-    makes a seq reusable and never moves a reader's cursor.
+    makes a seq reusable and never moves a reader's cursor. A store given a
+    retention records it in ``<collection>_settings`` when it sets up; a store
+    given none uses the recorded one, so that ``mongo-runevents init
+    --retention`` applies to every server writing the collection.
     """
 
     def __init__(
@@ -231,7 +237,9 @@ class MongoRunEventStore(RunEventStore):
         self._blob_chunks = database[f"{collection}_blobs.chunks"]
         self._inline_limit = inline_limit_bytes
         self._max_event_bytes = max_event_bytes
+        self._settings = database[f"{collection}_settings"]
         self._retention = _check_retention(retention)
+        self._retention_given = retention is not None
         self._transactions_requested = transactions
         self._transactions = False
         self._retry_seconds = transaction_retry_seconds
@@ -308,6 +316,7 @@ class MongoRunEventStore(RunEventStore):
             await self._events.create_indexes(indexes)
             await self._blob_files.create_indexes(list(FILES_INDEXES))
             await self._blob_chunks.create_indexes(list(CHUNKS_INDEXES))
+            await self._settle_retention()
             if self._retention:
                 for collection in (self._events, self._blob_files, self._blob_chunks):
                     await collection.create_indexes([EXPIRY_INDEX])
@@ -319,6 +328,30 @@ class MongoRunEventStore(RunEventStore):
         # mongomock keeps Python objects as given instead of encoding BSON.
         self._bson_server = hello is not None
         self._ready = True
+
+    async def _settle_retention(self) -> None:
+        """Record this store's retention, or adopt the one recorded for the collection."""
+        if self._retention_given:
+            periods = {
+                category: period.total_seconds() for category, period in self._retention.items()
+            }
+            await self._settings.replace_one(
+                {"_id": _RETENTION_SETTING}, {"periods": periods}, upsert=True
+            )
+            return
+        recorded = await self._settings.find_one({"_id": _RETENTION_SETTING})
+        if recorded is not None:
+            self._retention = _check_retention(
+                {
+                    category: timedelta(seconds=seconds)
+                    for category, seconds in recorded["periods"].items()
+                }
+            )
+
+    @property
+    def retention(self) -> dict[str, timedelta]:
+        """The retention in force: given, or recorded for the collection (known once set up)."""
+        return dict(self._retention)
 
     async def _ensure_ready(self) -> None:
         if self._ready:
@@ -367,8 +400,8 @@ class MongoRunEventStore(RunEventStore):
         # the per-thread lock makes it atomic within this process only.
         event = new_event_from_arguments(locals())
         created = event.created_at or utc_now_iso()
+        await self._ensure_ready()  # first: the retention may come from the database
         prepared = self._prepare(0, event, created)
-        await self._ensure_ready()
         query = {"thread_id": thread_id, "run_id": run_id, "event_type": event_type}
 
         async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
@@ -411,11 +444,11 @@ class MongoRunEventStore(RunEventStore):
             return []
         now = utc_now_iso()
         created = [event.created_at or now for event in events]
+        await self._ensure_ready()  # first: the retention may come from the database
         prepared = [
             self._prepare(index, event, created_at)
             for index, (event, created_at) in enumerate(zip(events, created, strict=True))
         ]
-        await self._ensure_ready()
         threads = {event.thread_id for event in events}
         keyed = any(event.event_id is not None for event in events)
         # In a transaction a collision costs nothing but a retry (the counter
@@ -992,13 +1025,13 @@ class MongoRunEventStore(RunEventStore):
         batch = [imported_event(record, index) for index, record in enumerate(records)]
         if not batch:
             return ImportResult()
+        await self._ensure_ready()  # first: the retention may come from the database
         prepared = [
             self._prepare(index, event, event.created_at or "")
             for index, (event, _) in enumerate(batch)
         ]
         for (_, seq), item in zip(batch, prepared, strict=True):
             item.document["seq"] = seq
-        await self._ensure_ready()
         result = ImportResult()
         highest: dict[str, int] = {}
         for event, seq in batch:

@@ -162,3 +162,20 @@ async def test_expired_traces_vanish_but_seqs_and_cursors_hold(tmp_path: Path) -
     finally:
         await client.close()
         server.stop()
+
+
+async def test_retention_is_recorded_and_adopted_by_other_stores(mongo_database: Any) -> None:
+    """A store given a retention records it; a store on the same collection given none adopts it."""
+    operator = MongoRunEventStore(mongo_database, retention={"trace": timedelta(days=7)})
+    await operator.ensure_indexes()
+    server = MongoRunEventStore(mongo_database)
+    await server.put_batch([event(), trace()])
+    assert server.retention == {"trace": timedelta(days=7)}
+    raw = {doc["category"]: doc async for doc in mongo_database["run_events"].find({})}
+    assert "expires_at" in raw["trace"]
+    assert "expires_at" not in raw["message"]
+    cleared = MongoRunEventStore(mongo_database, retention={})
+    await cleared.ensure_indexes()
+    later = MongoRunEventStore(mongo_database)
+    await later.ensure_indexes()
+    assert later.retention == {}
