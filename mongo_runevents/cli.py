@@ -1004,6 +1004,7 @@ class ImportSummary:
     lines: int = 0
     inserted: int = 0
     skipped: int = 0
+    conflicts: int = 0
     bad: int = 0
     stopped_at: str | None = None
 
@@ -1021,6 +1022,7 @@ async def run_import(context: Context) -> int:
         result = await store.import_events(batch)
         summary.inserted += result.inserted
         summary.skipped += result.skipped
+        summary.conflicts += result.conflicts
         batch.clear()
 
     try:
@@ -1057,6 +1059,11 @@ async def run_import(context: Context) -> int:
             f"read {_number_of(summary.files, 'file')} ({fmt}), "
             f"{_number_of(summary.lines, 'line')}: {summary.inserted} inserted, "
             f"{summary.skipped} skipped (already there), {summary.bad} bad"
+            + (
+                f", {summary.conflicts} not stored (their event_id is held by another event)"
+                if summary.conflicts
+                else ""
+            )
         )
     if summary.stopped_at is not None:
         return _fail(

@@ -1057,7 +1057,13 @@ class MongoRunEventStore(RunEventStore):
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != DUPLICATE_KEY for error in errors):
                     raise
-                result.skipped = len(errors)
+                # A refused record whose seq its thread holds was imported
+                # before (whichever unique index spoke first); one whose seq is
+                # free was refused for an event_id held under another seq.
+                refused = [prepared[error["index"]] for error in errors]
+                taken = await self._stored_seqs(refused)
+                result.conflicts = sum(_key(item) not in taken for item in refused)
+                result.skipped = len(errors) - result.conflicts
                 result.inserted = len(prepared) - len(errors)
         return result
 
@@ -1141,10 +1147,13 @@ class MongoRunEventStore(RunEventStore):
 
 @dataclass
 class ImportResult:
-    """How many imported records were stored, and how many were already there."""
+    """How many imported records were stored, were already there, or clashed."""
 
     inserted: int = 0
+    #: Records whose thread already holds their seq (imported before).
     skipped: int = 0
+    #: Records whose ``event_id`` the thread holds under another seq: not stored.
+    conflicts: int = 0
 
 
 def _counter_update(count: int, has_blobs: bool) -> dict[str, Any]:

@@ -128,3 +128,17 @@ async def test_count_events_counts_a_thread_a_run_or_a_category(mongo_database: 
     assert await store.count_events("nope") == 0
     with pytest.raises(InvalidEventError):
         await store.count_events("thread-1", run_id={"$ne": ""})
+
+
+async def test_import_counts_event_id_clashes_apart(mongo_database: Any) -> None:
+    """A record whose event_id the thread holds under another seq is a conflict, not a skip."""
+    store = MongoRunEventStore(mongo_database)
+    await store.put(**event(event_id="e1"))
+    result = await store.import_events(
+        [
+            {**event(event_id="e1"), "seq": 7, "created_at": "2025-01-01T00:00:00Z"},
+            {**event(event_id="e2"), "seq": 8, "created_at": "2025-01-01T00:00:00Z"},
+            {**event(), "seq": 1, "created_at": "2025-01-01T00:00:00Z"},
+        ]
+    )
+    assert (result.inserted, result.skipped, result.conflicts) == (1, 1, 1)
