@@ -1,10 +1,13 @@
 """The MongoDB store.
 
-Layout: one events collection (default ``run_events``) and one counters
-collection beside it (``<events>_counters``) holding a document per thread,
-``{_id: thread_id, last_seq: n}``. A write reserves a block of ``seq`` values
-for each thread it touches with one ``findOneAndUpdate`` + ``$inc`` (upserted),
-then inserts all its documents with one ``insertMany``.
+Layout: one events collection (default ``run_events``) and beside it a
+counters collection (``<events>_counters``) holding a document per thread,
+``{_id: thread_id, last_seq: n}``, a GridFS-layout bucket for fields too large
+for a document (``<events>_blobs``, see ``_blobs``) and a settings collection
+(``<events>_settings``, the recorded retention). A write reserves a block of
+``seq`` values for each thread it touches with one ``findOneAndUpdate`` +
+``$inc`` (upserted; for several threads in a transaction, one bulk update
+and one read-back), then inserts all its documents with one ``insertMany``.
 
 Two write modes, chosen from the server's ``hello`` unless the caller says:
 
@@ -476,8 +479,8 @@ class MongoRunEventStore(RunEventStore):
     def _prepare(self, index: int, event: NewEvent, created_at: str) -> _Prepared:
         """The documents that will store ``event`` (its seq is set later); checks its size.
 
-        Runs before any I/O, so an event too large to store is refused before
-        anything is written. Only events whose size bound (from validation)
+        Runs before any event is written, so an event too large to store is
+        refused with nothing of its batch stored. Only events whose size bound (from validation)
         passes the inline limit are encoded here to measure them exactly.
         """
         document = to_document(event, _SEQ_PLACEHOLDER, created_at)
