@@ -480,8 +480,9 @@ class MongoRunEventStore(RunEventStore):
         """The documents that will store ``event`` (its seq is set later); checks its size.
 
         Runs before any event is written, so an event too large to store is
-        refused with nothing of its batch stored. Only events whose size bound (from validation)
-        passes the inline limit are encoded here to measure them exactly.
+        refused with nothing of its batch stored. Only events whose size bound
+        (from validation) passes the inline limit are encoded here to measure
+        them exactly.
         """
         document = to_document(event, _SEQ_PLACEHOLDER, created_at)
         prepared = _Prepared(document)
