@@ -34,13 +34,17 @@ from typing import Any
 import bson
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents._codec import from_document, to_document
 from mongo_runevents._json import storable
 from mongo_runevents.models import new_events, stored_records, utc_now_iso
+from mongo_runevents.mongo import Deployment
+from mongo_runevents.mongo.codec import from_document, to_document
 
 from .common import Bench
 from .payloads import BATCH_SIZE, batches, small_event
 from .profile_writes import profile_write_path, write_path
+
+#: What the write path is handed on a replica set (the benchmark's server).
+DEPLOYMENT = Deployment(transactions=True, change_streams=True, bson_server=True)
 
 
 def _per_event_us(run: Callable[[], Any], events: int, repeats: int) -> float:
@@ -80,7 +84,7 @@ def _profile(
 
     def prepare() -> None:
         for index, event in enumerate(validated):
-            store._prepare(index, event, now)
+            store._writer.prepare(index, event, now, DEPLOYMENT)
 
     def escape_scan() -> None:
         for event in validated:
@@ -94,7 +98,7 @@ def _profile(
         for group in groups:
             events = new_events(group)
             for index, event in enumerate(events):
-                store._prepare(index, event, now)
+                store._writer.prepare(index, event, now, DEPLOYMENT)
                 event.to_record(index + 1, now)
 
     def with_encoding() -> None:

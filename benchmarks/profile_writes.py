@@ -38,8 +38,12 @@ import bson
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.models import new_events, utc_now_iso
+from mongo_runevents.mongo import Deployment
 
 from .payloads import BATCH_SIZE, agent_events, batches, retarget
+
+#: What the write path is handed on a replica set (the benchmark's server).
+DEPLOYMENT = Deployment(transactions=True, change_streams=True, bson_server=True)
 
 
 def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) -> None:
@@ -48,7 +52,10 @@ def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) ->
     for group in groups:
         now = utc_now_iso()
         events = new_events(group)
-        prepared = [store._prepare(index, event, now) for index, event in enumerate(events)]
+        prepared = [
+            store._writer.prepare(index, event, now, DEPLOYMENT)
+            for index, event in enumerate(events)
+        ]
         for seq, (event, item) in enumerate(zip(events, prepared, strict=True), 1):
             event.to_record(seq, now)
             item.document["seq"] = seq

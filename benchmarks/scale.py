@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mongo_runevents._blobs import BLOBS_FIELD
 from mongo_runevents.models import MESSAGE_CATEGORY
 from mongo_runevents.mongo import BY_CATEGORY
+from mongo_runevents.mongo.blobs import BLOBS_FIELD
 
 from .common import PROJECTION, Bench, explain_delete, explain_find
 from .payloads import small_event

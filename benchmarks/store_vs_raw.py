@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mongo_runevents._blobs import BLOBS_FIELD
 from mongo_runevents.models import MESSAGE_CATEGORY
+from mongo_runevents.mongo.blobs import BLOBS_FIELD
 
 from .common import Bench, explain_delete, explain_find
 from .payloads import BATCH_SIZE, batches, raw_template, retarget, small_event

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from bson import MaxKey, MinKey
 
-from ._compat import resolve
-from ._driver_errors import translated
 from .errors import ConfigurationError
+from .mongo.compat import resolve
+from .mongo.driver_errors import translated
 
 if TYPE_CHECKING:
     from .mongo import MongoRunEventStore

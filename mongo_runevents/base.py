@@ -1,4 +1,4 @@
-"""The storage interface for the event streams of agent runs.
+"""The storage interface for the event streams of agent runs, and the logic every store shares.
 
 A *thread* is a conversation; a *run* is one execution of the agent inside it.
 Everything a run does is an event: the chat messages a UI shows
@@ -7,14 +7,77 @@ other category). Both go through this one interface; ``category`` tells them
 apart. The store numbers each thread's events with ``seq``: 1, 2, 3, ... in the
 order they were written, and readers page through a thread by ``seq``.
 
-The full behaviour every implementation must show is in ``docs/semantics.md``
-and is checked by the conformance suite in ``tests/conformance.py``.
+:class:`RunEventStore` holds every public method. Each checks its arguments
+once (events into :class:`~mongo_runevents.models.NewEvent`, everything else
+into a query of :mod:`mongo_runevents.queries`) and calls one primitive per
+kind of query, which a store implements: the Memory store interprets the
+query, the MongoDB store turns it into a filter. So the stores cannot disagree
+about input. The live tail, paging and export are built on the primitives.
+
+The behaviour every store must show is in ``docs/semantics.md`` and is checked
+by the conformance suite in ``tests/conformance/``.
 """
 
 from __future__ import annotations
 
 import abc
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
+
+from . import paging, queries
+from ._json import JsonDefault
+from .errors import InvalidEventError, StoreClosedError
+from .models import (
+    MESSAGE_CATEGORY,
+    NewEvent,
+    WritePolicy,
+    imported_event,
+    new_event_from_arguments,
+    new_events,
+)
+from .queries import (
+    Deletion,
+    EventCount,
+    EventKey,
+    LastVisibleReplies,
+    MessagePage,
+    RunEvents,
+    ThreadEvents,
+    ThreadList,
+)
+from .tail import NewsWaiter, follow
+from .telemetry import observed
+
+
+@dataclass
+class ImportResult:
+    """How many imported records were stored, were already there, or clashed."""
+
+    inserted: int = 0
+    #: Records whose thread already holds their seq (imported before).
+    skipped: int = 0
+    #: Records whose ``event_id`` the thread holds under another seq: not stored.
+    conflicts: int = 0
+
+
+#: Records read per query when the store walks a whole thread (export, tail).
+PAGE_SIZE = 500
+
+
+def _interval(value: Any, name: str) -> float:
+    """A polling interval: a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEventError(
+            f"must be a number of seconds, got {type(value).__name__}", field=name
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidEventError(
+            f"must be a positive, finite number of seconds, got {value}", field=name
+        )
+    return float(value)
 
 
 class RunEventStore(abc.ABC):
@@ -28,9 +91,24 @@ class RunEventStore(abc.ABC):
     4. ``list_events`` returns every category of the given run;
     5. every method returns plain dicts with the fields of a
        :class:`~mongo_runevents.RunEvent`, which the caller may mutate freely.
+
+    ``json_default`` and ``max_trace_content`` say how values that are not
+    JSON and long trace content are kept (:class:`~mongo_runevents.models.WritePolicy`).
+    A store is an async context manager: leaving the block closes it.
     """
 
-    @abc.abstractmethod
+    #: Stores that do not call ``__init__`` (test doubles) get the defaults.
+    _policy: WritePolicy = WritePolicy()
+    _closed: bool = False
+
+    def __init__(
+        self, *, json_default: JsonDefault = str, max_trace_content: int | None = None
+    ) -> None:
+        self._policy = WritePolicy(json_default, max_trace_content)
+
+    # --- writes ----------------------------------------------------------------------
+
+    @observed("put")
     async def put(
         self,
         *,
@@ -38,7 +116,7 @@ class RunEventStore(abc.ABC):
         run_id: str,
         event_type: str,
         category: str,
-        content: str | dict[str, Any] = "",
+        content: Any = "",
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
         event_id: str | None = None,
@@ -46,16 +124,21 @@ class RunEventStore(abc.ABC):
     ) -> dict[str, Any]:
         """Store one event; return the stored record, with its new ``seq``.
 
-        ``content`` may be any JSON-compatible value. ``created_at``, when given,
-        must be ISO-8601 and is returned exactly as given; by default it is the
-        current UTC time. ``event_id`` is an optional idempotency key, unique
-        within the thread: if the thread already holds the same event under
-        that key, its stored record is returned and nothing is written; if it
-        holds a different one, :class:`~mongo_runevents.EventIdConflictError`.
-        ``user_id`` records the event's owner (see the read methods).
+        ``content`` may be any value: what is not JSON is kept as
+        ``json.dumps(..., default=str)`` would keep it (see ``json_default``).
+        ``created_at``, when given, must be ISO-8601 and is returned exactly as
+        given; by default it is the current UTC time. ``event_id`` is an
+        optional idempotency key, unique within the thread: if the thread
+        already holds the same event under that key, its stored record is
+        returned and nothing is written; if it holds a different one,
+        :class:`~mongo_runevents.EventIdConflictError`. ``user_id`` records
+        the event's owner (see the read methods).
         """
+        event = new_event_from_arguments(locals(), self._policy)
+        self._check_open()
+        return (await self._write([event]))[0]
 
-    @abc.abstractmethod
+    @observed("put_batch")
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Store several events at once, all or nothing; return their records in input order.
 
@@ -66,8 +149,11 @@ class RunEventStore(abc.ABC):
         again: their stored records are returned, so a journal may retry a
         batch (even with new events added) without duplicating anything.
         """
+        validated = new_events(events, self._policy)
+        self._check_open()
+        return await self._write(validated) if validated else []
 
-    @abc.abstractmethod
+    @observed("put_if_absent")
     async def put_if_absent(
         self,
         *,
@@ -75,7 +161,7 @@ class RunEventStore(abc.ABC):
         run_id: str,
         event_type: str,
         category: str,
-        content: str | dict[str, Any] = "",
+        content: Any = "",
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
         event_id: str | None = None,
@@ -88,8 +174,13 @@ class RunEventStore(abc.ABC):
         and the write are atomic with respect to every other writer of the
         thread (a ``run.start`` is written once, however many callers race).
         """
+        event = new_event_from_arguments(locals(), self._policy)
+        self._check_open()
+        return await self._write_if_absent(event)
 
-    @abc.abstractmethod
+    # --- reads -----------------------------------------------------------------------
+
+    @observed("list_messages")
     async def list_messages(
         self,
         thread_id: str,
@@ -113,28 +204,11 @@ class RunEventStore(abc.ABC):
         With ``user_id``, only that user's events are seen (here and in every
         read, count and delete).
         """
+        query = queries.message_page(thread_id, limit, before_seq, after_seq, user_id)
+        self._check_open()
+        return await self._read_page(query)
 
-    @abc.abstractmethod
-    async def list_events(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        event_types: list[str] | None = None,
-        limit: int = 500,
-        task_id: str | None = None,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return the first ``limit`` events of a run, every category, ascending by ``seq``.
-
-        ``event_types`` keeps only those types; ``None`` keeps all, and an empty
-        list matches nothing. ``task_id`` keeps the events whose
-        ``metadata["task_id"]`` equals it. ``after_seq`` starts after that seq,
-        so a caller can page through a run of any length.
-        """
-
-    @abc.abstractmethod
+    @observed("list_messages_by_run")
     async def list_messages_by_run(
         self,
         thread_id: str,
@@ -146,31 +220,140 @@ class RunEventStore(abc.ABC):
         user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Return a page of one run's messages, ascending, with the cursor rules of ``list_messages``."""
+        query = queries.message_page(
+            thread_id, limit, before_seq, after_seq, user_id, run_id, by_run=True
+        )
+        self._check_open()
+        return await self._read_page(query)
 
-    @abc.abstractmethod
+    @observed("list_events")
+    async def list_events(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        event_types: Iterable[str] | None = None,
+        limit: int = 500,
+        task_id: str | None = None,
+        after_seq: int | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the first ``limit`` events of a run, every category, ascending by ``seq``.
+
+        ``event_types`` (any collection of str) keeps only those types; ``None``
+        keeps all, and an empty one matches nothing. ``task_id`` keeps the
+        events whose ``metadata["task_id"]`` equals it (``""`` matches
+        nothing). ``after_seq`` starts after that seq, so a caller can page
+        through a run of any length.
+        """
+        query = queries.run_events(
+            thread_id, run_id, event_types, limit, task_id, after_seq, user_id
+        )
+        self._check_open()
+        return [] if query.matches_nothing else await self._read_run(query)
+
+    @observed("read_after")
+    async def read_after(
+        self,
+        thread_id: str,
+        after_seq: int,
+        category: str | None = None,
+        user_id: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> list[dict[str, Any]]:
+        """The thread's first ``limit`` events after ``after_seq`` (of ``category``, if given).
+
+        The read behind :meth:`watch`, :meth:`export_events` and any walk
+        through a whole thread.
+        """
+        query = queries.thread_events(thread_id, after_seq, category, user_id, limit)
+        self._check_open()
+        return await self._read_after(query)
+
+    @observed("get_event")
+    async def get_event(
+        self,
+        thread_id: str,
+        seq: int,
+        *,
+        user_id: str | None = None,
+        load_large_fields: bool = True,
+    ) -> dict[str, Any] | None:
+        """One event by its seq, or ``None``.
+
+        With ``load_large_fields=False``, fields stored out of line (events past
+        the document size limit) come back as ``None`` and the record has an
+        extra key ``large_fields`` naming them and their sizes in bytes, so a
+        viewer can show an event without loading megabytes it may not open.
+        """
+        query = queries.event_key(thread_id, seq, user_id, load_large_fields)
+        self._check_open()
+        return await self._get_event(query)
+
+    @observed("list_threads")
+    async def list_threads(
+        self, *, limit: int = 50, before: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A page of threads, newest activity first: ``thread_id``, ``last_seq``, ``updated_at``, ``cursor``.
+
+        Pass the last row's ``cursor`` as ``before`` for the next page. With
+        ``user_id``, only threads that user has written to.
+        """
+        query = queries.thread_list(limit, before, user_id)
+        self._check_open()
+        return await self._list_threads(query)
+
+    @observed("count_messages")
     async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         """Return how many messages (``category == "message"``) the thread holds."""
+        query = queries.event_count(thread_id, None, MESSAGE_CATEGORY, user_id)
+        self._check_open()
+        return await self._count(query)
 
-    @abc.abstractmethod
+    @observed("count_events")
+    async def count_events(
+        self,
+        thread_id: str,
+        *,
+        run_id: str | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        """How many events the thread (or one run of it, or one category) holds."""
+        query = queries.event_count(thread_id, run_id, category, user_id)
+        self._check_open()
+        return await self._count(query)
+
+    @observed("get_last_visible_ai_seq_by_run")
     async def get_last_visible_ai_seq_by_run(
-        self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
+        self, thread_id: str, run_ids: Iterable[str], *, user_id: str | None = None
     ) -> dict[str, int]:
         """Per run, the seq of its newest AI reply a user sees; runs without one are left out.
 
-        An AI reply is a message whose ``event_type`` is ``llm.ai.response``
-        (or the legacy ``ai_message``); it is visible unless its
-        ``metadata["caller"]`` starts with ``middleware:``.
+        ``run_ids`` is any collection of str (DeerFlow passes a ``set``). An AI
+        reply is a message whose ``event_type`` is ``llm.ai.response`` (or the
+        legacy ``ai_message``); it is visible unless its ``metadata["caller"]``
+        starts with ``middleware:``.
         """
+        query = queries.last_visible_replies(thread_id, run_ids, user_id)
+        self._check_open()
+        return await self._last_visible_replies(query) if query.run_ids else {}
 
-    @abc.abstractmethod
+    # --- deletes -----------------------------------------------------------------------
+
+    @observed("delete_by_thread")
     async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
         """Delete every event of a thread and return how many there were.
 
         The thread's numbering starts again at 1 afterwards; with ``user_id``,
-        only that user's events are deleted and the numbering goes on.
+        only that user's events are deleted, and the numbering goes on unless
+        that left the thread empty.
         """
+        query = queries.deletion(thread_id, None, user_id, by_run=False)
+        self._check_open()
+        return await self._delete(query)
 
-    @abc.abstractmethod
+    @observed("delete_by_run")
     async def delete_by_run(
         self, thread_id: str, run_id: str, *, user_id: str | None = None
     ) -> int:
@@ -178,6 +361,163 @@ class RunEventStore(abc.ABC):
 
         The thread's numbering is not reset: a deleted ``seq`` is never reused.
         """
+        query = queries.deletion(thread_id, run_id, user_id, by_run=True)
+        self._check_open()
+        return await self._delete(query)
 
-    async def close(self) -> None:  # noqa: B027 (optional hook, deliberately empty)
-        """Release what the store owns; the default owns nothing."""
+    # --- following, moving history in and out -------------------------------------------
+
+    async def watch(
+        self,
+        thread_id: str,
+        *,
+        after_seq: int | None = None,
+        category: str | None = None,
+        user_id: str | None = None,
+        poll_interval: float = 0.1,
+        max_poll_interval: float = 2.0,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Yield the thread's events after ``after_seq``, then new ones as they are written.
+
+        Each event once, in seq order, until the caller stops iterating.
+        ``category="message"`` follows what a chat UI shows. Where the store
+        can say that a thread changed (a change stream, the Memory store's own
+        writes) the tail waits for that; elsewhere it polls with back-off from
+        ``poll_interval`` to ``max_poll_interval`` seconds. See
+        :mod:`mongo_runevents.tail`.
+        """
+        query = queries.thread_events(thread_id, after_seq, category, user_id, PAGE_SIZE)
+        first = _interval(poll_interval, "poll_interval")
+        longest = max(first, _interval(max_poll_interval, "max_poll_interval"))
+        self._check_open()
+        async for record in follow(
+            self._read_after,
+            query,
+            self._news(query.thread_id, longest),
+            poll_interval=first,
+            max_poll_interval=longest,
+        ):
+            yield record
+
+    async def export_events(
+        self, thread_id: str | None = None, *, page_size: int = PAGE_SIZE
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Yield every stored record of one thread, or of all threads, in (thread, seq) order.
+
+        Close it (``contextlib.aclosing``) when stopping early.
+        """
+        if thread_id is not None:
+            queries.check_id(thread_id, "thread_id")
+        queries.check_limit(page_size, "page_size")
+        self._check_open()
+        threads = paging.single(thread_id) if thread_id else self._all_thread_ids(page_size)
+        async for thread in threads:
+            query = ThreadEvents(thread, 0, page_size)
+            async for record in paging.walk(self._read_after, query):
+                yield record
+
+    async def _all_thread_ids(self, page_size: int) -> AsyncIterator[str]:
+        after: str | None = None
+        while True:
+            page = await self._thread_ids(after, page_size)
+            for thread_id in page:
+                yield thread_id
+            if len(page) < page_size:
+                return
+            after = page[-1]
+
+    @observed("import_events")
+    async def import_events(self, records: Iterable[Mapping[str, Any]]) -> ImportResult:
+        """Store records exported elsewhere, keeping their seqs and timestamps.
+
+        Each record needs the fields of a stored record, ``seq`` and
+        ``created_at`` included. A record whose thread already holds its seq
+        (or its ``event_id``) is skipped, so re-running an import never
+        duplicates. Later writes continue after the highest imported seq.
+        Everything is validated before anything is written.
+        """
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise InvalidEventError(
+                f"import_events takes an iterable of records, got {type(records).__name__}",
+                field="records",
+            )
+        batch = [
+            imported_event(record, index, self._policy) for index, record in enumerate(records)
+        ]
+        self._check_open()
+        return await self._import(batch) if batch else ImportResult()
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release what the store owns; later calls raise :class:`~mongo_runevents.StoreClosedError`."""
+        self._closed = True
+
+    async def __aenter__(self) -> RunEventStore:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+
+    # --- the primitives a store implements ----------------------------------------------
+
+    @abc.abstractmethod
+    async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+        """Store validated events (at least one), all or nothing; their records in input order."""
+
+    @abc.abstractmethod
+    async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
+        """Store ``event`` unless its run holds one of its type; see :meth:`put_if_absent`."""
+
+    @abc.abstractmethod
+    async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
+        """A page of messages (:meth:`list_messages`, :meth:`list_messages_by_run`)."""
+
+    @abc.abstractmethod
+    async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
+        """A run's events (:meth:`list_events`); never called for a query matching nothing."""
+
+    @abc.abstractmethod
+    async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
+        """A thread's events after a seq (:meth:`read_after`)."""
+
+    @abc.abstractmethod
+    async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
+        """One event (:meth:`get_event`)."""
+
+    @abc.abstractmethod
+    async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
+        """A page of threads, newest activity first (:meth:`list_threads`)."""
+
+    @abc.abstractmethod
+    async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
+        """The first ``limit`` thread ids greater than ``after``, ascending (for export)."""
+
+    @abc.abstractmethod
+    async def _count(self, query: EventCount) -> int:
+        """How many events match (:meth:`count_messages`, :meth:`count_events`)."""
+
+    @abc.abstractmethod
+    async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
+        """:meth:`get_last_visible_ai_seq_by_run`, for at least one run id."""
+
+    @abc.abstractmethod
+    async def _delete(self, query: Deletion) -> int:
+        """Delete matching events; a thread left empty starts again at 1."""
+
+    @abc.abstractmethod
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
+        """Store validated records with their seqs (:meth:`import_events`)."""
+
+    def _news(self, thread_id: str, max_wait: float) -> NewsWaiter | None:
+        """What tells the tail that a thread changed; ``None``: the tail polls."""
+        return None

@@ -73,6 +73,10 @@ class ConfigurationError(RunEventStoreError):
     """The store was set up in a way that cannot work (bad URI, missing extra)."""
 
 
+class StoreClosedError(StorageError):
+    """The store was closed (``close()`` or the end of its ``async with`` block); not retryable."""
+
+
 __all__ = [
     "ConfigurationError",
     "EventIdConflictError",
@@ -81,5 +85,6 @@ __all__ = [
     "InvalidEventError",
     "RunEventStoreError",
     "StorageError",
+    "StoreClosedError",
     "StoreUnavailableError",
 ]

@@ -1,44 +1,49 @@
 """The in-memory reference store: no dependencies, for development and tests.
 
-Every method runs without awaiting anything, so on one event loop each call is
-atomic by construction: a batch is all-or-nothing and no reader can see a
+Every primitive runs without awaiting anything, so on one event loop each call
+is atomic by construction: a batch is all-or-nothing and no reader can see a
 half-written one. Records are copied on the way in and on the way out, so what
-a caller does with its own objects never changes what is stored.
+a caller does with its own objects never changes what is stored. The queries
+arrive checked (:mod:`mongo_runevents.queries`); this module only interprets
+them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import JsonDefault, copy_json
-from .base import RunEventStore
+from .base import ImportResult, RunEventStore
 from .errors import EventIdConflictError
-from .models import (
-    MESSAGE_CATEGORY,
-    NewEvent,
-    WritePolicy,
-    check_event_types,
-    check_filter,
-    check_id,
-    check_ids,
-    check_optional_id,
-    check_page,
+from .models import MESSAGE_CATEGORY, NewEvent, utc_now_iso
+from .queries import (
+    Deletion,
+    EventCount,
+    EventKey,
+    LastVisibleReplies,
+    MessagePage,
+    RunEvents,
+    ThreadCursor,
+    ThreadEvents,
+    ThreadList,
     is_visible_ai_reply,
-    new_event_from_arguments,
-    new_events,
-    utc_now_iso,
 )
+from .tail import NewsWaiter
+
+Record = dict[str, Any]
 
 
-def _seq_of(record: dict[str, Any]) -> int:
+def _seq_of(record: Record) -> int:
     seq: int = record["seq"]
     return seq
 
 
-def _copy(record: dict[str, Any]) -> dict[str, Any]:
+def _copy(record: Record) -> Record:
     copied = dict(record)
     copied["content"] = copy_json(record["content"])
     copied["metadata"] = copy_json(record["metadata"])
@@ -48,22 +53,63 @@ def _copy(record: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class _Thread:
     last_seq: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    by_event_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updated_at: str = ""
+    events: list[Record] = field(default_factory=list)
+    messages: list[Record] = field(default_factory=list)
+    by_event_id: dict[str, Record] = field(default_factory=dict)
+    users: set[str] = field(default_factory=set)
+
+    def add(self, record: Record) -> None:
+        """Keep ``record`` in seq order (an import may bring an older seq)."""
+        for rows in (self.events, self.messages):
+            if rows is self.messages and record["category"] != MESSAGE_CATEGORY:
+                continue
+            if rows and rows[-1]["seq"] > record["seq"]:
+                rows.insert(bisect.bisect_left(rows, record["seq"], key=_seq_of), record)
+            else:
+                rows.append(record)
+        if "event_id" in record:
+            self.by_event_id[record["event_id"]] = record
+        if "user_id" in record:
+            self.users.add(record["user_id"])
+        self.last_seq = max(self.last_seq, record["seq"])
 
 
-def _page(
-    rows: list[dict[str, Any]], limit: int, before_seq: int | None, after_seq: int | None
-) -> list[dict[str, Any]]:
+def _page(rows: list[Record], query: MessagePage) -> list[Record]:
     """The cursor rules of ``list_messages`` over rows sorted by ``seq``."""
-    start = 0 if after_seq is None else bisect.bisect_right(rows, after_seq, key=_seq_of)
-    end = len(rows) if before_seq is None else bisect.bisect_left(rows, before_seq, key=_seq_of)
+    after, before = query.after_seq, query.before_seq
+    start = 0 if after is None else bisect.bisect_right(rows, after, key=_seq_of)
+    end = len(rows) if before is None else bisect.bisect_left(rows, before, key=_seq_of)
     if end <= start:
         return []
-    if after_seq is None:
-        return rows[max(start, end - limit) : end]
-    return rows[start : min(end, start + limit)]
+    if query.newest_first:
+        return rows[max(start, end - query.limit) : end]
+    return rows[start : min(end, start + query.limit)]
+
+
+def _owned(rows: list[Record], user_id: str | None) -> list[Record]:
+    """``rows``, or only the user's when ``user_id`` is given."""
+    if user_id is None:
+        return rows
+    return [row for row in rows if row.get("user_id") == user_id]
+
+
+class _ChangeSignal:
+    """Wakes the tails of one thread when it is written to."""
+
+    def __init__(self, store: MemoryRunEventStore, thread_id: str, max_wait: float) -> None:
+        self._store = store
+        self._thread_id = thread_id
+        self._max_wait = max_wait
+
+    async def wait(self) -> bool:
+        changed = self._store._signals.setdefault(self._thread_id, asyncio.Event())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), self._max_wait)
+        return True
+
+    async def close(self) -> None:
+        return None
 
 
 class MemoryRunEventStore(RunEventStore):
@@ -76,47 +122,13 @@ class MemoryRunEventStore(RunEventStore):
     def __init__(
         self, *, json_default: JsonDefault = str, max_trace_content: int | None = None
     ) -> None:
+        super().__init__(json_default=json_default, max_trace_content=max_trace_content)
         self._threads: dict[str, _Thread] = {}
-        self._policy = WritePolicy(json_default, max_trace_content)
+        self._signals: dict[str, asyncio.Event] = {}
 
-    async def put(
-        self,
-        *,
-        thread_id: str,
-        run_id: str,
-        event_type: str,
-        category: str,
-        content: Any = "",
-        metadata: dict[str, Any] | None = None,
-        created_at: str | None = None,
-        event_id: str | None = None,
-        user_id: str | None = None,
-    ) -> dict[str, Any]:
-        return self._append([new_event_from_arguments(locals(), self._policy)])[0]
+    # --- writes --------------------------------------------------------------------
 
-    async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self._append(new_events(events, self._policy))
-
-    async def put_if_absent(
-        self,
-        *,
-        thread_id: str,
-        run_id: str,
-        event_type: str,
-        category: str,
-        content: Any = "",
-        metadata: dict[str, Any] | None = None,
-        created_at: str | None = None,
-        event_id: str | None = None,
-        user_id: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        event = new_event_from_arguments(locals(), self._policy)
-        for row in self._events(thread_id):
-            if row["run_id"] == run_id and row["event_type"] == event_type:
-                return _copy(row), False
-        return self._append([event])[0], True
-
-    def _append(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+    async def _write(self, events: list[NewEvent]) -> list[Record]:
         # First every check, then every write: a batch is all-or-nothing.
         stored_already = [self._stored_with_key(index, event) for index, event in enumerate(events)]
         now = utc_now_iso()
@@ -124,17 +136,20 @@ class MemoryRunEventStore(RunEventStore):
         for event, stored in zip(events, stored_already, strict=True):
             if stored is None:
                 thread = self._threads.setdefault(event.thread_id, _Thread())
-                thread.last_seq += 1
-                stored = event.to_record(thread.last_seq, event.created_at or now)
-                thread.events.append(stored)
-                if stored["category"] == MESSAGE_CATEGORY:
-                    thread.messages.append(stored)
-                if event.event_id is not None:
-                    thread.by_event_id[event.event_id] = stored
+                stored = event.to_record(thread.last_seq + 1, event.created_at or now)
+                thread.add(stored)
+                thread.updated_at = now
+                self._signal(event.thread_id)
             results.append(_copy(stored))
         return results
 
-    def _stored_with_key(self, index: int, event: NewEvent) -> dict[str, Any] | None:
+    async def _write_if_absent(self, event: NewEvent) -> tuple[Record, bool]:
+        for row in self._rows(event.thread_id, messages=False):
+            if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
+                return _copy(row), False
+        return (await self._write([event]))[0], True
+
+    def _stored_with_key(self, index: int, event: NewEvent) -> Record | None:
         """The stored record holding ``event``'s idempotency key, if the thread has one."""
         thread = self._threads.get(event.thread_id)
         if event.event_id is None or thread is None:
@@ -147,130 +162,168 @@ class MemoryRunEventStore(RunEventStore):
             )
         return stored
 
-    async def list_messages(
-        self,
-        thread_id: str,
-        *,
-        limit: int = 50,
-        before_seq: int | None = None,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        check_id(thread_id, "thread_id")
-        check_page(limit, before_seq, after_seq)
-        rows = self._rows(self._messages(thread_id), user_id)
-        return [_copy(row) for row in _page(rows, limit, before_seq, after_seq)]
+    def _signal(self, thread_id: str) -> None:
+        changed = self._signals.pop(thread_id, None)
+        if changed is not None:
+            changed.set()
 
-    async def list_events(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        event_types: list[str] | None = None,
-        limit: int = 500,
-        task_id: str | None = None,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        check_id(thread_id, "thread_id")
-        check_id(run_id, "run_id")
-        types = check_event_types(event_types)
-        check_page(limit, None, after_seq)
-        check_filter(task_id, "task_id")
-        if task_id == "" or types == []:
-            return []
+    def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
+        return _ChangeSignal(self, thread_id, max_wait)
+
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
+        result = ImportResult()
+        taken: set[tuple[str, int]] = set()
+        keys: set[tuple[str, str | None]] = set()
+        for event, seq in records:
+            thread = self._threads.get(event.thread_id)
+            key = (event.thread_id, event.event_id)
+            if self._at(event.thread_id, seq) is not None or (event.thread_id, seq) in taken:
+                result.skipped += 1
+            elif event.event_id is not None and (
+                key in keys or (thread is not None and event.event_id in thread.by_event_id)
+            ):
+                result.conflicts += 1
+            else:
+                taken.add((event.thread_id, seq))
+                keys.add(key)
+        # Counters first (as the MongoDB store does), then the records.
+        now = utc_now_iso()
+        for event, seq in records:
+            thread = self._threads.setdefault(event.thread_id, _Thread())
+            thread.last_seq = max(thread.last_seq, seq)
+            thread.updated_at = now
+        for event, seq in records:
+            if (event.thread_id, seq) in taken:
+                taken.discard((event.thread_id, seq))
+                self._threads[event.thread_id].add(event.to_record(seq, event.created_at or ""))
+                result.inserted += 1
+        return result
+
+    # --- reads ---------------------------------------------------------------------
+
+    async def _read_page(self, query: MessagePage) -> list[Record]:
+        rows = _owned(self._rows(query.thread_id, messages=True), query.user_id)
+        if query.run_id is not None:
+            rows = [row for row in rows if row["run_id"] == query.run_id]
+        return [_copy(row) for row in _page(rows, query)]
+
+    async def _read_run(self, query: RunEvents) -> list[Record]:
+        types = query.event_types
         rows = [
             row
-            for row in self._rows(self._events(thread_id), user_id)
-            if row["run_id"] == run_id
+            for row in _owned(self._rows(query.thread_id, messages=False), query.user_id)
+            if row["run_id"] == query.run_id
             and (types is None or row["event_type"] in types)
-            and (task_id is None or row["metadata"].get("task_id") == task_id)
-            and (after_seq is None or row["seq"] > after_seq)
+            and (query.task_id is None or row["metadata"].get("task_id") == query.task_id)
+            and (query.after_seq is None or row["seq"] > query.after_seq)
         ]
-        return [_copy(row) for row in rows[:limit]]
+        return [_copy(row) for row in rows[: query.limit]]
 
-    async def list_messages_by_run(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        limit: int = 50,
-        before_seq: int | None = None,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        check_id(thread_id, "thread_id")
-        check_id(run_id, "run_id")
-        check_page(limit, before_seq, after_seq)
-        rows = [
-            row for row in self._rows(self._messages(thread_id), user_id) if row["run_id"] == run_id
+    async def _read_after(self, query: ThreadEvents) -> list[Record]:
+        rows = self._rows(query.thread_id, messages=query.category == MESSAGE_CATEGORY)
+        start = bisect.bisect_right(rows, query.after_seq, key=_seq_of)
+        found: list[Record] = []
+        for row in rows[start:]:
+            if len(found) == query.limit:
+                break
+            if (query.category is None or row["category"] == query.category) and (
+                query.user_id is None or row.get("user_id") == query.user_id
+            ):
+                found.append(_copy(row))
+        return found
+
+    async def _get_event(self, query: EventKey) -> Record | None:
+        row = self._at(query.thread_id, query.seq)
+        if row is None:
+            return None
+        if query.user_id is not None and row.get("user_id") != query.user_id:
+            return None
+        return _copy(row)
+
+    async def _list_threads(self, query: ThreadList) -> list[Record]:
+        threads = [
+            (thread.updated_at, thread_id, thread)
+            for thread_id, thread in self._threads.items()
+            if query.user_id is None or query.user_id in thread.users
         ]
-        return [_copy(row) for row in _page(rows, limit, before_seq, after_seq)]
+        threads.sort(reverse=True)
+        if query.before is not None:
+            limit = (query.before.updated_at, query.before.thread_id)
+            threads = [item for item in threads if (item[0], item[1]) < limit]
+        return [
+            {
+                "thread_id": thread_id,
+                "last_seq": thread.last_seq,
+                "updated_at": updated_at,
+                "cursor": ThreadCursor(updated_at, thread_id).encode(),
+            }
+            for updated_at, thread_id, thread in threads[: query.limit]
+        ]
 
-    async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
-        check_id(thread_id, "thread_id")
-        return len(self._rows(self._messages(thread_id), user_id))
+    async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
+        ids = sorted(t for t, thread in self._threads.items() if thread.events)
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        return ids[start : start + limit]
 
-    async def get_last_visible_ai_seq_by_run(
-        self, thread_id: str, run_ids: list[str], *, user_id: str | None = None
-    ) -> dict[str, int]:
-        check_id(thread_id, "thread_id")
-        wanted = set(check_ids(run_ids, "run_ids"))
+    async def _count(self, query: EventCount) -> int:
+        rows = _owned(
+            self._rows(query.thread_id, query.category == MESSAGE_CATEGORY), query.user_id
+        )
+        return sum(
+            (query.run_id is None or row["run_id"] == query.run_id)
+            and (query.category is None or row["category"] == query.category)
+            for row in rows
+        )
+
+    async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
         newest: dict[str, int] = {}
-        for row in self._rows(self._messages(thread_id), user_id):
-            if row["run_id"] in wanted and is_visible_ai_reply(row):
+        for row in _owned(self._rows(query.thread_id, messages=True), query.user_id):
+            if row["run_id"] in query.run_ids and is_visible_ai_reply(row):
                 newest[row["run_id"]] = row["seq"]
         return newest
 
-    async def delete_by_thread(self, thread_id: str, *, user_id: str | None = None) -> int:
-        check_id(thread_id, "thread_id")
-        if check_optional_id(user_id, "user_id") is None:
-            thread = self._threads.pop(thread_id, None)
-            return 0 if thread is None else len(thread.events)
-        deleted = self._delete(thread_id, lambda row: row.get("user_id") == user_id)
-        thread = self._threads.get(thread_id)
-        if thread is not None and not thread.events:
-            # The user's events were all the thread had: it starts again at 1.
-            del self._threads[thread_id]
-        return deleted
+    # --- deletes -------------------------------------------------------------------
 
-    async def delete_by_run(
-        self, thread_id: str, run_id: str, *, user_id: str | None = None
-    ) -> int:
-        check_id(thread_id, "thread_id")
-        check_id(run_id, "run_id")
-        check_optional_id(user_id, "user_id")
-        return self._delete(
-            thread_id,
-            lambda row: (
-                row["run_id"] == run_id and (user_id is None or row.get("user_id") == user_id)
-            ),
-        )
-
-    def _delete(self, thread_id: str, doomed: Callable[[dict[str, Any]], bool]) -> int:
-        """Delete the thread's events for which ``doomed`` is true; the numbering goes on."""
-        thread = self._threads.get(thread_id)
+    async def _delete(self, query: Deletion) -> int:
+        thread = self._threads.get(query.thread_id)
         if thread is None:
             return 0
+        if query.whole_thread:
+            del self._threads[query.thread_id]
+            return len(thread.events)
+
+        def doomed(row: Record) -> bool:
+            return (query.run_id is None or row["run_id"] == query.run_id) and (
+                query.user_id is None or row.get("user_id") == query.user_id
+            )
+
+        deleted = self._remove(thread, doomed)
+        if query.run_id is None and not thread.events:
+            # The user's events were all the thread had: it starts again at 1.
+            del self._threads[query.thread_id]
+        return deleted
+
+    @staticmethod
+    def _remove(thread: _Thread, doomed: Callable[[Record], bool]) -> int:
+        """Remove the thread's events for which ``doomed`` is true; the numbering goes on."""
         before = len(thread.events)
         thread.events = [row for row in thread.events if not doomed(row)]
         thread.messages = [row for row in thread.messages if not doomed(row)]
         thread.by_event_id = {
             key: row for key, row in thread.by_event_id.items() if not doomed(row)
         }
+        thread.users = {row["user_id"] for row in thread.events if "user_id" in row}
         return before - len(thread.events)
 
-    @staticmethod
-    def _rows(rows: list[dict[str, Any]], user_id: str | None) -> list[dict[str, Any]]:
-        """``rows``, or only the user's when ``user_id`` is given."""
-        if check_optional_id(user_id, "user_id") is None:
-            return rows
-        return [row for row in rows if row.get("user_id") == user_id]
+    def _at(self, thread_id: str, seq: int) -> Record | None:
+        """The thread's event with ``seq``, if it holds one."""
+        rows = self._rows(thread_id, messages=False)
+        index = bisect.bisect_left(rows, seq, key=_seq_of)
+        return rows[index] if index < len(rows) and rows[index]["seq"] == seq else None
 
-    def _messages(self, thread_id: str) -> list[dict[str, Any]]:
+    def _rows(self, thread_id: str, messages: bool) -> list[Record]:
+        """The thread's events (or only its messages), in seq order."""
         thread = self._threads.get(thread_id)
-        return [] if thread is None else thread.messages
-
-    def _events(self, thread_id: str) -> list[dict[str, Any]]:
-        thread = self._threads.get(thread_id)
-        return [] if thread is None else thread.events
+        if thread is None:
+            return []
+        return thread.messages if messages else thread.events

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
@@ -421,101 +421,3 @@ def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEve
                 )
             keys.add(key)
     return validated
-
-
-# --- arguments of the read and delete methods ------------------------------
-
-
-def check_id(value: Any, name: str) -> str:
-    """A thread or run id argument: a non-empty ``str`` and nothing else."""
-    if not isinstance(value, str):
-        raise InvalidEventError(f"must be a str, got {type(value).__name__}", field=name)
-    if not value:
-        raise InvalidEventError("must not be empty", field=name)
-    if not value.isascii() and _SURROGATE.search(value) is not None:
-        raise InvalidEventError("holds a lone surrogate (not valid Unicode)", field=name)
-    return value
-
-
-def check_optional_id(value: Any, name: str) -> str | None:
-    """An optional id argument (``user_id``, ``task_id``): ``None`` or a non-empty ``str``."""
-    return None if value is None else check_id(value, name)
-
-
-def check_filter(value: Any, name: str) -> str | None:
-    """A value to match (``task_id``): ``None`` or a ``str``; an empty one matches nothing.
-
-    DeerFlow's HTTP endpoints pass query strings through, so ``""`` is a value
-    a caller sends, not a bug.
-    """
-    if value is None or value == "":
-        return value  # type: ignore[no-any-return]
-    return check_id(value, name)
-
-
-def check_ids(value: Any, name: str) -> list[str]:
-    """A collection of ids or types (``run_ids``, ``event_types``): any iterable of ``str``.
-
-    DeerFlow passes a ``set``; lists, tuples, frozensets, dict views and
-    generators are taken too. A bare ``str`` is refused (it is iterable, but
-    passing one is a bug), and so is a mapping. An empty string is allowed: it
-    matches nothing. Duplicates are dropped, the first occurrence kept.
-    """
-    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidEventError(
-            f"must be a collection of str (a list, set or tuple), got {type(value).__name__}",
-            field=name,
-        )
-    items = list(value)
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidEventError(
-                f"must be a str, got {type(item).__name__}", field=f"{name}[{index}]"
-            )
-        if not item.isascii() and _SURROGATE.search(item) is not None:
-            raise InvalidEventError(
-                "holds a lone surrogate (not valid Unicode)", field=f"{name}[{index}]"
-            )
-    return list(dict.fromkeys(str.__str__(item) for item in items))
-
-
-def is_visible_ai_reply(record: dict[str, Any]) -> bool:
-    """Whether a record is an AI reply a user sees (``get_last_visible_ai_seq_by_run``)."""
-    caller = record["metadata"].get("caller")
-    return (
-        record["category"] == MESSAGE_CATEGORY
-        and record["event_type"] in AI_REPLY_TYPES
-        and not (isinstance(caller, str) and caller.startswith(HIDDEN_CALLER_PREFIX))
-    )
-
-
-def check_limit(value: Any, name: str = "limit") -> int:
-    """A page size: an ``int`` of at least 1 (``bool`` is not a number here)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidEventError(f"must be an int, got {type(value).__name__}", field=name)
-    if not 1 <= value <= INT64_MAX:
-        raise InvalidEventError(f"must be between 1 and 2**63-1, got {value}", field=name)
-    return value
-
-
-def check_cursor(value: Any, name: str) -> int | None:
-    """A ``before_seq`` / ``after_seq`` cursor: ``None`` or an ``int`` >= 0."""
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidEventError(f"must be an int or None, got {type(value).__name__}", field=name)
-    if not 0 <= value <= INT64_MAX:
-        raise InvalidEventError(f"must be between 0 and 2**63-1, got {value}", field=name)
-    return value
-
-
-def check_page(limit: Any, before_seq: Any, after_seq: Any) -> None:
-    """The paging arguments of the list methods."""
-    check_limit(limit)
-    check_cursor(before_seq, "before_seq")
-    check_cursor(after_seq, "after_seq")
-
-
-def check_event_types(value: Any) -> list[str] | None:
-    """``event_types``: ``None`` (no filter) or a collection of event types (see :func:`check_ids`)."""
-    return None if value is None else check_ids(value, "event_types")

@@ -17,7 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from benchmarks.load import LoadPlan, LoadResult, run_load
-from mongo_runevents._compat import server_hello, supports_transactions
+from mongo_runevents.mongo.compat import server_hello, supports_transactions
 from tests.conftest import database_name
 
 pytestmark = pytest.mark.slow

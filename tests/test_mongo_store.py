@@ -168,7 +168,7 @@ async def test_content_is_stored_as_native_queryable_bson(
     await rs_store.put(
         **event(content={"type": "ai", "tool_calls": [{"name": "ls"}]}, metadata={"task_id": "t1"})
     )
-    collection = rs_store._events
+    collection = rs_store.events_collection
     found = await collection.find_one({"content.tool_calls.name": "ls", "metadata.task_id": "t1"})
     assert found is not None
     assert "escaped_keys" not in found
@@ -178,7 +178,7 @@ async def test_odd_keys_are_escaped_in_storage_and_restored(rs_store: MongoRunEv
     """Keys with dots, dollars, NUL or percent are stored escaped and come back as given."""
     metadata = {"a.b": 1, "$set": {"x%y": 2}, "n\x00l": 3}
     await rs_store.put(**event(metadata=metadata))
-    raw = await rs_store._events.find_one({})
+    raw = await rs_store.events_collection.find_one({})
     assert raw["metadata"] == {"a%2Eb": 1, "%24set": {"x%25y": 2}, "n%00l": 3}
     assert raw["escaped_keys"] is True
     assert (await rs_store.list_messages("thread-1"))[0]["metadata"] == metadata
@@ -192,14 +192,14 @@ async def test_failed_batch_in_transaction_leaves_nothing_and_no_gap(
     rs_store: MongoRunEventStore,
 ) -> None:
     """A batch whose insert fails midway (duplicate seq) is rolled back whole, and its seqs are not used up."""
-    await rs_store._events.insert_one(
+    await rs_store.events_collection.insert_one(
         {"thread_id": "thread-1", "run_id": "x", "event_type": "x", "category": "x", "seq": 3}
     )
     with pytest.raises(IntegrityError) as caught:
         await rs_store.put_batch([event(content=i) for i in range(5)])
     assert isinstance(caught.value.__cause__, PyMongoError)
     assert await rs_store.list_messages("thread-1") == []
-    await rs_store._events.delete_many({"run_id": "x"})
+    await rs_store.events_collection.delete_many({"run_id": "x"})
     assert seqs(await rs_store.put_batch([event(), event()])) == [1, 2]
 
 
@@ -212,12 +212,12 @@ async def test_failed_batch_on_standalone_is_cleaned_up(
     try:
         store = MongoRunEventStore(client[name])
         await store.ensure_indexes()
-        await store._events.insert_one(
+        await store.events_collection.insert_one(
             {"thread_id": "thread-1", "run_id": "x", "event_type": "x", "category": "x", "seq": 3}
         )
         with pytest.raises(IntegrityError):
             await store.put_batch([event(content=i) for i in range(5)])
-        assert await store._events.count_documents({"thread_id": "thread-1"}) == 1
+        assert await store.events_collection.count_documents({"thread_id": "thread-1"}) == 1
         assert seqs(await store.put_batch([event()])) == [6]
     finally:
         await client.drop_database(name)
@@ -401,7 +401,7 @@ async def test_every_read_is_served_by_its_index(
     ]
     sent = log.named("find", "aggregate")
     assert len(sent) == len(expectations)
-    database = client[rs_store._events.database.name]
+    database = client[rs_store.events_collection.database.name]
     for command, index in zip(sent, expectations, strict=True):
         winning = await winning_plan(database, command)
         assert index in _index_names(winning), (command, winning)
@@ -494,7 +494,7 @@ async def test_reads_with_extra_filters_are_served_by_a_thread_index(
     await rs_store.get_last_visible_ai_seq_by_run("thread-1", ["r1", "r2"])
     sent = log.named("find", "aggregate")
     assert len(sent) == 4
-    database = client[rs_store._events.database.name]
+    database = client[rs_store.events_collection.database.name]
     for command in sent:
         winning = await winning_plan(database, command)
         assert _index_names(winning) & {"thread_run_seq", "thread_category_seq"}, (command, winning)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ..errors import ConfigurationError
+
 
 async def resolve(value: Any) -> Any:
     """``await value`` if it is awaitable, else return it: for calls whose shape differs."""
@@ -55,3 +57,29 @@ def supports_transactions(hello: dict[str, Any] | None) -> bool:
     if hello is None:
         return False
     return "setName" in hello or hello.get("msg") == "isdbgrid"
+
+
+def check_database(database: Any) -> None:
+    """Refuse a handle that is not an async database, naming what is expected.
+
+    Accepted: pymongo's ``AsyncDatabase`` (``AsyncMongoClient()["name"]``),
+    Motor's and mongomock-motor's database objects.
+    """
+    expected = (
+        "expected an async database handle, e.g. AsyncMongoClient(uri)['agents'] "
+        "(pymongo's async API), a Motor database or a mongomock-motor database"
+    )
+    kind = type(database)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(database, (str, bytes)):
+        raise ConfigurationError(
+            f"got a {kind.__name__}; {expected} (for a URI, use MongoRunEventStore.from_uri)"
+        )
+    if name == "pymongo.synchronous.database.Database" or name == "pymongo.database.Database":
+        raise ConfigurationError(
+            f"got pymongo's synchronous Database; {expected}: the store is async only"
+        )
+    if hasattr(database, "list_database_names") and not hasattr(database, "list_collection_names"):
+        raise ConfigurationError(f"got a client ({name}), not a database; {expected}")
+    if not (hasattr(database, "client") and hasattr(database, "list_collection_names")):
+        raise ConfigurationError(f"got {name}; {expected}")

@@ -27,7 +27,7 @@ from pymongo.errors import (
     ConfigurationError as DriverConfigurationError,
 )
 
-from .errors import (
+from ..errors import (
     ConfigurationError,
     EventTooLargeError,
     IntegrityError,

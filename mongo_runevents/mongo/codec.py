@@ -19,8 +19,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from ._json import INT64_MAX, INT64_MIN
-from .models import OPTIONAL_FIELDS, NewEvent
+from .._json import INT64_MAX, INT64_MIN
+from ..models import OPTIONAL_FIELDS, NewEvent
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"

@@ -1,0 +1,105 @@
+"""Deletes: a thread's events, one run's, or one user's part of either, with their blobs.
+
+Deleting a whole thread also deletes its counter, so its numbering starts
+again at 1; so does a per-user delete that leaves the thread empty. In
+transaction mode both run in one transaction. Blobs are found before their
+events are deleted and deleted after them, so no reader ever meets an event
+whose blob is gone for good; a crash in between leaves an orphan blob, never a
+dangling reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ..queries import Deletion
+from .blobs import BLOBS_FIELD
+from .driver_errors import translated
+from .reads import owned
+from .seqs import ThreadLocks
+from .setup import Collections, Deployment
+from .transactions import TransactionRunner
+
+
+class Deleter:
+    """The deletes of one store."""
+
+    def __init__(
+        self, collections: Collections, runner: TransactionRunner, locks: ThreadLocks
+    ) -> None:
+        self._collections = collections
+        self._runner = runner
+        self._locks = locks
+
+    async def delete(self, query: Deletion, deployment: Deployment) -> int:
+        """Delete what ``query`` names; return how many events went."""
+        found = {"thread_id": query.thread_id}
+        if query.run_id is not None:
+            found["run_id"] = query.run_id
+        found = owned(found, query.user_id)
+        if query.run_id is not None:
+            return await self._delete_events(found)
+        async with self._locks.hold([query.thread_id]):
+            if query.user_id is not None:
+                deleted = await self._delete_events(found)
+                await self._in_mode(self._reset_if_empty, query.thread_id, deployment)
+                return deleted
+            result: int = await self._in_mode(self._delete_thread, query.thread_id, deployment)
+            return result
+
+    async def _in_mode(self, body: Any, thread_id: str, deployment: Deployment) -> Any:
+        """``body(thread_id, session)`` in a transaction in transaction mode, else plainly."""
+        if deployment.transactions:
+            return await self._runner.run(functools.partial(body, thread_id), "deleting a thread")
+        with translated("deleting a thread"):
+            return await body(thread_id, None)
+
+    async def _delete_thread(self, thread_id: str, session: Any) -> int:
+        # Events first, then the counter. In plain mode a writer in another
+        # process that reserved a seq before the delete may still insert it
+        # afterwards; this order makes that race fail loudly later (a duplicate
+        # seq raises IntegrityError) instead of deleting the write silently.
+        result = await self._collections.events.delete_many(
+            {"thread_id": thread_id}, session=session
+        )
+        counter = await self._collections.counters.find_one_and_delete(
+            {"_id": thread_id}, session=session
+        )
+        if counter is not None and counter.get("has_blobs"):
+            await self._collections.blobs.delete(thread_id, None, session)
+        deleted: int = result.deleted_count
+        return deleted
+
+    async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
+        """Delete the thread's counter (and blobs) if it holds no event.
+
+        In a transaction, a writer that adds an event meanwhile has updated the
+        counter, so deleting it conflicts and the check runs again.
+        """
+        remaining = await self._collections.events.find_one(
+            {"thread_id": thread_id}, {"_id": 1}, session=session
+        )
+        if remaining is None:
+            await self._delete_thread(thread_id, session)
+
+    async def _delete_events(self, query: dict[str, Any]) -> int:
+        """Delete the events matching ``query`` (within one thread) and their blobs."""
+        events, counters = self._collections.events, self._collections.counters
+        with translated("deleting events"):
+            # Only threads whose counter says they ever had blobs are searched
+            # for them: reading the counter by _id is cheap on every server.
+            with_blobs: list[dict[str, Any]] = []
+            flagged = await counters.find_one(
+                {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
+            )
+            if flagged is not None:
+                with_blobs = await events.find(
+                    {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+                ).to_list(None)
+            result = await events.delete_many(query)
+            file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
+            if file_ids:
+                await self._collections.blobs.delete(query["thread_id"], file_ids, None)
+        deleted: int = result.deleted_count
+        return deleted

@@ -1,0 +1,175 @@
+"""Setting a store up: its collections, their indexes, and what the deployment can do.
+
+:func:`set_up` runs once per store (``ensure_indexes``, or the first
+operation): it creates the indexes, asks the server ``hello``, settles the
+retention, and returns a frozen :class:`Deployment` that every writer and
+reader is handed. Nothing else reads or writes set-up state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from ..errors import ConfigurationError
+from . import compat
+from .blobs import BLOBS_FIELD, Blobs
+from .codec import EXPIRES_AT_FIELD
+from .driver_errors import translated
+
+#: Index names: by thread (unique seq), by thread and category, by thread and
+#: run, and by thread and idempotency key (unique where the key is set).
+BY_SEQ, BY_CATEGORY, BY_RUN = "thread_seq", "thread_category_seq", "thread_run_seq"
+BY_EVENT_ID = "thread_event_id"
+
+#: The indexes of the events collection. Every query and delete the store
+#: sends names the thread and is served by one of them.
+EVENT_INDEXES = (
+    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name=BY_SEQ, unique=True),
+    IndexModel(
+        [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
+    ),
+    IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
+    # Only the (rare) events with out-of-line fields, for deleting their blobs.
+    IndexModel(
+        [("thread_id", ASCENDING), ("run_id", ASCENDING)],
+        name="thread_run_blobs",
+        partialFilterExpression={BLOBS_FIELD: {"$exists": True}},
+    ),
+    IndexModel(
+        [("thread_id", ASCENDING), ("event_id", ASCENDING)],
+        name=BY_EVENT_ID,
+        unique=True,
+        partialFilterExpression={"event_id": {"$exists": True}},
+    ),
+)
+
+#: The field of a counter holding when its thread was last written to.
+UPDATED_AT_FIELD = "updated_at"
+#: The field of a counter listing the users who wrote to its thread.
+USERS_FIELD = "users"
+
+#: Listing threads, newest activity first (all of them, or one user's).
+COUNTER_INDEXES = (
+    IndexModel([(UPDATED_AT_FIELD, DESCENDING), ("_id", DESCENDING)], name="activity"),
+    IndexModel(
+        [(USERS_FIELD, ASCENDING), (UPDATED_AT_FIELD, DESCENDING), ("_id", DESCENDING)],
+        name="user_activity",
+    ),
+)
+
+#: Deletes documents once their ``expires_at`` has passed (categories with retention).
+EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
+
+#: The settings document holding the collection's retention periods (seconds).
+RETENTION_SETTING = "retention"
+
+
+@dataclass(frozen=True)
+class Collections:
+    """The collections of one store: events, counters, the blob bucket and settings."""
+
+    database: Any
+    events: Any
+    counters: Any
+    blobs: Blobs
+    settings: Any
+
+    @classmethod
+    def named(cls, database: Any, events: str, counters: str | None) -> Collections:
+        """The collections beside the events collection ``events``."""
+        return cls(
+            database=database,
+            events=database[events],
+            counters=database[counters or f"{events}_counters"],
+            blobs=Blobs(database[f"{events}_blobs.files"], database[f"{events}_blobs.chunks"]),
+            settings=database[f"{events}_settings"],
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the deployment can do and how the store uses it, settled once at set-up."""
+
+    #: Writes run in multi-document transactions.
+    transactions: bool
+    #: The deployment offers change streams (replica set, sharded cluster).
+    change_streams: bool
+    #: A real server that encodes BSON (mongomock keeps Python objects as given).
+    bson_server: bool
+    #: Categories mapped to how long their events are kept.
+    retention: Mapping[str, timedelta] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
+    """The retention setting: categories mapped to positive ``timedelta`` periods."""
+    checked: dict[str, timedelta] = {}
+    for category, period in (retention or {}).items():
+        if not isinstance(category, str) or not category:
+            raise ConfigurationError(f"retention: {category!r} is not a category name")
+        if not isinstance(period, timedelta) or period <= timedelta(0):
+            raise ConfigurationError(f"retention[{category!r}] must be a positive timedelta")
+        checked[category] = period
+    return checked
+
+
+async def set_up(
+    collections: Collections,
+    *,
+    transactions: bool | None,
+    retention: Mapping[str, timedelta] | None,
+) -> Deployment:
+    """Create the indexes, read the server's capabilities, settle the retention; safe to repeat.
+
+    ``transactions`` ``None`` asks the server; ``retention`` ``None`` adopts the
+    one recorded for the collection (``mongo-runevents init --retention``),
+    and a given one is recorded.
+    """
+    with translated("creating indexes"):
+        hello = await compat.server_hello(collections.database)
+        indexes = list(EVENT_INDEXES)
+        if hello is None:
+            # mongomock ignores partialFilterExpression, so the unique
+            # event_id index would refuse every second event without a key.
+            # There, keys are looked up before writing (plain mode) under
+            # the per-thread lock instead.
+            indexes = [index for index in indexes if index.document["name"] != BY_EVENT_ID]
+        await collections.events.create_indexes(indexes)
+        await collections.counters.create_indexes(list(COUNTER_INDEXES))
+        await collections.blobs.create_indexes()
+        settled = await _settle_retention(collections.settings, retention)
+        if settled:
+            for collection in (
+                collections.events,
+                collections.blobs.files,
+                collections.blobs.chunks,
+            ):
+                await collection.create_indexes([EXPIRY_INDEX])
+    capable = compat.supports_transactions(hello)
+    return Deployment(
+        transactions=capable if transactions is None else transactions,
+        change_streams=capable,
+        bson_server=hello is not None,
+        retention=MappingProxyType(settled),
+    )
+
+
+async def _settle_retention(
+    settings: Any, retention: Mapping[str, timedelta] | None
+) -> dict[str, timedelta]:
+    """Record the given retention, or read the one recorded for the collection."""
+    if retention is not None:
+        periods = {category: period.total_seconds() for category, period in retention.items()}
+        await settings.replace_one({"_id": RETENTION_SETTING}, {"periods": periods}, upsert=True)
+        return dict(retention)
+    recorded = await settings.find_one({"_id": RETENTION_SETTING})
+    if recorded is None:
+        return {}
+    return check_retention(
+        {category: timedelta(seconds=seconds) for category, seconds in recorded["periods"].items()}
+    )

@@ -1,0 +1,302 @@
+"""The MongoDB store: a thin public class whose primitives delegate to one module per concern.
+
+Layout: one events collection (default ``run_events``) and beside it a
+counters collection (``<events>_counters``, one document per thread, see
+:mod:`.seqs`), a GridFS-layout bucket for fields too large for a document
+(``<events>_blobs``, :mod:`.blobs`) and a settings collection
+(``<events>_settings``, the recorded retention). Set-up (:mod:`.setup`)
+produces a frozen :class:`~.setup.Deployment` that the writes (:mod:`.writes`),
+deletes (:mod:`.deletes`) and the import (:mod:`.importer`) are handed; reads
+(:mod:`.reads`) turn each checked query into one command.
+
+Two write modes, chosen from the server's ``hello`` unless the caller says:
+
+- *transactions* (replica set, sharded cluster): the counter updates and the
+  insert run in one transaction (:mod:`.transactions`), retried on transient
+  errors. A batch is all-or-nothing, a failed write leaves no ``seq`` gap, and
+  because writers of one thread conflict on its counter document, their
+  commits land in ``seq`` order: no reader ever sees ``seq`` n+1 before n.
+- *plain* (standalone server, mongomock): the same two steps without a
+  transaction. A failed insert is cleaned up before the error is raised, but
+  its reserved ``seq`` values stay unused, and writers in *different
+  processes* may become visible out of ``seq`` order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from .._json import JsonDefault
+from .._version import __version__
+from ..base import ImportResult, RunEventStore
+from ..errors import ConfigurationError
+from ..models import NewEvent
+from ..queries import (
+    Deletion,
+    EventCount,
+    EventKey,
+    LastVisibleReplies,
+    MessagePage,
+    RunEvents,
+    ThreadEvents,
+    ThreadList,
+)
+from ..tail import NewsWaiter
+from ..telemetry import observed
+from . import compat
+from .changes import ChangeStreamWaiter
+from .deletes import Deleter
+from .driver_errors import translated
+from .importer import import_records
+from .reads import Reader
+from .seqs import ThreadLocks
+from .setup import Collections, Deployment, check_retention, set_up
+from .transactions import TransactionRunner
+from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
+
+#: The database ``from_uri`` opens when it is given none (the CLI and the
+#: DeerFlow settings use the same).
+DEFAULT_DATABASE = "mongo_runevents"
+
+
+class MongoRunEventStore(RunEventStore):
+    """A :class:`~mongo_runevents.RunEventStore` on MongoDB.
+
+    ``database`` is an async database handle: from pymongo's
+    ``AsyncMongoClient`` (preferred), from Motor, or from mongomock-motor. The
+    constructor does no I/O; the first operation (or :meth:`ensure_indexes`)
+    creates the indexes and reads the deployment's capabilities.
+
+    ``transactions``: ``None`` (default) uses transactions when the server is a
+    replica set member or ``mongos``; ``True`` / ``False`` force the choice.
+    ``transaction_retry_seconds`` bounds how long a write keeps retrying
+    transient transaction errors (write conflicts between processes writing
+    the same thread) before it gives up with a retryable error.
+
+    An event whose document would pass ``inline_limit_bytes`` (default 15 MiB,
+    under MongoDB's 16 MiB) has its content, and if need be its metadata,
+    stored out of line in a GridFS bucket beside the events collection; reads
+    and deletes handle that transparently. An event larger than
+    ``max_event_bytes`` (default 256 MiB) is refused with
+    :class:`~mongo_runevents.EventTooLargeError`.
+
+    ``retention`` maps categories to how long their events are kept, e.g.
+    ``{"trace": timedelta(days=30)}``: such events get an ``expires_at`` and a
+    TTL index deletes them after it; other categories are kept. Expiry never
+    makes a seq reusable and never moves a reader's cursor. A store given a
+    retention records it in ``<collection>_settings`` when it sets up; a store
+    given none uses the recorded one, so that ``mongo-runevents init
+    --retention`` applies to every server writing the collection.
+
+    ``json_default`` and ``max_trace_content``: see
+    :class:`~mongo_runevents.models.WritePolicy`.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        *,
+        collection: str = "run_events",
+        counters_collection: str | None = None,
+        transactions: bool | None = None,
+        transaction_retry_seconds: float = 30.0,
+        inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        retention: Mapping[str, timedelta] | None = None,
+        json_default: JsonDefault = str,
+        max_trace_content: int | None = None,
+    ) -> None:
+        super().__init__(json_default=json_default, max_trace_content=max_trace_content)
+        compat.check_database(database)
+        if not isinstance(collection, str) or not collection:
+            raise ConfigurationError("collection must be a non-empty str")
+        if not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES:
+            raise ConfigurationError(
+                f"inline_limit_bytes must be between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
+            )
+        self._collections = Collections.named(database, collection, counters_collection)
+        self._transactions_requested = transactions
+        self._retention_given = None if retention is None else check_retention(retention)
+        self._deployment: Deployment | None = None
+        self._setup_lock: asyncio.Lock | None = None
+        self._owned_client: Any = None
+        locks = ThreadLocks()
+        runner = TransactionRunner(database, transaction_retry_seconds)
+        self._reader = Reader(self._collections)
+        self._writer = Writer(
+            self._collections,
+            self._reader,
+            runner,
+            locks,
+            inline_limit=inline_limit_bytes,
+            max_event_bytes=max_event_bytes,
+        )
+        self._deleter = Deleter(self._collections, runner, locks)
+
+    @classmethod
+    @asynccontextmanager
+    async def from_uri(
+        cls,
+        uri: str,
+        *,
+        database: str = DEFAULT_DATABASE,
+        client_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[MongoRunEventStore]:
+        """A store on its own ``AsyncMongoClient``, closed when the ``async with`` block ends.
+
+        ``client_kwargs`` go to ``AsyncMongoClient`` (time-outs such as
+        ``serverSelectionTimeoutMS``, ``server_api``, TLS options, event
+        listeners); ``options`` go to the store's constructor.
+        """
+        store = cls.connect(uri, database=database, client_kwargs=client_kwargs, **options)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    @classmethod
+    def connect(
+        cls,
+        uri: str,
+        *,
+        database: str = DEFAULT_DATABASE,
+        client_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> MongoRunEventStore:
+        """A store that owns a new ``AsyncMongoClient`` (no I/O yet); :meth:`close` closes it."""
+        from pymongo import AsyncMongoClient
+        from pymongo.driver_info import DriverInfo
+
+        if not isinstance(uri, str):
+            raise ConfigurationError(f"the URI must be a str, got {type(uri).__name__}")
+        keywords = {"driver": DriverInfo(name="mongo_runevents", version=__version__)}
+        keywords.update(client_kwargs or {})
+        with translated("connecting"):
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **keywords)
+        store = cls(client[database], **options)
+        store._owned_client = client
+        return store
+
+    async def close(self) -> None:
+        """Close the client if the store made it (:meth:`from_uri`, :meth:`connect`)."""
+        await super().close()
+        client, self._owned_client = self._owned_client, None
+        if client is not None:
+            await client.close()
+
+    @property
+    def events_collection(self) -> Any:
+        """The events collection (for operators' tools; write through the store)."""
+        return self._collections.events
+
+    @property
+    def counters_collection(self) -> Any:
+        """The collection of per-thread counters (see :mod:`mongo_runevents.mongo.seqs`)."""
+        return self._collections.counters
+
+    @property
+    def blob_collections(self) -> tuple[Any, Any]:
+        """The GridFS ``files`` and ``chunks`` collections of out-of-line fields."""
+        return self._collections.blobs.files, self._collections.blobs.chunks
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """What set-up found (``None`` until the store is set up)."""
+        return self._deployment
+
+    @property
+    def has_change_streams(self) -> bool:
+        """Whether the deployment offers change streams (known once the store is set up)."""
+        return self._deployment is not None and self._deployment.change_streams
+
+    @property
+    def uses_transactions(self) -> bool:
+        """Whether writes run in transactions (known once the store is set up)."""
+        return self._deployment is not None and self._deployment.transactions
+
+    @property
+    def retention(self) -> dict[str, timedelta]:
+        """The retention in force: given, or recorded for the collection (known once set up)."""
+        if self._deployment is None:
+            return dict(self._retention_given or {})
+        return dict(self._deployment.retention)
+
+    # --- set-up -------------------------------------------------------------------
+
+    @observed("ensure_indexes")
+    async def ensure_indexes(self) -> None:
+        """Create the indexes and read the server's capabilities; safe to repeat."""
+        self._check_open()
+        self._deployment = await set_up(
+            self._collections,
+            transactions=self._transactions_requested,
+            retention=self._retention_given,
+        )
+
+    async def _ready(self) -> Deployment:
+        """The deployment, set up on first use (once, however many calls race)."""
+        if self._deployment is None:
+            if self._setup_lock is None:
+                self._setup_lock = asyncio.Lock()
+            async with self._setup_lock:
+                if self._deployment is None:
+                    await self.ensure_indexes()
+        assert self._deployment is not None
+        return self._deployment
+
+    # --- the primitives ---------------------------------------------------------------
+
+    async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+        return await self._writer.write(events, await self._ready())
+
+    async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
+        return await self._writer.write_if_absent(event, await self._ready())
+
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
+        return await import_records(self._collections, self._writer, records, await self._ready())
+
+    async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
+        await self._ready()
+        return await self._reader.read_page(query)
+
+    async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
+        await self._ready()
+        return await self._reader.read_run(query)
+
+    async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
+        await self._ready()
+        return await self._reader.read_after(query)
+
+    async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
+        await self._ready()
+        return await self._reader.get_event(query)
+
+    async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
+        await self._ready()
+        return await self._reader.list_threads(query)
+
+    async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
+        await self._ready()
+        return await self._reader.thread_ids(after, limit)
+
+    async def _count(self, query: EventCount) -> int:
+        await self._ready()
+        return await self._reader.count(query)
+
+    async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
+        await self._ready()
+        return await self._reader.last_visible_replies(query)
+
+    async def _delete(self, query: Deletion) -> int:
+        return await self._deleter.delete(query, await self._ready())
+
+    def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
+        async def has_change_streams() -> bool:
+            return (await self._ready()).change_streams
+
+        return ChangeStreamWaiter(self._collections.events, thread_id, max_wait, has_change_streams)

@@ -1,0 +1,108 @@
+"""Running a unit of work in a multi-document transaction, retried while the server says so.
+
+Why not pymongo's ``ClientSession.with_transaction``: it retries for a fixed
+120 seconds with no back-off between attempts, which turns a hot thread's
+write conflicts into a busy loop; its shape differs between pymongo's async
+API and Motor; and it does not let the store count retries for its telemetry
+or translate errors in its one place. This runner follows the same rules of
+the transactions specification: retry the whole body on a
+``TransientTransactionError`` label, retry only the commit on
+``UnknownTransactionCommitResult`` (committing again is idempotent), abort
+whatever else failed; with jittered exponential back-off, within a time
+budget (``transaction_retry_seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from bson.errors import BSONError
+from pymongo.errors import PyMongoError
+
+from ..errors import StorageError
+from ..telemetry import count_retry
+from . import compat
+from .driver_errors import translate, translated
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt``: exponential, capped, with full jitter."""
+    return random.uniform(0, min(0.2, 0.002 * 2**attempt))
+
+
+class TransactionRunner:
+    """Runs ``body(session)`` in a transaction on ``database``'s client."""
+
+    def __init__(self, database: Any, retry_seconds: float) -> None:
+        self._database = database
+        self._retry_seconds = retry_seconds
+
+    async def run(self, body: Callable[[Any], Awaitable[T]], action: str) -> T:
+        """The result of ``body(session)``, committed; transient errors retried for a while."""
+        deadline = time.monotonic() + self._retry_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            with translated(action):
+                session = await compat.start_session(self._database)
+            try:
+                await compat.start_transaction(session)
+                result = await body(session)
+                await self._commit(session, deadline)
+                return result
+            except Exception as exc:
+                if session.in_transaction:
+                    await _abort(session)
+                # The body may have translated the driver's error already.
+                driver_error = exc if isinstance(exc, (PyMongoError, BSONError)) else exc.__cause__
+                transient = isinstance(driver_error, PyMongoError) and driver_error.has_error_label(
+                    "TransientTransactionError"
+                )
+                if not transient or time.monotonic() >= deadline:
+                    if isinstance(exc, (PyMongoError, BSONError)):
+                        raise translate(exc, action) from exc
+                    raise
+                logger.debug(
+                    "%s: transient error on attempt %d, retrying: %s", action, attempt, exc
+                )
+                count_retry()
+                await asyncio.sleep(backoff(attempt))
+            finally:
+                await _end_quietly(session)
+
+    async def _commit(self, session: Any, deadline: float) -> None:
+        """Commit, retrying while the outcome is unknown (commit is idempotent)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await session.commit_transaction()
+                return
+            except PyMongoError as exc:
+                unknown = exc.has_error_label("UnknownTransactionCommitResult")
+                if not unknown or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(backoff(attempt))
+
+
+async def _abort(session: Any) -> None:
+    try:
+        await session.abort_transaction()
+    except PyMongoError:
+        logger.debug("abort failed; the server discards the transaction by itself", exc_info=True)
+
+
+async def _end_quietly(session: Any) -> None:
+    try:
+        await compat.end_session(session)
+    except (PyMongoError, StorageError):
+        logger.debug("ending a session failed", exc_info=True)

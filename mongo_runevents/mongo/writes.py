@@ -1,0 +1,311 @@
+"""Writes: reserve seqs on the thread's counter, then insert the documents (and blobs).
+
+In transaction mode both steps run in one transaction (:mod:`.transactions`),
+so a batch is all-or-nothing and leaves no seq gap. In plain mode (standalone,
+mongomock) a failed insert is cleaned up before the error is raised, but its
+reserved seqs stay unused. Events with an ``event_id`` are idempotent: in a
+transaction they are written optimistically and looked up only when the unique
+``(thread_id, event_id)`` index refuses one; in plain mode they are looked up
+first, since a refused insert would waste the seqs it reserved.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import bson
+from bson.errors import BSONError
+from pymongo import ASCENDING
+from pymongo.errors import PyMongoError
+
+from .._json import copy_json
+from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
+from ..models import NewEvent, utc_now_iso
+from .blobs import BLOBS_FIELD, blob_documents, encode_field
+from .codec import EXPIRES_AT_FIELD, to_document
+from .driver_errors import duplicate_key_refusals, translate, translated
+from .reads import PROJECTION, Reader
+from .seqs import Block, ThreadLocks, reserve_blocks
+from .setup import BY_EVENT_ID, Collections, Deployment
+from .transactions import TransactionRunner
+
+logger = logging.getLogger(__name__)
+
+#: How many times a write is tried when its event ids collide with stored ones:
+#: once optimistically, once after looking the keys up, once more if another
+#: writer stored one of the same keys in between.
+_EVENT_ID_ATTEMPTS = 3
+
+#: Documents of up to this size are stored whole; MongoDB's limit is 16 MiB.
+DEFAULT_INLINE_LIMIT_BYTES = 15 * 1024 * 1024
+#: Events above this size (inline and out-of-line parts together) are refused.
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
+#: Stands in for the seq while an event's document is measured (int64-wide).
+_SEQ_PLACEHOLDER = 2**62
+
+
+@dataclass
+class Prepared:
+    """An event's document and, if it is too large to store whole, its blob documents."""
+
+    document: dict[str, Any]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def is_event_id_collision(exc: BaseException) -> bool:
+    """Whether ``exc`` is the unique (thread_id, event_id) index refusing a key."""
+    return any(
+        "event_id" in refusal["keyPattern"] or refusal["index"] == BY_EVENT_ID
+        for refusal in duplicate_key_refusals(exc)
+    )
+
+
+def _conflict(index: int, event: NewEvent, found: dict[str, Any]) -> EventIdConflictError:
+    return EventIdConflictError(
+        f"event {index}: thread {event.thread_id!r} already holds a different "
+        f"event with event_id {event.event_id!r} (seq {found['seq']})"
+    )
+
+
+class Writer:
+    """The write path of one store."""
+
+    def __init__(
+        self,
+        collections: Collections,
+        reader: Reader,
+        runner: TransactionRunner,
+        locks: ThreadLocks,
+        *,
+        inline_limit: int,
+        max_event_bytes: int,
+    ) -> None:
+        self._collections = collections
+        self._reader = reader
+        self._runner = runner
+        self._locks = locks
+        self._inline_limit = inline_limit
+        self._max_event_bytes = max_event_bytes
+
+    def prepare(
+        self, index: int, event: NewEvent, created_at: str, deployment: Deployment
+    ) -> Prepared:
+        """The documents that will store ``event`` (its seq is set later); checks its size.
+
+        Runs before any event is written, so an event too large to store is
+        refused with nothing of its batch stored. Only events whose size bound
+        (from validation) passes the inline limit are encoded here to measure
+        them exactly.
+        """
+        document = to_document(event, _SEQ_PLACEHOLDER, created_at)
+        prepared = Prepared(document)
+        keep_for = deployment.retention.get(event.category)
+        if keep_for is not None:
+            document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
+        if event.size_bound < self._inline_limit:
+            return prepared
+        size = len(bson.encode(document))
+        total = size
+        for name in ("content", "metadata"):
+            if size <= self._inline_limit:
+                break
+            data = encode_field(document[name])
+            file_document, chunks = blob_documents(
+                data, thread_id=event.thread_id, run_id=event.run_id, field=name
+            )
+            document[name] = None if name == "content" else {}
+            document.setdefault(BLOBS_FIELD, {})[name] = file_document["_id"]
+            if EXPIRES_AT_FIELD in document:
+                for blob_document in (file_document, *chunks):
+                    blob_document[EXPIRES_AT_FIELD] = document[EXPIRES_AT_FIELD]
+            prepared.files.append(file_document)
+            prepared.chunks.extend(chunks)
+            size = len(bson.encode(document))
+            total += len(data)
+        if size > self._inline_limit or total > self._max_event_bytes:
+            raise EventTooLargeError(
+                f"the event takes about {total} bytes; the limit is {self._max_event_bytes} "
+                "(max_event_bytes)"
+                if total > self._max_event_bytes
+                else "ids and type alone pass the document size limit",
+                index=index,
+            )
+        return prepared
+
+    async def write(self, events: list[NewEvent], deployment: Deployment) -> list[dict[str, Any]]:
+        """Store validated events; return their records in input order."""
+        now = utc_now_iso()
+        created = [event.created_at or now for event in events]
+        prepared = [
+            self.prepare(index, event, created_at, deployment)
+            for index, (event, created_at) in enumerate(zip(events, created, strict=True))
+        ]
+        threads = {event.thread_id for event in events}
+        keyed = any(event.event_id is not None for event in events)
+        look_up_keys = keyed and not deployment.transactions
+        async with self._locks.hold(threads):
+            for attempt in range(1, _EVENT_ID_ATTEMPTS + 1):
+                try:
+                    attempt_write = functools.partial(
+                        self._write_once, events, prepared, created, look_up_keys, deployment
+                    )
+                    if deployment.transactions:
+                        return await self._runner.run(attempt_write, "writing events")
+                    return await attempt_write(None)
+                except IntegrityError as exc:
+                    if not (keyed and is_event_id_collision(exc)) or attempt == _EVENT_ID_ATTEMPTS:
+                        raise
+                    look_up_keys = True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def write_if_absent(
+        self, event: NewEvent, deployment: Deployment
+    ) -> tuple[dict[str, Any], bool]:
+        """Store ``event`` unless its run holds one of its type (``put_if_absent``).
+
+        In transaction mode the look-up and the write share a transaction, and
+        two racing writers both update the thread's counter, so one of them
+        conflicts, retries, and then finds the other's event. In plain mode the
+        per-thread lock makes it atomic within this process only.
+        """
+        created = event.created_at or utc_now_iso()
+        prepared = self.prepare(0, event, created, deployment)
+        query = {
+            "thread_id": event.thread_id,
+            "run_id": event.run_id,
+            "event_type": event.event_type,
+        }
+
+        async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
+            with translated("looking for an existing event"):
+                existing = await self._collections.events.find(
+                    query, PROJECTION, sort=[("seq", ASCENDING)], limit=1, session=session
+                ).to_list(None)
+                if existing:
+                    return (await self._reader.records(existing, session))[0], False
+            look_up_keys = event.event_id is not None
+            [record] = await self._write_once(
+                [event], [prepared], [created], look_up_keys, deployment, session
+            )
+            return record, True
+
+        async with self._locks.hold([event.thread_id]):
+            if deployment.transactions:
+                return await self._runner.run(attempt, "writing an event if absent")
+            return await attempt(None)
+
+    async def _write_once(
+        self,
+        events: list[NewEvent],
+        prepared: list[Prepared],
+        created: list[str],
+        look_up_keys: bool,
+        deployment: Deployment,
+        session: Any,
+    ) -> list[dict[str, Any]]:
+        """One attempt: reserve seqs and insert the events the threads do not hold yet."""
+        records: list[dict[str, Any] | None] = [None] * len(events)
+        if look_up_keys:
+            with translated("looking up event ids"):
+                stored = await self._stored_by_event_id(events, session)
+            for index, event in enumerate(events):
+                found = stored.get((event.thread_id, event.event_id))
+                if found is None:
+                    continue
+                if not event.same_event_as(found):
+                    raise _conflict(index, event, found)
+                records[index] = found
+        fresh = [index for index, record in enumerate(records) if record is None]
+        by_thread: dict[str, list[int]] = {}
+        for index in fresh:
+            by_thread.setdefault(events[index].thread_id, []).append(index)
+        blocks = {
+            thread_id: Block(
+                len(indexes),
+                any(prepared[index].files for index in indexes),
+                tuple(
+                    dict.fromkeys(
+                        user for index in indexes if (user := events[index].user_id) is not None
+                    )
+                ),
+            )
+            for thread_id, indexes in by_thread.items()
+        }
+        with translated("reserving seqs"):
+            firsts = await reserve_blocks(
+                self._collections.counters, blocks, utc_now_iso(), session
+            )
+        for thread_id, indexes in by_thread.items():
+            for offset, index in enumerate(indexes):
+                seq = firsts[thread_id] + offset
+                records[index] = events[index].to_record(seq, created[index])
+                prepared[index].document["seq"] = seq
+        if fresh:
+            await self._insert([prepared[index] for index in fresh], by_thread, deployment, session)
+        return [record for record in records if record is not None]
+
+    async def _stored_by_event_id(
+        self, events: list[NewEvent], session: Any
+    ) -> dict[tuple[str, str | None], dict[str, Any]]:
+        """The stored records of the threads that hold these events' keys."""
+        keys: dict[str, list[str]] = {}
+        for event in events:
+            if event.event_id is not None:
+                keys.setdefault(event.thread_id, []).append(event.event_id)
+        stored: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for thread_id, event_ids in keys.items():
+            query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
+            cursor = self._collections.events.find(query, PROJECTION, session=session)
+            for record in await self._reader.records(await cursor.to_list(None), session):
+                stored[(thread_id, record["event_id"])] = record
+        return stored
+
+    async def _insert(
+        self,
+        prepared: list[Prepared],
+        by_thread: dict[str, list[int]],
+        deployment: Deployment,
+        session: Any,
+    ) -> None:
+        """Insert blobs, then events; outside a transaction, undo a partial insert on failure."""
+        documents = [item.document for item in prepared]
+        if not deployment.bson_server:
+            # mongomock keeps the very objects it is given: give it copies.
+            for document in documents:
+                document["content"] = copy_json(document["content"])
+                document["metadata"] = copy_json(document["metadata"])
+        files = [file for item in prepared for file in item.files]
+        chunks = [chunk for item in prepared for chunk in item.chunks]
+        try:
+            await self._collections.blobs.insert(files, chunks, session)
+            await self._collections.events.insert_many(documents, ordered=True, session=session)
+        except (PyMongoError, BSONError) as exc:
+            if session is None:
+                await self._remove_partial_write(documents, files, by_thread)
+            raise translate(exc, "writing events") from exc
+
+    async def _remove_partial_write(
+        self,
+        documents: list[dict[str, Any]],
+        files: list[dict[str, Any]],
+        by_thread: dict[str, list[int]],
+    ) -> None:
+        """Undo what part of a failed plain-mode insert reached the server."""
+        threads = {"$in": list(by_thread)}
+        try:
+            await self._collections.events.delete_many(
+                {"thread_id": threads, "_id": {"$in": [document["_id"] for document in documents]}}
+            )
+            if files:
+                await self._collections.blobs.delete(threads, [file["_id"] for file in files], None)
+        except PyMongoError:
+            logger.exception(
+                "could not remove a partly written batch (threads %s); "
+                "some of its events or blobs may remain",
+                sorted(by_thread),
+            )
