@@ -37,14 +37,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._version import __version__
-from .admin import apply_schema_validator, collect_stats, shard_collections
-from .embedded import EmbeddedServer
-from .errors import RunEventStoreError, StoreUnavailableError
-from .models import MESSAGE_CATEGORY
-from .mongo import MongoRunEventStore
-from .transfer import FORMATS, BadLine, Item, SourceError, detect_format, read_file, source_files
-from .workload import AgentThread, Journal, write_run
+from .._version import __version__
+from ..admin import apply_schema_validator, collect_stats, shard_collections
+from ..embedded import EmbeddedServer
+from ..errors import RunEventStoreError, StoreUnavailableError
+from ..models import MESSAGE_CATEGORY
+from ..mongo import MongoRunEventStore
+from ..transfer import FORMATS, BadLine, Item, SourceError, detect_format, read_file, source_files
+from ..workload import AgentThread, Journal, write_run
 
 PROG = "mongo-runevents"
 DEFAULT_DATABASE = "mongo_runevents_demo"
@@ -1178,7 +1178,3 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         run=run_bench,
     ),
 )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
