@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:
+    """Print ``value`` as indented JSON on ``stream`` (default: stdout)."""
     print(json.dumps(value, indent=2, ensure_ascii=False), file=stream or sys.stdout)
 
 
@@ -58,6 +59,7 @@ def event_line(record: dict[str, Any]) -> str:
 
 
 def message_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seq, event type and a preview of each message: what the message listings show."""
     return [
         {"seq": m["seq"], "event_type": m["event_type"], "preview": preview(m["content"])}
         for m in messages
@@ -65,6 +67,7 @@ def message_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_messages(title: str, rows: list[dict[str, Any]]) -> None:
+    """Print ``title``, then one line per row of :func:`message_rows` (or ``(none)``)."""
     print(title)
     if not rows:
         print("  (none)")
