@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 from ..models import MESSAGE_CATEGORY
-from ..workload import AgentThread, Journal, write_run
 from .options import Context, non_empty, positive_int
 from .output import message_rows, print_messages
 
@@ -55,6 +54,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run_demo(context: Context) -> int:
     """Write a DeerFlow-style thread through a buffered journal, then read it back."""
+    # Imported here, so that no other command (nor --help) loads the generator.
+    from .workload import AgentThread, Journal, write_run
+
     args = context.args
     store = context.store
     thread_id = args.thread or f"demo-{uuid.uuid4().hex[:8]}"
