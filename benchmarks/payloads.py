@@ -1,6 +1,6 @@
 """The events the benchmark writes, generated deterministically.
 
-*Realistic* events come from :mod:`mongo_runevents.workload`, the synthetic
+*Realistic* events come from :mod:`mongo_runevents.cli.workload`, the synthetic
 DeerFlow-style agent thread: AI messages shaped like LangChain's ``AIMessage``
 with tool calls and usage metadata, tool outputs of 1 to 100 KiB, ``llm.start``
 / ``llm.end`` traces with usage, latency and caller, context-window and
@@ -17,8 +17,8 @@ import asyncio
 import random
 from typing import Any
 
+from mongo_runevents.cli.workload import AgentThread, Journal, write_run
 from mongo_runevents.models import utc_now_iso
-from mongo_runevents.workload import AgentThread, Journal, write_run
 
 #: The size of a run journal's flush: what the benchmark writes per ``put_batch``.
 BATCH_SIZE = 20

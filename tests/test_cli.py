@@ -21,8 +21,8 @@ from pymongo import MongoClient
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.cli import Progress, main, mask_uri
+from mongo_runevents.cli.workload import JOURNAL_BATCH_SIZE
 from mongo_runevents.embedded import free_port
-from mongo_runevents.workload import JOURNAL_BATCH_SIZE
 from tests.conftest import database_name
 from tests.factories import event, trace
 

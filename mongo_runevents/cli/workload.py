@@ -1,4 +1,4 @@
-"""A synthetic DeerFlow-style agent thread, for the demo and the benchmarks.
+"""A synthetic DeerFlow-style agent thread, for ``mongo-runevents demo`` and the benchmarks.
 
 Each run writes what an agent server records: ``run.start``, the user's
 question, model calls (``llm.start`` / ``llm.end`` traces with usage and
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .base import RunEventStore
-from .models import MESSAGE_CATEGORY, utc_now_iso
+from ..base import RunEventStore
+from ..models import MESSAGE_CATEGORY, utc_now_iso
 
 #: How many events the journal buffers before it calls ``put_batch``.
 JOURNAL_BATCH_SIZE = 20

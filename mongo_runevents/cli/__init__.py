@@ -1,0 +1,186 @@
+"""The ``mongo-runevents`` command line.
+
+Every command but ``bench`` works on a :class:`~mongo_runevents.MongoRunEventStore`.
+The server is the one named by ``--uri`` (or the ``MONGODB_URI`` environment
+variable); without either, an embedded SecantusDB server is started in
+``--data-dir`` for the duration of the command (the ``embedded`` extra).
+
+The package:
+
+- ``options``: the global options, argument types, URI masking, the
+  :class:`Command` types and the parser built from a table of them;
+- ``output``: JSON, JSON Lines, previews, event lines, sizes, the progress line;
+- ``runner``: running a command: the embedded server, the store, error
+  messages and exit codes;
+- one module per group of commands: ``demo`` (with ``workload``, its synthetic
+  agent thread, imported only when the demo runs), ``setup`` (init, stats),
+  ``reading`` (messages, events, count, tail), ``deleting`` (delete),
+  ``transfer`` (export, import) and ``bench``.
+
+Commands live in the :data:`COMMANDS` table below: each has a name, a help
+text, a function adding its own options and an async function running it on a
+store (:class:`Command`), or a plain function running it without one
+(:class:`LocalCommand`). To add a command, write those two functions in the
+module of its group (or a new one beside them) and add an entry to the table.
+
+Exit codes: 0 success; 1 a store error, a bad input file or a refused or
+declined operation (one line on stderr, no traceback); 2 a usage error
+(reported by argparse); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from .bench import add_bench_arguments, run_bench
+from .deleting import add_delete_arguments, run_delete
+from .demo import add_demo_arguments, run_demo
+from .options import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_DATABASE,
+    PROG,
+    Command,
+    Context,
+    LocalCommand,
+    add_thread_argument,
+    make_parser,
+    mask_uri,
+)
+from .output import Progress
+from .reading import (
+    PAGE_SIZE,
+    add_events_arguments,
+    add_messages_arguments,
+    add_tail_arguments,
+    run_count,
+    run_events,
+    run_messages,
+    run_tail,
+)
+from .runner import run_command
+from .setup import (
+    add_init_arguments,
+    add_stats_arguments,
+    init_store_options,
+    run_init,
+    run_stats,
+)
+from .transfer import (
+    ImportSummary,
+    add_export_arguments,
+    add_import_arguments,
+    run_export,
+    run_import,
+)
+
+__all__ = [
+    "COMMANDS",
+    "DEFAULT_DATABASE",
+    "DEFAULT_DATA_DIR",
+    "PAGE_SIZE",
+    "PROG",
+    "Command",
+    "Context",
+    "ImportSummary",
+    "LocalCommand",
+    "Progress",
+    "build_parser",
+    "main",
+    "mask_uri",
+    "run_bench",
+    "run_count",
+    "run_delete",
+    "run_demo",
+    "run_events",
+    "run_export",
+    "run_import",
+    "run_init",
+    "run_messages",
+    "run_stats",
+    "run_tail",
+]
+
+
+#: The subcommands, in the order ``--help`` lists them.
+COMMANDS: Sequence[Command | LocalCommand] = (
+    Command(
+        name="demo",
+        help="write a realistic agent thread (several runs with tool calls) and read it back",
+        add_arguments=add_demo_arguments,
+        run=run_demo,
+    ),
+    Command(
+        name="init",
+        help="create the indexes; optionally a schema validator, retention (TTL) and sharding",
+        add_arguments=add_init_arguments,
+        run=run_init,
+        store_options=init_store_options,
+    ),
+    Command(
+        name="stats",
+        help="threads, events per category, collection and index sizes",
+        add_arguments=add_stats_arguments,
+        run=run_stats,
+    ),
+    Command(
+        name="messages",
+        help="a page of a thread's messages (newest first page, or around --before / --after)",
+        add_arguments=add_messages_arguments,
+        run=run_messages,
+    ),
+    Command(
+        name="events",
+        help="the events of one run, every category, optionally filtered",
+        add_arguments=add_events_arguments,
+        run=run_events,
+    ),
+    Command(
+        name="count",
+        help="the number of message events of a thread",
+        add_arguments=add_thread_argument,
+        run=run_count,
+    ),
+    Command(
+        name="tail",
+        help="print a thread's events; with --follow, keep printing new ones until Ctrl-C",
+        add_arguments=add_tail_arguments,
+        run=run_tail,
+    ),
+    Command(
+        name="delete",
+        help="delete a thread, or one run of it (asks first unless --yes)",
+        add_arguments=add_delete_arguments,
+        run=run_delete,
+    ),
+    Command(
+        name="export",
+        help="write the records of one thread, or of all, as JSON Lines",
+        add_arguments=add_export_arguments,
+        run=run_export,
+    ),
+    Command(
+        name="import",
+        help="import records (export's JSON Lines, or DeerFlow's JSONL or SQL store); "
+        "re-running never duplicates",
+        add_arguments=add_import_arguments,
+        run=run_import,
+    ),
+    LocalCommand(
+        name="bench",
+        help="run the benchmark (python -m benchmarks.run) from a checkout of the repository",
+        add_arguments=add_bench_arguments,
+        run=run_bench,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: global options and one subparser per entry of :data:`COMMANDS`."""
+    return make_parser(COMMANDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_command(args.command_spec, args)

@@ -1,0 +1,66 @@
+"""``delete``: a thread, or one run of it, after counting its events and asking."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .options import Context, add_thread_argument, non_empty
+from .output import print_json
+from .runner import fail
+
+
+def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``delete``."""
+    add_thread_argument(parser)
+    parser.add_argument(
+        "--run",
+        type=non_empty,
+        metavar="RUN",
+        help="delete only this run's events (the thread's numbering goes on)",
+    )
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (required when stdin is not a terminal)",
+    )
+
+
+def _confirm(question: str) -> bool:
+    """Ask ``question`` on stderr; true only for an answer of y or yes."""
+    print(question, end=" ", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+async def run_delete(context: Context) -> int:
+    """Delete a thread (or one run of it), after counting its events and asking."""
+    args, store = context.args, context.store
+    what = (
+        f"thread {args.thread}" if args.run is None else f"run {args.run} of thread {args.thread}"
+    )
+    count = await store.count_events(args.thread, run_id=args.run)
+    if count and not args.yes:
+        if not sys.stdin.isatty():
+            return fail(
+                f"not deleting {count} events of {what} without confirmation: "
+                "stdin is not a terminal, pass --yes",
+                None,
+            )
+        answered = await asyncio.to_thread(_confirm, f"delete {count} events of {what}? [y/N]")
+        if not answered:
+            return fail("nothing deleted", None)
+    if count == 0:
+        deleted = 0
+    elif args.run is None:
+        deleted = await store.delete_by_thread(args.thread)
+    else:
+        deleted = await store.delete_by_run(args.thread, args.run)
+    if args.json:
+        print_json({"thread_id": args.thread, "run_id": args.run, "deleted": deleted})
+    elif count == 0:
+        print(f"{what} has no events; nothing to delete")
+    else:
+        print(f"deleted {deleted} events of {what}")
+    return 0

@@ -1,0 +1,223 @@
+"""What every command shares: global options, argument types, URI masking and the parser.
+
+The parser is built from a table of commands (:func:`make_parser`): each
+:class:`Command` (run on a store, through a :class:`Context`) or
+:class:`LocalCommand` (run without one) names its help text, a function adding
+its own options and the function running it. The table itself,
+``mongo_runevents.cli.COMMANDS``, lists the functions of the command modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._version import __version__
+from ..mongo import MongoRunEventStore
+
+PROG = "mongo-runevents"
+DEFAULT_DATABASE = "mongo_runevents_demo"
+DEFAULT_DATA_DIR = "./.mongo-runevents-data"
+
+
+# --- hiding passwords -----------------------------------------------------------
+
+_PASSWORD_OPTION = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def _split_userinfo(uri: str) -> tuple[str, str, str] | None:
+    """``uri`` as (text before the password, password, text after), if it holds a password.
+
+    The host part is found the way pymongo finds it: up to the first ``/``
+    after the scheme, and the user info ends at the last ``@`` in it.
+    """
+    scheme_end = uri.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    slash = uri.find("/", start)
+    host_end = slash if slash >= 0 else len(uri)
+    at = uri.rfind("@", start, host_end)
+    if at < 0:
+        return None
+    colon = uri.find(":", start, at)
+    if colon < 0:
+        return None
+    return uri[: colon + 1], uri[colon + 1 : at], uri[at:]
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` with its password, and any ``...password=`` option, replaced by ``***``."""
+    parts = _split_userinfo(uri)
+    if parts is not None:
+        before, _password, after = parts
+        uri = f"{before}***{after}"
+    return _PASSWORD_OPTION.sub(r"\1***", uri)
+
+
+def redact(text: str, uri: str | None) -> str:
+    """``text`` with the password of ``uri`` (if any) replaced by ``***``: a second safety net."""
+    parts = _split_userinfo(uri) if uri else None
+    if parts is not None and parts[1]:
+        text = text.replace(parts[1], "***")
+    return text
+
+
+# --- the commands --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a command runs with: the parsed arguments, the store and a description of the server."""
+
+    args: argparse.Namespace
+    store: MongoRunEventStore
+    server: str
+
+
+def _no_store_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand working on a store: its name, help text, options and the function running it.
+
+    ``store_options`` turns the arguments into keyword arguments of the
+    store's constructor (``init --retention`` uses it).
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Context], Awaitable[int]]
+    store_options: Callable[[argparse.Namespace], dict[str, Any]] = _no_store_options
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A subcommand that needs no store: no server is started or contacted for it."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --- argument types ------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (a seq cursor)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    """An integer that fits in 64 bits, as every seq and limit must."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} does not fit in 64 bits")
+    return value
+
+
+def non_empty(text: str) -> str:
+    """An argparse type: a non-empty string of valid Unicode (an id, a category, an event type)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 in argv arrive as lone surrogates.
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
+    return text
+
+
+def retention_item(text: str) -> tuple[str, int]:
+    """An argparse type: ``CATEGORY=DAYS``, a category and a whole number of days of at least 1."""
+    category, equals, days = text.partition("=")
+    if not equals or not category:
+        raise argparse.ArgumentTypeError(f"expected CATEGORY=DAYS (e.g. trace=30), got {text!r}")
+    return non_empty(category), positive_int(days)
+
+
+def add_thread_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the positional ``THREAD`` argument: a thread id."""
+    parser.add_argument("thread", type=non_empty, metavar="THREAD", help="thread id")
+
+
+# --- the parser ----------------------------------------------------------------
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
+    """Add the options every command shares.
+
+    They are accepted before and after the command name. In a subcommand's
+    parser their default is ``SUPPRESS``, so that a value given before the
+    command name is not overwritten by the subcommand's default.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if in_subcommand else value
+
+    group = parser.add_argument_group("server and output options")
+    group.add_argument(
+        "--uri",
+        default=default(os.environ.get("MONGODB_URI") or None),
+        help="MongoDB connection string (default: $MONGODB_URI; without either, "
+        "an embedded SecantusDB server is started in --data-dir)",
+    )
+    group.add_argument(
+        "--database",
+        default=default(DEFAULT_DATABASE),
+        help=f"database holding the events (default: {DEFAULT_DATABASE})",
+    )
+    group.add_argument(
+        "--data-dir",
+        default=default(DEFAULT_DATA_DIR),
+        help=f"data folder of the embedded server, used when no URI is given "
+        f"(default: {DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print machine-readable JSON instead of text "
+        "(one object; one record per line for tail)",
+    )
+
+
+def make_parser(commands: Sequence[Command | LocalCommand]) -> argparse.ArgumentParser:
+    """The argument parser: global options and one subparser per entry of ``commands``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Store and inspect the event streams of AI-agent runs in MongoDB.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="show the version"
+    )
+    _add_global_options(parser, in_subcommand=False)
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    for command in commands:
+        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(subparser)
+        _add_global_options(subparser, in_subcommand=True)
+        subparser.set_defaults(command_spec=command)
+    return parser

@@ -1,0 +1,162 @@
+"""``messages``, ``events``, ``count`` and ``tail``: reading a thread."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import aclosing
+from typing import Any
+
+from ..models import MESSAGE_CATEGORY
+from .options import Context, add_thread_argument, non_empty, non_negative_int, positive_int
+from .output import event_line, json_line, message_rows, print_json, print_messages
+
+#: Records read per query when a command pages through a thread or a run.
+PAGE_SIZE = 1000
+
+
+def add_messages_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``messages``."""
+    add_thread_argument(parser)
+    parser.add_argument(
+        "--before",
+        type=non_negative_int,
+        metavar="SEQ",
+        help="the last --limit messages before seq SEQ (the page before it)",
+    )
+    parser.add_argument(
+        "--after",
+        type=non_negative_int,
+        metavar="SEQ",
+        help="the first --limit messages after seq SEQ (the page after it)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=50,
+        help="at most this many messages; without --after, the newest ones (default: 50)",
+    )
+
+
+async def run_messages(context: Context) -> int:
+    """A page of the thread's messages (what a chat UI shows), in seq order."""
+    args = context.args
+    messages = await context.store.list_messages(
+        args.thread, limit=args.limit, before_seq=args.before, after_seq=args.after
+    )
+    if args.json:
+        print_json({"thread_id": args.thread, "messages": messages})
+        return 0
+    print_messages(f"messages of thread {args.thread}:", message_rows(messages))
+    return 0
+
+
+def add_events_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``events``."""
+    add_thread_argument(parser)
+    parser.add_argument("run", type=non_empty, metavar="RUN", help="run id")
+    parser.add_argument(
+        "--type",
+        dest="types",
+        type=non_empty,
+        action="append",
+        metavar="TYPE",
+        help="only events of this event type (repeatable)",
+    )
+    parser.add_argument("--task", type=non_empty, metavar="ID", help="only events of this task_id")
+    parser.add_argument(
+        "--after", type=non_negative_int, metavar="SEQ", help="only events after seq SEQ"
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=500, help="at most this many events (default: 500)"
+    )
+
+
+async def run_events(context: Context) -> int:
+    """The events of one run, every category, in seq order."""
+    args = context.args
+    events = await context.store.list_events(
+        args.thread,
+        args.run,
+        event_types=args.types,
+        task_id=args.task,
+        after_seq=args.after,
+        limit=args.limit,
+    )
+    if args.json:
+        print_json({"thread_id": args.thread, "run_id": args.run, "events": events})
+        return 0
+    print(f"events of run {args.run} of thread {args.thread}:")
+    if not events:
+        print("  (none)")
+    for event in events:
+        print(event_line(event))
+    return 0
+
+
+async def run_count(context: Context) -> int:
+    """The number of message events of a thread."""
+    args = context.args
+    count = await context.store.count_messages(args.thread)
+    if args.json:
+        print_json({"thread_id": args.thread, "messages": count})
+    else:
+        print(f"thread {args.thread}: {count} messages")
+    return 0
+
+
+def add_tail_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tail``."""
+    add_thread_argument(parser)
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events as they are written, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--after",
+        type=non_negative_int,
+        default=0,
+        metavar="SEQ",
+        help="start after seq SEQ (default: 0, the whole thread)",
+    )
+    parser.add_argument(
+        "--messages-only",
+        action="store_true",
+        help="only message events (what a chat UI shows)",
+    )
+    # For tests and scripts: stop after N events, also with --follow.
+    parser.add_argument("--max-events", type=positive_int, metavar="N", help=argparse.SUPPRESS)
+
+
+async def run_tail(context: Context) -> int:
+    """Print a thread's events after --after; with --follow, then new ones as they come."""
+    args, store = context.args, context.store
+    category = MESSAGE_CATEGORY if args.messages_only else None
+    limit: int | None = args.max_events
+    printed = 0
+
+    def show(record: dict[str, Any]) -> None:
+        text = json_line(record) if args.json else event_line(record)
+        print(text, flush=True)
+
+    if not args.follow:
+        after = args.after
+        while limit is None or printed < limit:
+            page = await store.read_after(args.thread, after, category, limit=PAGE_SIZE)
+            for record in page[: None if limit is None else limit - printed]:
+                show(record)
+                printed += 1
+            if len(page) < PAGE_SIZE:
+                break
+            after = page[-1]["seq"]
+        return 0
+
+    watch = store.watch(args.thread, after_seq=args.after, category=category)
+    async with aclosing(watch) as records:
+        async for record in records:
+            show(record)
+            printed += 1
+            if limit is not None and printed >= limit:
+                break
+    return 0

@@ -1,0 +1,91 @@
+"""Running a command: the embedded server, the store, error messages and exit codes.
+
+The exit codes are those listed in the package's docstring; usage errors (2)
+are argparse's, before anything here runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from ..embedded import EmbeddedServer
+from ..errors import RunEventStoreError, StoreUnavailableError
+from ..mongo import MongoRunEventStore
+from .options import PROG, Command, Context, LocalCommand, mask_uri, redact
+
+
+def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> int:
+    """Run ``command`` with the parsed ``args``; return the exit code."""
+    try:
+        if isinstance(command, LocalCommand):
+            return command.run(args)
+        return _run_on_store(command, args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped (`... | head`): stop quietly.
+        _discard_stdout()
+        return 1
+
+
+def _run_on_store(command: Command, args: argparse.Namespace) -> int:
+    """Start the embedded server if no URI is given, then run ``command`` on a store."""
+    uri: str | None = args.uri
+    server: EmbeddedServer | None = None
+    try:
+        if uri is None:
+            server = EmbeddedServer(args.data_dir)
+            try:
+                server.start()
+            except OSError as exc:
+                return fail(f"could not start the embedded server: {exc}", None)
+            description = f"embedded SecantusDB at {args.data_dir} (port {server.port})"
+            uri = server.uri
+        else:
+            description = mask_uri(uri)
+        print(f"{PROG}: using {description}", file=sys.stderr)
+        return asyncio.run(_run(command, args, uri, description))
+    except RunEventStoreError as exc:
+        if server is None:
+            return fail(_error_message(exc, hint=True), uri)
+        return fail(_error_message(exc, hint=False), None)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _run(command: Command, args: argparse.Namespace, uri: str, server: str) -> int:
+    options = command.store_options(args)
+    async with MongoRunEventStore.from_uri(uri, database=args.database, **options) as store:
+        return await command.run(Context(args=args, store=store, server=server))
+
+
+def _error_message(exc: RunEventStoreError, *, hint: bool) -> str:
+    """The text of ``exc``, with a hint about the URI when the server could not be reached."""
+    message = str(exc) or type(exc).__name__
+    # pymongo appends its whole topology description to a server selection
+    # time-out; the part before it already says what went wrong.
+    message = message.split(", Topology Description:")[0]
+    if hint and isinstance(exc, StoreUnavailableError):
+        message += " (is the server running and the URI right? see --uri / MONGODB_URI)"
+    return message
+
+
+def fail(message: str, uri: str | None) -> int:
+    """Print ``message`` as one line on stderr, without any password; return exit code 1."""
+    one_line = " ".join(redact(message, uri).split())
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
