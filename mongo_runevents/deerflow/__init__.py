@@ -22,15 +22,21 @@ from .config import (
     mongo_settings,
     open_run_event_store,
 )
+from .install import install
+from .store import AUTO, DEERFLOW_INSTALLED, DeerFlowRunEventStore
 
 __all__ = [
+    "AUTO",
     "BACKENDS",
+    "DEERFLOW_INSTALLED",
     "DEFAULT_COLLECTION",
     "DEFAULT_DATABASE",
     "SECTION",
     "URI_ENVIRONMENT_VARIABLE",
+    "DeerFlowRunEventStore",
     "MongoSettings",
     "backend_name",
+    "install",
     "mongo_settings",
     "open_run_event_store",
 ]
