@@ -258,3 +258,41 @@ class MemoryRunEventStore(RunEventStore):
     def _events(self, thread_id: str) -> list[dict[str, Any]]:
         thread = self._threads.get(thread_id)
         return [] if thread is None else thread.events
+
+    # --- TEMP (viewer branch): list_threads and get_event until main has them ---
+
+    async def list_threads(
+        self, *, limit: int = 50, before: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Threads, newest activity first; ``before`` is a row's ``cursor`` (TEMP)."""
+        from ._temp_threads import decode_cursor, thread_row
+
+        rows = []
+        for thread_id, thread in self._threads.items():
+            events = self._rows(thread.events, user_id)
+            if events:
+                rows.append(thread_row(thread_id, events[-1]["seq"], events[-1]["created_at"]))
+        rows.sort(key=lambda row: (row["updated_at"], row["thread_id"]), reverse=True)
+        if before is not None:
+            bound = decode_cursor(before)
+            rows = [row for row in rows if (row["updated_at"], row["thread_id"]) < bound]
+        return rows[:limit]
+
+    async def get_event(
+        self,
+        thread_id: str,
+        seq: int,
+        *,
+        user_id: str | None = None,
+        load_large_fields: bool = True,
+    ) -> dict[str, Any] | None:
+        """One event by seq, or ``None`` (TEMP); nothing is ever stored out of line here."""
+        check_id(thread_id, "thread_id")
+        rows = self._rows(self._events(thread_id), user_id)
+        index = bisect.bisect_left(rows, seq, key=_seq_of)
+        if index == len(rows) or rows[index]["seq"] != seq:
+            return None
+        record = _copy(rows[index])
+        if not load_large_fields:
+            record["large_fields"] = {}
+        return record

@@ -1084,6 +1084,77 @@ class MongoRunEventStore(RunEventStore):
             found.update((thread_id, row["seq"]) for row in rows)
         return found
 
+    # --- TEMP (viewer branch): list_threads and get_event until main has them ---
+
+    async def list_threads(
+        self, *, limit: int = 50, before: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Threads, newest activity first; ``before`` is a row's ``cursor`` (TEMP: one aggregate)."""
+        from ._temp_threads import decode_cursor, thread_row
+
+        pipeline: list[dict[str, Any]] = [
+            {"$match": _owned({}, user_id)},
+            {
+                "$group": {
+                    "_id": "$thread_id",
+                    "last_seq": {"$max": "$seq"},
+                    "updated_at": {"$max": "$created_at"},
+                }
+            },
+        ]
+        if before is not None:
+            updated_at, thread_id = decode_cursor(before)
+            pipeline.append(
+                {
+                    "$match": {
+                        "$or": [
+                            {"updated_at": {"$lt": updated_at}},
+                            {"updated_at": updated_at, "_id": {"$lt": thread_id}},
+                        ]
+                    }
+                }
+            )
+        pipeline += [{"$sort": {"updated_at": -1, "_id": -1}}, {"$limit": limit}]
+        await self._ensure_ready()
+        with translated("listing threads"):
+            cursor = await _compat.resolve(self._events.aggregate(pipeline))
+            rows = await cursor.to_list(None)
+        return [thread_row(row["_id"], row["last_seq"], row["updated_at"]) for row in rows]
+
+    async def get_event(
+        self,
+        thread_id: str,
+        seq: int,
+        *,
+        user_id: str | None = None,
+        load_large_fields: bool = True,
+    ) -> dict[str, Any] | None:
+        """One event by seq, or ``None`` (TEMP); out-of-line fields only when asked for."""
+        check_id(thread_id, "thread_id")
+        query = _owned({"thread_id": thread_id, "seq": seq}, user_id)
+        await self._ensure_ready()
+        with translated("reading an event"):
+            document = await self._events.find_one(query, _PROJECTION)
+            if document is None:
+                return None
+            if load_large_fields or BLOBS_FIELD not in document:
+                [record] = await self._records([document], None)
+                if not load_large_fields:
+                    record["large_fields"] = {}
+                return record
+            references = document.pop(BLOBS_FIELD)
+            files = await self._blob_files.find(
+                {"_id": {"$in": list(references.values())}}, {"length": 1}
+            ).to_list(None)
+        sizes = {file["_id"]: file["length"] for file in files}
+        for name in references:
+            document[name] = "" if name == "content" else {}
+        [record] = stored_records([from_document(document)])
+        for name in references:
+            record[name] = None
+        record["large_fields"] = {name: sizes.get(ref, 0) for name, ref in references.items()}
+        return record
+
     # --- deletes --------------------------------------------------------------
 
     @observed("delete_by_thread")
