@@ -15,13 +15,15 @@ import random
 import socket
 import sys
 import uuid
-from typing import Any, TextIO
-
-import uvicorn
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..workload import AgentThread, Journal, write_run
-from .app import ViewerStore, create_app
 from .security import is_loopback, token_for
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .app import ViewerStore
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -98,6 +100,17 @@ async def serve(
     on a database given with ``--uri``.
     """
     out = out or sys.stdout
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as exc:
+        print(
+            f"mongo-runevents serve: error: the viewer needs the web extra "
+            f"(pip install 'mongo_runevents[web]'): {exc}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         token, generated = token_for(args.host, args.token)
     except ValueError as exc:

@@ -25,9 +25,11 @@ import ipaddress
 import secrets
 from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_plus
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+if TYPE_CHECKING:  # the rules need no extra; only the app does
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The cookie that keeps the token once a request brought it in ``?token=``.
 COOKIE = "mongo_runevents_token"

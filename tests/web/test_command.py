@@ -116,3 +116,27 @@ async def test_serve_reports_a_port_in_use(
         taken.listen()
         assert await command.serve(web_store, parse("--port", str(port))) == 1
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_the_options_need_no_extra_and_serve_says_which_is_missing() -> None:
+    """Without Starlette, uvicorn and Jinja2 the options still parse; serve names the extra."""
+    import subprocess
+    import sys
+
+    script = """
+import argparse, asyncio, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("starlette", "uvicorn", "jinja2"):
+            raise ImportError("no " + name)
+sys.meta_path.insert(0, Block())
+from mongo_runevents.web import command
+parser = argparse.ArgumentParser()
+command.add_arguments(parser)
+sys.exit(asyncio.run(command.serve(None, parser.parse_args([]))))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'mongo_runevents[web]'" in result.stderr
