@@ -162,6 +162,23 @@ def main_text(content: Any) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+def summary(content: Any, limit: int = ROW_PREVIEW_LIMIT) -> tuple[str, bool]:
+    """A one-line summary of an event's content: a message's text or its tool calls, else JSON."""
+    text = main_text(content)
+    if text is not None:
+        return preview(text, limit)
+    calls = content.get("tool_calls") if isinstance(content, dict) else None
+    if isinstance(calls, list) and calls:
+        described = [
+            f"{call.get('name', '?')}({preview(call.get('args'), limit)[0]})"
+            for call in calls[:10]
+            if isinstance(call, dict)
+        ]
+        if described:
+            return preview("calls " + ", ".join(described), limit)
+    return preview(content, limit)
+
+
 def chat_message(record: dict[str, Any]) -> ChatMessage:
     """A message record as a bubble: who speaks, what they say (cut), tool calls asked for."""
     content = record.get("content")
@@ -215,7 +232,7 @@ def timeline_rows(
             if when is not None and window_start is not None
             else None
         )
-        text, cut = preview(record.get("content"), ROW_PREVIEW_LIMIT)
+        text, cut = summary(record.get("content"))
         rows.append(
             TimelineRow(
                 record,
@@ -232,7 +249,7 @@ def timeline_rows(
 
 def stream_item(record: dict[str, Any], links: Links) -> dict[str, Any]:
     """What the live tail sends for one event: a summary, and the link to the event page."""
-    text, cut = preview(record.get("content"), ROW_PREVIEW_LIMIT)
+    text, cut = summary(record.get("content"))
     return {
         "seq": record["seq"],
         "run_id": record["run_id"],

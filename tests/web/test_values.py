@@ -111,3 +111,12 @@ def test_sizes_and_durations_read_as_people_write_them() -> None:
     assert render.format_ms(412.4) == "412 ms"
     assert render.format_ms(3210) == "3.2 s"
     assert render.format_ms(None) == "…"
+
+
+def test_summary_prefers_a_messages_text_then_its_tool_calls() -> None:
+    """A row shows what was said, or which tools were called, before falling back to JSON."""
+    assert render.summary({"type": "ai", "content": "Done."}) == ("Done.", False)
+    calls = {"type": "ai", "content": "", "tool_calls": [{"name": "ls", "args": {"path": "/"}}]}
+    assert render.summary(calls) == ('calls ls({"path": "/"})', False)
+    assert render.summary({"tokens": 5}) == ('{"tokens": 5}', False)
+    assert render.summary("x" * 500) == ("x" * render.ROW_PREVIEW_LIMIT, True)
