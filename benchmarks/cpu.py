@@ -34,8 +34,8 @@ from typing import Any
 import bson
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents._codec import _needs_escape, from_document, to_document
-from mongo_runevents._json import check_json_value
+from mongo_runevents._codec import from_document, to_document
+from mongo_runevents._json import storable
 from mongo_runevents.models import new_events, stored_records, utc_now_iso
 
 from .common import Bench
@@ -75,8 +75,8 @@ def _profile(
     def check_json() -> None:
         for group in groups:
             for event in group:
-                check_json_value(event["content"], "content")
-                check_json_value(event["metadata"], "metadata")
+                storable(event["content"], "content")
+                storable(event["metadata"], "metadata")
 
     def prepare() -> None:
         for index, event in enumerate(validated):
@@ -84,8 +84,7 @@ def _profile(
 
     def escape_scan() -> None:
         for event in validated:
-            _needs_escape(event.content)
-            _needs_escape(event.metadata)
+            _ = event.needs_encoding
 
     def records() -> None:
         for seq, event in enumerate(validated, 1):

@@ -5,8 +5,11 @@ Content and metadata are stored as native BSON, so they stay queryable
 leading ``$`` in field names specially and BSON cannot hold NUL in a name, so
 keys that contain ``.``, ``$``, NUL or ``%`` are percent-escaped (``%2E``,
 ``%24``, ``%00``, ``%25``) on the way in and restored on the way out. Every other
-key is stored as it is. A document whose keys needed escaping carries
-``escaped_keys: true``, so the read path only walks documents that need it.
+key is stored as it is. BSON integers have 64 bits; a larger integer (which
+``json`` and so DeerFlow's stores keep) is stored as ``{"%int": "<digits>"}``,
+which no caller's dict can be, since a caller's ``%`` is always escaped. A
+document holding either carries ``escaped_keys: true``, so the read path only
+walks documents that need it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from ._json import INT64_MAX, INT64_MIN
 from .models import OPTIONAL_FIELDS, NewEvent
 
 #: Set on documents whose content or metadata had keys escaped.
@@ -27,6 +31,8 @@ _NEEDS_ESCAPE = re.compile(r"[.$\x00%]")
 _ESCAPES = {".": "%2E", "$": "%24", "\x00": "%00", "%": "%25"}
 _ESCAPED = re.compile("%(2E|24|00|25)")
 _UNESCAPES = {code[1:]: char for char, code in _ESCAPES.items()}
+#: The key of the subdocument that stands for an integer past 64 bits.
+BIG_INT_KEY = "%int"
 
 
 def escape_key(key: str) -> str:
@@ -39,22 +45,25 @@ def unescape_key(key: str) -> str:
     return _ESCAPED.sub(lambda match: _UNESCAPES[match.group(1)], key)
 
 
-def _needs_escape(value: Any) -> bool:
+def _encode(value: Any) -> Any:
+    """The stored form of a converted value: keys escaped, integers past 64 bits encoded."""
     if isinstance(value, dict):
-        return any(
-            _NEEDS_ESCAPE.search(key) is not None or _needs_escape(item)
-            for key, item in value.items()
-        )
+        return {escape_key(key): _encode(item) for key, item in value.items()}
     if isinstance(value, list):
-        return any(_needs_escape(item) for item in value)
-    return False
+        return [_encode(item) for item in value]
+    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+        return {BIG_INT_KEY: str(value)}
+    return value
 
 
-def _map_keys(value: Any, rename: Any) -> Any:
+def _decode(value: Any) -> Any:
+    """A value as it was converted, from its stored form."""
     if isinstance(value, dict):
-        return {rename(key): _map_keys(item, rename) for key, item in value.items()}
+        if len(value) == 1 and BIG_INT_KEY in value:
+            return int(value[BIG_INT_KEY])
+        return {unescape_key(key): _decode(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_map_keys(item, rename) for item in value]
+        return [_decode(item) for item in value]
     return value
 
 
@@ -74,9 +83,9 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         value = getattr(event, name)
         if value is not None:
             document[name] = value
-    if _needs_escape(content) or _needs_escape(metadata):
-        content = _map_keys(content, escape_key)
-        metadata = _map_keys(metadata, escape_key)
+    if event.needs_encoding:
+        content = _encode(content)
+        metadata = _encode(metadata)
         document[ESCAPED_KEYS_FIELD] = True
     document["content"] = content
     document["metadata"] = metadata
@@ -89,6 +98,6 @@ def from_document(document: dict[str, Any]) -> dict[str, Any]:
     Validation follows, a page at a time (:func:`~mongo_runevents.models.stored_records`).
     """
     if document.pop(ESCAPED_KEYS_FIELD, False):
-        document["content"] = _map_keys(document["content"], unescape_key)
-        document["metadata"] = _map_keys(document["metadata"], unescape_key)
+        document["content"] = _decode(document["content"])
+        document["metadata"] = _decode(document["metadata"])
     return document

@@ -1,23 +1,37 @@
-"""Checks that a value is JSON-compatible in the sense every store guarantees.
+"""Content and metadata made storable: one pass that checks, converts and copies.
 
-A value is accepted only if it can be stored and read back *equal*, in every
-store: ``dict`` (string keys), ``list``, ``str``, ``int``, ``float``, ``bool``
-and ``None``, with these limits, which MongoDB (BSON) imposes and which the
-Memory store enforces too so that both behave the same:
+Callers put what their framework hands them into an event: DeerFlow's journal
+writes ``run.end`` with the whole graph state, LangChain message objects
+included. DeerFlow's persistent stores keep such values as
+``json.dumps(value, default=str)`` would, so by default this module does the
+same, natively (no JSON text round trip):
 
-- integers fit in 64 bits, signed;
-- floats are finite (NaN never compares equal, and JSON has no infinities);
-- strings and keys are valid Unicode (no lone surrogates, which UTF-8 cannot carry);
-- containers nest at most ``MAX_NESTING`` levels deep.
+- ``dict`` (keys made strings as ``json`` makes them: ``1`` -> ``"1"``,
+  ``True`` -> ``"true"``, ``None`` -> ``"null"``), ``list``, ``str``, ``int``,
+  ``float``, ``bool`` and ``None`` are kept; subclasses (an ``IntEnum``, a
+  ``str`` enum, an ``OrderedDict``) become the base type;
+- tuples become lists;
+- any other value goes through ``default`` (``str`` unless the caller gives
+  another, such as one calling ``model_dump()``), and what it returns is
+  converted again; a key of another type becomes ``str(default(key))``;
+- NaN, the infinities and integers of any size are kept, as ``json`` keeps
+  them (MongoDB stores integers past 64 bits in an encoded form, see
+  ``_codec``).
 
-Tuples, sets, bytes, datetimes, ``Decimal`` and other objects are refused rather
-than converted, because they would not come back as what was given.
+With ``default=None`` (strict), only the JSON types above are accepted, with
+integers in 64 bits and finite floats: everything else is refused.
+
+Both modes refuse what no store can keep: strings or keys holding a lone
+surrogate (UTF-8, hence BSON and DeerFlow's own stores, cannot carry one) and
+nesting deeper than ``MAX_NESTING`` levels (MongoDB refuses documents nested
+deeper than 100).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidEventError
@@ -32,96 +46,239 @@ INT64_MAX = 2**63 - 1
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-
-def check_json_value(value: Any, field: str) -> int:
-    """Raise :class:`InvalidEventError` unless ``value`` is JSON-compatible; return a size bound.
-
-    ``field`` names where the value sits (``"content"``, ``"metadata"``); the
-    error message extends it with the path inside the value. The returned
-    number is at least the size of the value as BSON (and as JSON), so a store
-    can tell cheaply that a value is small without encoding it.
-    """
-    return _check(value, [field], 0)
-
-
-def _where(path: list[str]) -> str:
-    return path[0] + "".join(path[1:])
-
+#: What turns a value that is not JSON into one; ``None`` refuses such values.
+JsonDefault = Callable[[Any], Any] | None
 
 # Per-element overhead of BSON and JSON beyond the key and the value's own
 # bytes (type byte, NUL, length prefixes, quotes, separators), rounded up.
 _ELEMENT = 16
 # Bytes per character, at most: UTF-8 takes up to 4, a JSON escape up to 6.
 _PER_CHAR = 6
+# Characters MongoDB treats specially in a field name (and ``%``, the escape).
+_SPECIAL_KEY = re.compile(r"[.$\x00%]")
+
+_JSON_KEYS = {True: "true", False: "false", None: "null"}
+#: Values the converter handles without calling ``default``.
+_NOT_DEFAULTED = (str, int, float, dict, list, tuple, type(None))
+#: How many times ``default`` may be applied to one value in a row.
+_DEFAULT_STEPS = 8
 
 
-def _check(value: Any, path: list[str], depth: int) -> int:
-    if value is None or value is True or value is False:
-        return _ELEMENT
-    if isinstance(value, str):
-        # ASCII text (most of it) cannot hold a surrogate; isascii() is far
-        # cheaper than the search.
-        if not value.isascii() and _SURROGATE.search(value) is not None:
-            raise InvalidEventError(
-                "string holds a lone surrogate (not valid Unicode)", field=_where(path)
-            )
-        return _ELEMENT + _PER_CHAR * len(value)
-    if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise InvalidEventError("integer does not fit in 64 bits", field=_where(path))
-        return _ELEMENT + 20
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidEventError(f"{value!r} is not a JSON number", field=_where(path))
-        return _ELEMENT + 24
-    if isinstance(value, dict):
+class _Refused(Exception):
+    """A value that cannot be stored; the path to it is added while unwinding."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+
+class StorableValue:
+    """A value converted for storage, with what a store needs to know about it.
+
+    ``value`` shares no container with the caller's object. ``size_bound`` is at
+    least its size as BSON and as JSON, so a store can tell cheaply that an
+    event is small. ``needs_encoding`` says that it holds a key MongoDB treats
+    specially or an integer past 64 bits, which the MongoDB codec must encode.
+    """
+
+    __slots__ = ("needs_encoding", "size_bound", "value")
+
+    def __init__(self, value: Any, size_bound: int, needs_encoding: bool) -> None:
+        self.value = value
+        self.size_bound = size_bound
+        self.needs_encoding = needs_encoding
+
+
+class _Converter:
+    """One walk over one value; keeps the size and the encoding flag as it goes."""
+
+    __slots__ = ("default", "needs_encoding", "size")
+
+    def __init__(self, default: JsonDefault) -> None:
+        self.default = default
+        self.size = 0
+        self.needs_encoding = False
+
+    def convert(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            # ASCII text (most of it) cannot hold a surrogate; isascii() is far
+            # cheaper than the search.
+            if not value.isascii() and _SURROGATE.search(value) is not None:
+                raise _Refused("string holds a lone surrogate (not valid Unicode)")
+            self.size += _ELEMENT + _PER_CHAR * len(value)
+            return value
+        if kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                if self.default is None:
+                    raise _Refused("integer does not fit in 64 bits")
+                self.needs_encoding = True
+                self.size += _ELEMENT + len(str(value))
+            self.size += _ELEMENT + 20
+            return value
+        if kind is dict:
+            return self._dict(value, depth)
+        if kind is list or kind is tuple:
+            if kind is tuple and self.default is None:
+                raise _Refused("tuple is not JSON-compatible (use a list)")
+            return self._list(value, depth)
+        if kind is float:
+            if self.default is None and not math.isfinite(value):
+                raise _Refused(f"{value!r} is not a JSON number")
+            self.size += _ELEMENT + 24
+            return value
+        if value is None or kind is bool:
+            self.size += _ELEMENT
+            return value
+        return self._other(value, depth)
+
+    def _dict(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
         if depth >= MAX_NESTING:
-            raise InvalidEventError(f"nested deeper than {MAX_NESTING} levels", field=_where(path))
-        size = _ELEMENT
+            raise _Refused(f"nested deeper than {MAX_NESTING} levels")
+        self.size += _ELEMENT
+        copied: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidEventError(
-                    f"dict key {key!r} is a {type(key).__name__}, not a str", field=_where(path)
-                )
-            path.append(f"[{key!r}]")
-            if not key.isascii() and _SURROGATE.search(key) is not None:
-                raise InvalidEventError(
-                    "key holds a lone surrogate (not valid Unicode)", field=_where(path)
-                )
-            size += _PER_CHAR * len(key) + _check(item, path, depth + 1)
-            path.pop()
-        return size
-    if isinstance(value, list):
+            if type(key) is not str:
+                key = self._key(key)
+            elif not key.isascii() and _SURROGATE.search(key) is not None:
+                error = _Refused("key holds a lone surrogate (not valid Unicode)")
+                error.path.append(f"[{key!r}]")
+                raise error
+            if not self.needs_encoding and _SPECIAL_KEY.search(key) is not None:
+                self.needs_encoding = True
+            self.size += _PER_CHAR * len(key)
+            try:
+                copied[key] = self.convert(item, depth + 1)
+            except _Refused as error:
+                error.path.append(f"[{key!r}]")
+                raise
+        return copied
+
+    def _list(self, value: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         if depth >= MAX_NESTING:
-            raise InvalidEventError(f"nested deeper than {MAX_NESTING} levels", field=_where(path))
-        size = _ELEMENT
+            raise _Refused(f"nested deeper than {MAX_NESTING} levels")
+        self.size += _ELEMENT + 8 * len(value)
+        copied = []
         for index, item in enumerate(value):
-            path.append(f"[{index}]")
-            size += 8 + _check(item, path, depth + 1)
-            path.pop()
-        return size
-    raise InvalidEventError(
-        f"{type(value).__name__} is not JSON-compatible (use dict, list, str, int, float, bool or None)",
-        field=_where(path),
-    )
+            try:
+                copied.append(self.convert(item, depth + 1))
+            except _Refused as error:
+                error.path.append(f"[{index}]")
+                raise
+        return copied
+
+    def _key(self, key: Any) -> str:
+        """A dict key that is not a ``str``, made one as ``json`` does (or through ``default``)."""
+        text: str
+        if isinstance(key, str):
+            text = str.__str__(key)
+        elif self.default is None:
+            raise _Refused(f"dict key {key!r} is a {type(key).__name__}, not a str")
+        elif key is None or isinstance(key, bool):
+            return _JSON_KEYS[key]
+        elif isinstance(key, int):
+            return int.__repr__(key)
+        elif isinstance(key, float):
+            return _float_key(key)
+        else:
+            converted = self._call_default(key)
+            text = str.__str__(converted) if isinstance(converted, str) else str(converted)
+        if not text.isascii() and _SURROGATE.search(text) is not None:
+            raise _Refused("key holds a lone surrogate (not valid Unicode)")
+        return text
+
+    def _other(self, value: Any, depth: int) -> Any:
+        """A subclass of a JSON type as its base type; anything else through ``default``."""
+        if isinstance(value, str):
+            return self.convert(str.__str__(value), depth)
+        if isinstance(value, bool):  # pragma: no cover - bool cannot be subclassed
+            return bool(value)
+        if isinstance(value, int):
+            return self.convert(int.__int__(value), depth)
+        if isinstance(value, float):
+            return self.convert(float.__float__(value), depth)
+        if isinstance(value, dict):
+            return self._dict(value, depth)
+        if isinstance(value, list) or (isinstance(value, tuple) and self.default is not None):
+            return self._list(value, depth)
+        if self.default is None:
+            raise _Refused(
+                f"{type(value).__name__} is not JSON-compatible "
+                "(use dict, list, str, int, float, bool or None)"
+            )
+        # What default returns is converted again (as json does); a default
+        # that keeps returning objects that are not JSON is given up on.
+        for _ in range(_DEFAULT_STEPS):
+            value = self._call_default(value)
+            if not isinstance(value, _NOT_DEFAULTED):
+                continue
+            return self.convert(value, depth)
+        raise _Refused(
+            f"{type(value).__name__} is still not JSON after {_DEFAULT_STEPS} conversions"
+        )
+
+    def _call_default(self, value: Any) -> Any:
+        assert self.default is not None
+        try:
+            return self.default(value)
+        except Exception as exc:
+            raise _Refused(
+                f"{type(value).__name__} is not JSON and the default conversion failed: {exc!r}"
+            ) from exc
+
+
+def _float_key(key: float) -> str:
+    """A float key as ``json`` writes it."""
+    if key != key:
+        return "NaN"
+    if math.isinf(key):
+        return "Infinity" if key > 0 else "-Infinity"
+    return float.__repr__(key)
+
+
+def storable(value: Any, field: str, default: JsonDefault = str) -> StorableValue:
+    """Convert ``value`` for storage, or raise :class:`InvalidEventError` naming where it failed.
+
+    ``field`` names where the value sits (``"content"``, ``"metadata"``); the
+    error message extends it with the path inside the value.
+    """
+    converter = _Converter(default)
+    try:
+        converted = converter.convert(value, 0)
+    except _Refused as error:
+        where = field + "".join(reversed(error.path))
+        raise InvalidEventError(error.reason, field=where) from error.__cause__
+    return StorableValue(converted, converter.size, converter.needs_encoding)
 
 
 def copy_json(value: Any) -> Any:
-    """Deep-copy a checked JSON value, as the plain JSON types every store gives back.
-
-    Subclasses (an ``IntEnum``, a ``str`` enum, an ``OrderedDict``) become the
-    base type, equal to what was given: that is what MongoDB returns, and every
-    store must return the same. Several times faster than ``copy.deepcopy``.
-    """
+    """Deep-copy a converted value (plain JSON types only): several times faster than ``copy.deepcopy``."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str.__str__(key): copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list:
         return [copy_json(item) for item in value]
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    return float(value)
+    return value
+
+
+def same_json(first: Any, second: Any) -> bool:
+    """Whether two converted values are the same, types included all the way down.
+
+    ``1``, ``1.0`` and ``True`` are equal in Python but not the same event; two
+    NaNs are the same value here, and ``0.0`` is not ``-0.0``.
+    """
+    kind = type(first)
+    if kind is not type(second):
+        return False
+    if kind is dict:
+        return first.keys() == second.keys() and all(
+            same_json(item, second[key]) for key, item in first.items()
+        )
+    if kind is list:
+        return len(first) == len(second) and all(
+            same_json(a, b) for a, b in zip(first, second, strict=True)
+        )
+    if kind is float:
+        return bool(first.hex() == second.hex())
+    return bool(first == second)

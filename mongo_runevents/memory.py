@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import copy_json
+from ._json import JsonDefault, copy_json
 from .base import RunEventStore
 from .errors import EventIdConflictError
 from .models import (
     MESSAGE_CATEGORY,
     NewEvent,
+    WritePolicy,
     check_event_types,
+    check_filter,
     check_id,
     check_ids,
     check_optional_id,
@@ -65,10 +67,17 @@ def _page(
 
 
 class MemoryRunEventStore(RunEventStore):
-    """A :class:`RunEventStore` kept in a dict; lost when the process ends."""
+    """A :class:`RunEventStore` kept in a dict; lost when the process ends.
 
-    def __init__(self) -> None:
+    ``json_default`` and ``max_trace_content`` are those of
+    :class:`~mongo_runevents.models.WritePolicy`.
+    """
+
+    def __init__(
+        self, *, json_default: JsonDefault = str, max_trace_content: int | None = None
+    ) -> None:
         self._threads: dict[str, _Thread] = {}
+        self._policy = WritePolicy(json_default, max_trace_content)
 
     async def put(
         self,
@@ -83,10 +92,10 @@ class MemoryRunEventStore(RunEventStore):
         event_id: str | None = None,
         user_id: str | None = None,
     ) -> dict[str, Any]:
-        return self._append([new_event_from_arguments(locals())])[0]
+        return self._append([new_event_from_arguments(locals(), self._policy)])[0]
 
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self._append(new_events(events))
+        return self._append(new_events(events, self._policy))
 
     async def put_if_absent(
         self,
@@ -101,7 +110,7 @@ class MemoryRunEventStore(RunEventStore):
         event_id: str | None = None,
         user_id: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        event = new_event_from_arguments(locals())
+        event = new_event_from_arguments(locals(), self._policy)
         for row in self._events(thread_id):
             if row["run_id"] == run_id and row["event_type"] == event_type:
                 return _copy(row), False
@@ -167,7 +176,9 @@ class MemoryRunEventStore(RunEventStore):
         check_id(run_id, "run_id")
         types = check_event_types(event_types)
         check_page(limit, None, after_seq)
-        check_optional_id(task_id, "task_id")
+        check_filter(task_id, "task_id")
+        if task_id == "" or types == []:
+            return []
         rows = [
             row
             for row in self._rows(self._events(thread_id), user_id)
@@ -216,7 +227,12 @@ class MemoryRunEventStore(RunEventStore):
         if check_optional_id(user_id, "user_id") is None:
             thread = self._threads.pop(thread_id, None)
             return 0 if thread is None else len(thread.events)
-        return self._delete(thread_id, lambda row: row.get("user_id") == user_id)
+        deleted = self._delete(thread_id, lambda row: row.get("user_id") == user_id)
+        thread = self._threads.get(thread_id)
+        if thread is not None and not thread.events:
+            # The user's events were all the thread had: it starts again at 1.
+            del self._threads[thread_id]
+        return deleted
 
     async def delete_by_run(
         self, thread_id: str, run_id: str, *, user_id: str | None = None

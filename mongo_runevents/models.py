@@ -13,8 +13,10 @@ field and, in a batch, the event's index.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
@@ -28,13 +30,22 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
     with_config,
 )
 from typing_extensions import NotRequired, TypedDict
 
-from ._json import _SURROGATE, INT64_MAX, check_json_value, copy_json
+from ._json import (
+    _SURROGATE,
+    INT64_MAX,
+    JsonDefault,
+    StorableValue,
+    copy_json,
+    same_json,
+    storable,
+)
 from .errors import InvalidEventError, StorageError
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
@@ -73,6 +84,38 @@ _ISO_8601 = re.compile(
     r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)"
     r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?)?"
 )
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How a store turns what a caller writes into what it keeps.
+
+    ``json_default`` converts values in content and metadata that are not JSON
+    (``str`` by default, as DeerFlow's stores do with ``json.dumps(...,
+    default=str)``; ``None`` refuses them). ``max_trace_content``, when set,
+    cuts the content of ``trace`` events whose JSON text passes that many bytes
+    (UTF-8) to that many bytes, and records ``content_truncated`` and
+    ``original_byte_length`` in the metadata, as DeerFlow's database store does.
+    """
+
+    json_default: JsonDefault = str
+    max_trace_content: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.json_default is not None and not callable(self.json_default):
+            raise TypeError("json_default must be a callable or None")
+        limit = self.max_trace_content
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+        ):
+            raise TypeError("max_trace_content must be a non-negative int or None")
+
+
+#: What a store does when it is given no policy.
+DEFAULT_POLICY = WritePolicy()
+
+#: The category whose content ``max_trace_content`` cuts.
+TRACE_CATEGORY = "trace"
 
 
 def utc_now_iso() -> str:
@@ -133,7 +176,7 @@ class NewEvent(_EventFields):
     """An event as a caller writes it, before the store assigns its ``seq``."""
 
     content: Any = ""
-    metadata: dict[str, Any] | None = Field(default=None, validate_default=True)
+    metadata: dict[Any, Any] | None = Field(default=None, validate_default=True)
     created_at: StrictStr | None = None
     #: The caller's idempotency key, unique within the thread: writing an event
     #: whose key the thread already holds returns the stored record instead.
@@ -144,6 +187,7 @@ class NewEvent(_EventFields):
     #: An upper bound of the size of content plus metadata as BSON or JSON,
     #: computed during validation so stores can skip measuring small events.
     _size_bound: int = PrivateAttr(default=0)
+    _needs_encoding: bool = PrivateAttr(default=False)
 
     @field_validator("metadata")
     @classmethod
@@ -151,11 +195,23 @@ class NewEvent(_EventFields):
         return {} if value is None else value
 
     @model_validator(mode="after")
-    def _content_and_metadata_are_json(self) -> NewEvent:
-        self._size_bound = check_json_value(self.content, "content") + check_json_value(
-            self.metadata, "metadata"
-        )
+    def _storable_content_and_metadata(self, info: ValidationInfo) -> NewEvent:
+        policy = info.context if isinstance(info.context, WritePolicy) else DEFAULT_POLICY
+        content = storable(self.content, "content", policy.json_default)
+        metadata = storable(self.metadata, "metadata", policy.json_default)
+        if policy.max_trace_content is not None and self.category == TRACE_CATEGORY:
+            content, metadata = _truncated(content, metadata, policy.max_trace_content)
+        # The model is frozen for callers; validation fills in the converted values.
+        object.__setattr__(self, "content", content.value)
+        object.__setattr__(self, "metadata", metadata.value)
+        self._size_bound = content.size_bound + metadata.size_bound
+        self._needs_encoding = content.needs_encoding or metadata.needs_encoding
         return self
+
+    @property
+    def needs_encoding(self) -> bool:
+        """Whether content or metadata hold keys or integers MongoDB must store encoded."""
+        return self._needs_encoding
 
     @property
     def size_bound(self) -> int:
@@ -182,9 +238,8 @@ class NewEvent(_EventFields):
             stored["run_id"] == self.run_id
             and stored["event_type"] == self.event_type
             and stored["category"] == self.category
-            and stored["content"] == self.content
-            and _json_kind(stored["content"]) is _json_kind(self.content)
-            and stored["metadata"] == self.metadata
+            and same_json(stored["content"], self.content)
+            and same_json(stored["metadata"], self.metadata)
             and stored.get("user_id") == self.user_id
             and (self.created_at is None or stored["created_at"] == self.created_at)
         )
@@ -192,9 +247,9 @@ class NewEvent(_EventFields):
     def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
         """The record this event becomes once stored with ``seq``.
 
-        ``content`` and ``metadata`` are copies in plain JSON types, so the
-        record shares nothing with the caller's objects, as a record read back
-        would not.
+        ``content`` and ``metadata`` are fresh copies (validation already made
+        them plain JSON types), so records share nothing with each other or
+        with the caller's objects, as records read back would not.
         """
         record = {
             "thread_id": self.thread_id,
@@ -232,12 +287,21 @@ class RunEvent(_EventFields):
         return record
 
 
-def _json_kind(value: Any) -> type | None:
-    """The JSON type of a value (``1``, ``1.0`` and ``True`` are equal but differ here)."""
-    for kind in (bool, int, float, str, dict, list):
-        if isinstance(value, kind):
-            return kind
-    return None
+def _truncated(
+    content: StorableValue, metadata: StorableValue, limit: int
+) -> tuple[StorableValue, StorableValue]:
+    """Trace content cut to ``limit`` bytes of its JSON text, as DeerFlow's database store cuts it."""
+    value = content.value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return content, metadata
+    cut = encoded[:limit].decode("utf-8", errors="ignore")
+    marked = {**metadata.value, "content_truncated": True, "original_byte_length": len(encoded)}
+    return (
+        StorableValue(cut, len(cut) * 6 + 16, False),
+        StorableValue(marked, metadata.size_bound + 64, metadata.needs_encoding),
+    )
 
 
 def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
@@ -256,12 +320,14 @@ def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
     return InvalidEventError(message, field=field, index=index)
 
 
-def new_event(data: Mapping[str, Any], *, index: int | None = None) -> NewEvent:
+def new_event(
+    data: Mapping[str, Any], *, index: int | None = None, policy: WritePolicy = DEFAULT_POLICY
+) -> NewEvent:
     """Validate one event as given to ``put`` / ``put_batch`` (``index`` is its batch position)."""
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
     try:
-        return NewEvent.model_validate(data)
+        return NewEvent.model_validate(data, context=policy)
     except ValidationError as exc:
         raise _invalid(exc, index) from None
 
@@ -303,12 +369,16 @@ def stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
-def new_event_from_arguments(arguments: dict[str, Any]) -> NewEvent:
+def new_event_from_arguments(
+    arguments: dict[str, Any], policy: WritePolicy = DEFAULT_POLICY
+) -> NewEvent:
     """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``)."""
-    return new_event({name: arguments[name] for name in EVENT_FIELDS})
+    return new_event({name: arguments[name] for name in EVENT_FIELDS}, policy=policy)
 
 
-def imported_event(record: Any, index: int) -> tuple[NewEvent, int]:
+def imported_event(
+    record: Any, index: int, policy: WritePolicy = DEFAULT_POLICY
+) -> tuple[NewEvent, int]:
     """Validate a whole stored record brought in from elsewhere: the event and its ``seq``.
 
     ``created_at`` is required here (an import keeps the original times).
@@ -326,17 +396,19 @@ def imported_event(record: Any, index: int) -> tuple[NewEvent, int]:
         raise InvalidEventError(
             "is required in an imported record", field="created_at", index=index
         )
-    event = new_event({name: value for name, value in record.items() if name != "seq"}, index=index)
+    event = new_event(
+        {name: value for name, value in record.items() if name != "seq"}, index=index, policy=policy
+    )
     return event, seq
 
 
-def new_events(events: Any) -> list[NewEvent]:
+def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
     if not isinstance(events, (list, tuple)):
         raise InvalidEventError(
             f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
         )
-    validated = [new_event(event, index=index) for index, event in enumerate(events)]
+    validated = [new_event(event, index=index, policy=policy) for index, event in enumerate(events)]
     keys: set[tuple[str, str]] = set()
     for index, event in enumerate(validated):
         if event.event_id is not None:
@@ -370,11 +442,41 @@ def check_optional_id(value: Any, name: str) -> str | None:
     return None if value is None else check_id(value, name)
 
 
+def check_filter(value: Any, name: str) -> str | None:
+    """A value to match (``task_id``): ``None`` or a ``str``; an empty one matches nothing.
+
+    DeerFlow's HTTP endpoints pass query strings through, so ``""`` is a value
+    a caller sends, not a bug.
+    """
+    if value is None or value == "":
+        return value  # type: ignore[no-any-return]
+    return check_id(value, name)
+
+
 def check_ids(value: Any, name: str) -> list[str]:
-    """A list of ids (``run_ids``)."""
-    if not isinstance(value, (list, tuple)):
-        raise InvalidEventError(f"must be a list of str, got {type(value).__name__}", field=name)
-    return [check_id(item, f"{name}[{index}]") for index, item in enumerate(value)]
+    """A collection of ids or types (``run_ids``, ``event_types``): any iterable of ``str``.
+
+    DeerFlow passes a ``set``; lists, tuples, frozensets, dict views and
+    generators are taken too. A bare ``str`` is refused (it is iterable, but
+    passing one is a bug), and so is a mapping. An empty string is allowed: it
+    matches nothing. Duplicates are dropped, the first occurrence kept.
+    """
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidEventError(
+            f"must be a collection of str (a list, set or tuple), got {type(value).__name__}",
+            field=name,
+        )
+    items = list(value)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidEventError(
+                f"must be a str, got {type(item).__name__}", field=f"{name}[{index}]"
+            )
+        if not item.isascii() and _SURROGATE.search(item) is not None:
+            raise InvalidEventError(
+                "holds a lone surrogate (not valid Unicode)", field=f"{name}[{index}]"
+            )
+    return list(dict.fromkeys(str.__str__(item) for item in items))
 
 
 def is_visible_ai_reply(record: dict[str, Any]) -> bool:
@@ -415,13 +517,5 @@ def check_page(limit: Any, before_seq: Any, after_seq: Any) -> None:
 
 
 def check_event_types(value: Any) -> list[str] | None:
-    """``event_types``: ``None`` (no filter) or a list of event type strings."""
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise InvalidEventError(
-            f"must be a list of str or None, got {type(value).__name__}", field="event_types"
-        )
-    for index, item in enumerate(value):
-        check_id(item, f"event_types[{index}]")
-    return list(value)
+    """``event_types``: ``None`` (no filter) or a collection of event types (see :func:`check_ids`)."""
+    return None if value is None else check_ids(value, "event_types")

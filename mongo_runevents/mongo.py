@@ -57,7 +57,7 @@ from ._blobs import (
 )
 from ._codec import EXPIRES_AT_FIELD, from_document, to_document
 from ._driver_errors import DUPLICATE_KEY, duplicate_key_refusals, translate, translated
-from ._json import copy_json
+from ._json import JsonDefault, copy_json
 from ._version import __version__
 from .base import RunEventStore
 from .errors import (
@@ -72,8 +72,10 @@ from .models import (
     HIDDEN_CALLER_PREFIX,
     MESSAGE_CATEGORY,
     NewEvent,
+    WritePolicy,
     check_cursor,
     check_event_types,
+    check_filter,
     check_id,
     check_ids,
     check_optional_id,
@@ -226,6 +228,8 @@ class MongoRunEventStore(RunEventStore):
         inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         retention: Mapping[str, timedelta] | None = None,
+        json_default: JsonDefault = str,
+        max_trace_content: int | None = None,
     ) -> None:
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty str")
@@ -251,6 +255,7 @@ class MongoRunEventStore(RunEventStore):
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
         self._thread_locks = _ThreadLocks()
+        self._policy = WritePolicy(json_default, max_trace_content)
 
     @classmethod
     @asynccontextmanager
@@ -381,7 +386,7 @@ class MongoRunEventStore(RunEventStore):
         event_id: str | None = None,
         user_id: str | None = None,
     ) -> dict[str, Any]:
-        return (await self._write([new_event_from_arguments(locals())]))[0]
+        return (await self._write([new_event_from_arguments(locals(), self._policy)]))[0]
 
     @observed("put_if_absent")
     async def put_if_absent(
@@ -401,7 +406,7 @@ class MongoRunEventStore(RunEventStore):
         # two racing writers both update the thread's counter, so one of them
         # conflicts, retries, and then finds the other's event. In plain mode
         # the per-thread lock makes it atomic within this process only.
-        event = new_event_from_arguments(locals())
+        event = new_event_from_arguments(locals(), self._policy)
         created = event.created_at or utc_now_iso()
         await self._ensure_ready()  # first: the retention may come from the database
         prepared = self._prepare(0, event, created)
@@ -432,7 +437,7 @@ class MongoRunEventStore(RunEventStore):
 
     @observed("put_batch")
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return await self._write(new_events(events))
+        return await self._write(new_events(events, self._policy))
 
     async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
         """Store validated events; return their records in input order.
@@ -864,8 +869,8 @@ class MongoRunEventStore(RunEventStore):
         check_id(run_id, "run_id")
         types = check_event_types(event_types)
         check_page(limit, None, after_seq)
-        check_optional_id(task_id, "task_id")
-        if types is not None and not types:
+        check_filter(task_id, "task_id")
+        if (types is not None and not types) or task_id == "":
             return []
         query = _owned({"thread_id": thread_id, "run_id": run_id}, user_id)
         if types is not None:
@@ -1026,7 +1031,9 @@ class MongoRunEventStore(RunEventStore):
         later writes continue after it. Everything is validated before
         anything is written.
         """
-        batch = [imported_event(record, index) for index, record in enumerate(records)]
+        batch = [
+            imported_event(record, index, self._policy) for index, record in enumerate(records)
+        ]
         if not batch:
             return ImportResult()
         await self._ensure_ready()  # first: the retention may come from the database
@@ -1164,8 +1171,7 @@ class MongoRunEventStore(RunEventStore):
         await self._ensure_ready()
         async with self._thread_locks.hold([thread_id]):
             if user_id is not None:
-                # One user's part of a shared thread: the numbering goes on.
-                return await self._delete_events({"thread_id": thread_id, "user_id": user_id})
+                return await self._delete_users_events(thread_id, user_id)
             if self._transactions:
                 deleted: int = await self._in_transaction(
                     functools.partial(self._delete_thread, thread_id), "deleting a thread"
@@ -1173,6 +1179,34 @@ class MongoRunEventStore(RunEventStore):
                 return deleted
             with translated("deleting a thread"):
                 return await self._delete_thread(thread_id, None)
+
+    async def _delete_users_events(self, thread_id: str, user_id: str) -> int:
+        """Delete one user's part of a shared thread; a thread left empty starts again at 1.
+
+        While any event of the thread remains, the numbering goes on. (Called
+        under the thread's lock, so this process writes nothing in between.)
+        """
+        deleted = await self._delete_events({"thread_id": thread_id, "user_id": user_id})
+        if self._transactions:
+            await self._in_transaction(
+                functools.partial(self._reset_if_empty, thread_id), "deleting a thread"
+            )
+        else:
+            with translated("deleting a thread"):
+                await self._reset_if_empty(thread_id, None)
+        return deleted
+
+    async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
+        """Delete the thread's counter (and blobs) if it holds no event.
+
+        In a transaction, a writer that adds an event meanwhile has updated the
+        counter, so deleting it conflicts and the check runs again.
+        """
+        remaining = await self._events.find_one(
+            {"thread_id": thread_id}, {"_id": 1}, session=session
+        )
+        if remaining is None:
+            await self._delete_thread(thread_id, session)
 
     async def _delete_thread(self, thread_id: str, session: Any) -> int:
         # Events first, then the counter. In plain mode a writer in another

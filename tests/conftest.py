@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,34 +113,65 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return BACKENDS[request.param]
 
 
+StoreFactory = Callable[..., RunEventStore]
+
+
 @pytest.fixture
-async def store(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[RunEventStore]:
-    """A fresh, empty store on ``backend``."""
-    if backend.name == "memory":
-        yield MemoryRunEventStore()
-        return
+async def store_factory(
+    backend: Backend, request: pytest.FixtureRequest
+) -> AsyncIterator[StoreFactory]:
+    """Makes fresh, empty stores on ``backend``, each given the store options passed to it."""
+    made = 0
+    cleanup: list[Callable[[], Awaitable[Any]]] = []
+    database: Any = None
     if backend.name == "mongomock":
         from mongomock_motor import AsyncMongoMockClient
 
-        yield MongoRunEventStore(AsyncMongoMockClient()[database_name()])
-        return
-    name = database_name()
-    if backend.name == "motor":
+        database = AsyncMongoMockClient()[database_name()]
+    elif backend.name == "motor":
         from motor.motor_asyncio import AsyncIOMotorClient
 
+        name = database_name()
         motor_client = AsyncIOMotorClient(request.getfixturevalue("server_uri"))
-        yield MongoRunEventStore(motor_client[name])
-        await motor_client.drop_database(name)
-        motor_client.close()
-        return
-    if backend.name == "standalone":
-        uri = request.getfixturevalue("secantus_standalone").uri
-    else:
-        uri = request.getfixturevalue("server_uri")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    yield MongoRunEventStore(client[name])
-    await client.drop_database(name)
-    await client.close()
+        database = motor_client[name]
+
+        async def close_motor() -> None:
+            await motor_client.drop_database(name)
+            motor_client.close()
+
+        cleanup.append(close_motor)
+    elif backend.name != "memory":
+        if backend.name == "standalone":
+            uri = request.getfixturevalue("secantus_standalone").uri
+        else:
+            uri = request.getfixturevalue("server_uri")
+        name = database_name()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+        database = client[name]
+
+        async def close_client() -> None:
+            await client.drop_database(name)
+            await client.close()
+
+        cleanup.append(close_client)
+
+    def make(**options: Any) -> RunEventStore:
+        nonlocal made
+        made += 1
+        if backend.name == "memory":
+            return MemoryRunEventStore(**options)
+        collection = "run_events" if made == 1 else f"run_events_{made}"
+        return MongoRunEventStore(database, collection=collection, **options)
+
+    yield make
+    for step in cleanup:
+        await step()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> RunEventStore:
+    """A fresh, empty store on ``backend``."""
+    return store_factory()
 
 
 @pytest.fixture
