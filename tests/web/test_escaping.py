@@ -164,3 +164,29 @@ async def test_the_uri_and_its_password_never_reach_a_page(
             assert "viewer:" not in response.text
             assert host not in response.text
             assert "the store could not be read" in response.text
+
+
+async def test_values_json_cannot_hold_render_everywhere(
+    web_store: MongoRunEventStore, make_client: ClientFactory
+) -> None:
+    """NaN, the infinities and integers past 64 bits (which stores keep) break no page."""
+    content = {"type": "ai", "content": "odd numbers", "nan": float("nan"), "big": 2**70}
+    metadata = {
+        "inf": float("-inf"),
+        "usage": {"total_tokens": 2**70, "input_tokens": float("nan")},
+    }
+    await web_store.put(
+        thread_id="t",
+        run_id="r",
+        event_type="llm.ai.response",
+        category="message",
+        content=content,
+        metadata=metadata,
+    )
+    client = make_client(web_store)
+    for request in pages("t", "r", 1):
+        response = await client.get(request["url"], params=request["params"])
+        assert response.status_code == 200, request
+    event = (await client.get("/event", params={"thread": "t", "seq": "1"})).text
+    assert "NaN" in event
+    assert str(2**70) in event
