@@ -51,6 +51,14 @@ def _older(page: Any) -> str:
     return str(link)
 
 
+async def test_a_cursor_the_store_refuses_is_a_bad_request(client: httpx.AsyncClient) -> None:
+    """A before cursor the store cannot read answers 400 with the store's reason, escaped."""
+    response = await client.get("/", params={"before": "<not-a-cursor>"})
+    assert response.status_code == 400
+    assert "<not-a-cursor>" not in response.text
+    assert_safe(response.text)
+
+
 async def test_threads_page_filters_by_user(
     client: httpx.AsyncClient, web_store: MongoRunEventStore
 ) -> None:
