@@ -1078,22 +1078,6 @@ async def run_import(context: Context) -> int:
 # --- bench ----------------------------------------------------------------------
 
 
-# --- serve ---------------------------------------------------------------------
-
-
-def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from .web.command import add_arguments
-
-    add_arguments(parser)
-
-
-async def run_serve(context: Context) -> int:
-    """Run the read-only web viewer; on the embedded server, write the demo first if it is empty."""
-    from .web.command import serve
-
-    return await serve(context.store, context.args, demo_if_empty=context.args.uri is None)
-
-
 def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "bench_args",
@@ -1186,12 +1170,6 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         "re-running never duplicates",
         add_arguments=_add_import_arguments,
         run=run_import,
-    ),
-    Command(
-        name="serve",
-        help="serve a read-only web viewer of threads, runs and events (the web extra)",
-        add_arguments=_add_serve_arguments,
-        run=run_serve,
     ),
     LocalCommand(
         name="bench",
