@@ -1,0 +1,147 @@
+"""Every page makes one store call that reads at most one page, so a huge thread stays fast."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from mongo_runevents import MongoRunEventStore
+from mongo_runevents.web import app as web_app
+
+from .conftest import ClientFactory, Demo, assert_safe
+
+
+@dataclass
+class Call:
+    """One store call: its name, keyword arguments and how many records it returned."""
+
+    name: str
+    options: dict[str, Any]
+    rows: int = 0
+
+
+@dataclass
+class CountingStore:
+    """A store wrapper that records every call the viewer makes."""
+
+    store: Any
+    calls: list[Call] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if not callable(method):
+            return method
+
+        async def counted(*args: Any, **options: Any) -> Any:
+            call = Call(name, options)
+            self.calls.append(call)
+            result = await method(*args, **options)
+            call.rows = len(result) if isinstance(result, list) else int(result is not None)
+            return result
+
+        return counted
+
+
+LIMITS = {
+    "list_threads": web_app.THREADS_PAGE,
+    "list_messages": web_app.MESSAGES_PAGE,
+    "list_events": web_app.EVENTS_PAGE,
+    "get_event": 1,
+}
+
+
+def page_requests(demo: Demo) -> list[tuple[str, dict[str, str]]]:
+    """A request of each page about the demo thread."""
+    thread, run = demo.thread_id, demo.run_ids[1]
+    return [
+        ("/", {}),
+        ("/", {"user": "nobody"}),
+        ("/thread", {"id": thread}),
+        ("/thread", {"id": thread, "before_seq": "40"}),
+        ("/thread", {"id": thread, "after_seq": "10"}),
+        ("/run", {"thread": thread, "id": run}),
+        ("/run", {"thread": thread, "id": run, "after_seq": "50"}),
+        ("/event", {"thread": thread, "seq": "3"}),
+        ("/event", {"thread": thread, "seq": "3", "full": "1"}),
+        ("/live", {"thread": thread}),
+    ]
+
+
+async def test_every_page_makes_one_bounded_store_call(
+    web_store: MongoRunEventStore, demo: Demo, make_client: ClientFactory
+) -> None:
+    """Each page calls the store once, with a limit no larger than its page size."""
+    counting = CountingStore(web_store)
+    client = make_client(counting)
+    for url, params in page_requests(demo):
+        counting.calls.clear()
+        response = await client.get(url, params=params)
+        assert response.status_code == 200, (url, params)
+        [call] = counting.calls
+        assert call.rows <= LIMITS[call.name]
+        if call.name != "get_event":
+            assert 1 <= call.options["limit"] <= LIMITS[call.name]
+
+
+async def test_event_page_reads_large_fields_only_in_full(
+    web_store: MongoRunEventStore, demo: Demo, make_client: ClientFactory
+) -> None:
+    """The event page asks the store not to load out-of-line fields unless opened in full."""
+    counting = CountingStore(web_store)
+    client = make_client(counting)
+    await client.get("/event", params={"thread": demo.thread_id, "seq": "3"})
+    await client.get("/event", params={"thread": demo.thread_id, "seq": "3", "full": "1"})
+    assert [call.options["load_large_fields"] for call in counting.calls] == [False, True]
+
+
+@pytest.fixture
+async def huge_thread(web_store: MongoRunEventStore) -> str:
+    """A thread of 6,000 events in one run, a third of them messages."""
+    thread_id = "huge"
+    batch: list[dict[str, Any]] = []
+    for number in range(6000):
+        message = number % 3 == 0
+        batch.append(
+            {
+                "thread_id": thread_id,
+                "run_id": "r",
+                "event_type": "llm.ai.response" if message else "llm.end",
+                "category": "message" if message else "trace",
+                "content": {"type": "ai", "content": f"reply {number}"},
+                "metadata": {"usage": {"input_tokens": 1, "output_tokens": 1}},
+            }
+        )
+        if len(batch) == 500:
+            await web_store.put_batch(batch)
+            batch = []
+    return thread_id
+
+
+@pytest.mark.slow
+async def test_a_huge_thread_stays_fast(
+    web_store: MongoRunEventStore, huge_thread: str, make_client: ClientFactory
+) -> None:
+    """Pages of a 6,000-event thread read one page each and answer within a second."""
+    counting = CountingStore(web_store)
+    client = make_client(counting)
+    requests: list[tuple[str, dict[str, str], Callable[[str], bool]]] = [
+        ("/thread", {"id": huge_thread}, lambda text: "reply 5997" in text),
+        ("/thread", {"id": huge_thread, "before_seq": "31"}, lambda text: "reply 0" in text),
+        ("/run", {"thread": huge_thread, "id": "r"}, lambda text: "later events" in text),
+        ("/run", {"thread": huge_thread, "id": "r", "after_seq": "5900"}, lambda t: "6000" in t),
+        ("/event", {"thread": huge_thread, "seq": "5999"}, lambda text: "reply 5998" in text),
+        ("/live", {"thread": huge_thread}, lambda text: "reply 5997" in text),
+    ]
+    for url, params, check in requests:
+        counting.calls.clear()
+        started = time.perf_counter()
+        response = await client.get(url, params=params)
+        elapsed = time.perf_counter() - started
+        assert check(assert_safe(response.text).text), (url, params)
+        [call] = counting.calls
+        assert call.rows <= LIMITS[call.name]
+        assert elapsed < 1.0, (url, params, elapsed)

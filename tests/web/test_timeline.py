@@ -1,0 +1,216 @@
+"""Spans, token sums and errors from a page of a run's events: pure functions, no server."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from mongo_runevents.web import timeline
+
+T0 = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def event(seq: int, event_type: str, ms: float, **fields: Any) -> dict[str, Any]:
+    """A record at ``ms`` milliseconds after T0."""
+    return {
+        "thread_id": "t",
+        "run_id": "r",
+        "seq": seq,
+        "event_type": event_type,
+        "category": fields.pop("category", "trace"),
+        "content": fields.pop("content", ""),
+        "metadata": fields.pop("metadata", {}),
+        "created_at": (T0 + timedelta(milliseconds=ms)).isoformat(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-06-01T02:00:00+00:00", T0),
+        ("2025-06-01T02:00:00Z", T0),
+        ("2025-06-01 02:00", T0),
+        ("2025-06-01", T0 - timedelta(hours=2)),
+        ("2025-06-01T07:30:00+05:30", T0),
+        ("2025-06-01T07:30:00+0530", T0),
+        ("2025-06-01T04:00:00+02", T0),
+        ("2025-05-31T23:00:00-03:00", T0),
+        ("2025-06-01T02:00:00.123456789Z", T0 + timedelta(microseconds=123456)),
+        ("2025-06-01T02:00:00,5", T0 + timedelta(milliseconds=500)),
+    ],
+)
+def test_parse_time_reads_every_iso_form_the_stores_accept(text: str, expected: datetime) -> None:
+    """Dates, T or space, fractions to 9 digits with . or , and every offset form; UTC by default."""
+    assert timeline.parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2025-13-01", "2025-06-01T25:00", None, 5])
+def test_parse_time_gives_none_for_anything_else(text: Any) -> None:
+    """A created_at that is not ISO-8601 has no place on the time axis."""
+    assert timeline.parse_time(text) is None
+
+
+def test_llm_calls_pair_in_order_per_caller() -> None:
+    """llm.start/llm.end pair in order within a caller, so interleaved callers stay apart."""
+    records = [
+        event(1, "llm.start", 0, metadata={"caller": "lead"}),
+        event(2, "llm.start", 10, metadata={"caller": "subagent:x", "task_id": "c1"}),
+        event(3, "llm.end", 30, metadata={"caller": "subagent:x", "task_id": "c1"}),
+        event(4, "llm.end", 100, metadata={"caller": "lead", "latency_ms": 98}),
+    ]
+    spans = timeline.pair_spans(records)
+    assert [(s.start_seq, s.end_seq, s.duration_ms) for s in spans] == [(1, 4, 100), (2, 3, 20)]
+    assert spans[0].reported_ms == 98
+    assert spans[0].label == "llm · lead"
+
+
+def test_ids_in_metadata_or_content_pair_ends_with_their_starts() -> None:
+    """With call ids, ends pair with their own start whatever the order."""
+    records = [
+        event(1, "tool.start", 0, metadata={"tool_call_id": "a"}, content={"name": "ls"}),
+        event(2, "tool.start", 5, content={"tool_call_id": "b", "name": "cat"}),
+        event(3, "tool.end", 20, content={"tool_call_id": "b"}),
+        event(4, "tool.error", 50, metadata={"tool_call_id": "a"}),
+    ]
+    spans = timeline.pair_spans(records)
+    assert [(s.label, s.end_seq, s.duration_ms, s.error) for s in spans] == [
+        ("tool · ls", 4, 50, True),
+        ("tool · cat", 3, 15, False),
+    ]
+
+
+def test_ai_tool_calls_pair_with_their_tool_results() -> None:
+    """An AI message's tool calls open spans that the llm.tool.result of each call id closes."""
+    records = [
+        event(
+            1,
+            "llm.ai.response",
+            0,
+            category="message",
+            content={
+                "type": "ai",
+                "tool_calls": [{"id": "c1", "name": "bash"}, {"id": "c2", "name": "ls"}],
+            },
+        ),
+        event(2, "llm.tool.result", 40, category="message", content={"tool_call_id": "c2"}),
+        event(
+            3,
+            "llm.tool.result",
+            70,
+            category="message",
+            content={"tool_call_id": "c1", "status": "error"},
+        ),
+    ]
+    spans = timeline.pair_spans(records)
+    assert sorted((s.label, s.duration_ms, s.error) for s in spans) == [
+        ("tool · bash", 70, True),
+        ("tool · ls", 40, False),
+    ]
+
+
+def test_unpaired_events_are_open_spans_or_ignored() -> None:
+    """A start without its end on the page is open; an end without its start is not drawn."""
+    records = [
+        event(1, "llm.end", 0),
+        event(2, "subagent.start", 10, metadata={"task_id": "t1"}),
+        event(3, "llm.start", 20),
+    ]
+    spans = timeline.pair_spans(records)
+    assert [(s.kind, s.start_seq, s.end, s.duration_ms) for s in spans] == [
+        ("subagent", 2, None, None),
+        ("llm", 3, None, None),
+    ]
+
+
+def test_ai_messages_with_latency_are_model_calls_when_no_llm_start_is_recorded() -> None:
+    """DeerFlow writes no llm.start: an AI reply's latency_ms becomes a span ending at its time."""
+    records = [event(1, "llm.ai.response", 500, category="message", metadata={"latency_ms": 400})]
+    [span] = timeline.pair_spans(records)
+    assert (span.kind, span.duration_ms, span.end_seq) == ("llm", 400, 1)
+    with_start = [event(0, "llm.start", 0), *records]
+    assert [s.start_seq for s in timeline.pair_spans(with_start)] == [0]
+
+
+def test_tokens_are_summed_per_caller_and_each_model_call_counted_once() -> None:
+    """An AI message repeating the usage of its caller's llm.end is not counted again."""
+    usage = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+    records = [
+        event(1, "llm.end", 0, metadata={"caller": "lead", "usage": usage}),
+        event(
+            2, "llm.ai.response", 1, category="message", metadata={"caller": "lead", "usage": usage}
+        ),
+        event(
+            3, "llm.ai.response", 2, category="message", metadata={"caller": "lead", "usage": usage}
+        ),
+        event(
+            4,
+            "middleware.title",
+            3,
+            metadata={"caller": "mw", "usage": {"prompt_tokens": 7, "completion_tokens": 3}},
+        ),
+        event(5, "llm.end", 4, metadata={"usage": {"total_tokens": True}}),
+        event(6, "llm.end", 5, metadata={"usage": "lots"}),
+    ]
+    sums = timeline.sum_tokens(records)
+    assert sums.total == timeline.Usage(207, 43, 250)
+    assert sums.by_caller == {"lead": timeline.Usage(200, 40, 240), "mw": timeline.Usage(7, 3, 10)}
+    assert sums.counted == {1, 3, 4}
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        ({"category": "error", "event_type": "run.failed"}, True),
+        ({"category": "trace", "event_type": "llm.error"}, True),
+        (
+            {
+                "category": "message",
+                "event_type": "llm.tool.result",
+                "content": {"status": "error"},
+            },
+            True,
+        ),
+        (
+            {
+                "category": "message",
+                "event_type": "llm.tool.result",
+                "content": {"status": "success"},
+            },
+            False,
+        ),
+        ({"category": "trace", "event_type": "llm.end"}, False),
+        ({"category": "trace", "event_type": "errors.count"}, False),
+    ],
+)
+def test_is_error(record: dict[str, Any], error: bool) -> None:
+    """Category error, a type ending in .error, and failed tool results are errors."""
+    assert timeline.is_error(record) is error
+
+
+def test_bars_place_spans_in_the_window() -> None:
+    """Offsets and widths are thousandths of the window; tiny spans still show; open ones run on."""
+    records = [
+        event(1, "llm.start", 0),
+        event(2, "llm.end", 500),
+        event(3, "tool.start", 500),
+        event(4, "tool.end", 500),
+        event(5, "subagent.start", 750),
+        event(6, "run.end", 1000),
+    ]
+    window = timeline.time_window(records)
+    assert window == (T0, T0 + timedelta(seconds=1))
+    placed = timeline.bars(timeline.pair_spans(records), *window)
+    assert [(b.span.kind, b.x, b.width) for b in placed] == [
+        ("llm", 0, 500),
+        ("tool", 500, 2),
+        ("subagent", 750, 250),
+    ]
+
+
+def test_a_page_without_times_has_no_window() -> None:
+    """Records whose created_at does not parse give no window and no spans."""
+    records = [{"seq": 1, "event_type": "llm.start", "created_at": "soon"}]
+    assert timeline.time_window(records) is None
+    assert timeline.pair_spans(records) == []
