@@ -59,6 +59,7 @@ from .reading import (
     run_tail,
 )
 from .runner import run_command
+from .serve import add_serve_arguments, run_serve
 from .setup import (
     add_init_arguments,
     add_stats_arguments,
@@ -97,6 +98,7 @@ __all__ = [
     "run_import",
     "run_init",
     "run_messages",
+    "run_serve",
     "run_stats",
     "run_tail",
 ]
@@ -165,6 +167,12 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         "re-running never duplicates",
         add_arguments=add_import_arguments,
         run=run_import,
+    ),
+    Command(
+        name="serve",
+        help="serve a read-only web viewer of threads, runs and events (the web extra)",
+        add_arguments=add_serve_arguments,
+        run=run_serve,
     ),
     LocalCommand(
         name="bench",

@@ -7,7 +7,7 @@ import json
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 from ..models import MESSAGE_CATEGORY
 from .options import Context, non_empty, positive_int
@@ -120,3 +120,24 @@ async def run_demo(context: Context) -> int:
     else:
         print(f"kept thread {thread_id} in database {args.database} (--cleanup deletes it)")
     return 0
+
+
+#: The demo thread ``serve`` writes into an empty embedded database.
+SERVE_DEMO_RUNS, SERVE_DEMO_STEPS, SERVE_DEMO_SEED = 3, 4, 7
+
+
+async def write_demo_if_empty(store: Any, out: TextIO) -> str | None:
+    """Write the demo's thread when the store holds no thread yet; return its id."""
+    if await store.list_threads(limit=1):
+        return None
+    from .workload import AgentThread, Journal, write_run
+
+    thread = AgentThread(
+        thread_id=f"demo-{uuid.uuid4().hex[:8]}",
+        rng=random.Random(SERVE_DEMO_SEED),
+        journal=Journal(store),
+    )
+    for number in range(SERVE_DEMO_RUNS):
+        await write_run(thread, number, SERVE_DEMO_STEPS)
+    print(f"the database was empty: wrote the demo thread {thread.thread_id}", file=out)
+    return thread.thread_id

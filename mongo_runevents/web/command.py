@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import socket
 import sys
-import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..workload import AgentThread, Journal, write_run
 from .security import is_loopback, token_for
 
 if TYPE_CHECKING:
@@ -27,8 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-#: The demo thread written when ``serve`` starts on an empty embedded database.
-DEMO_RUNS, DEMO_STEPS, DEMO_SEED = 3, 4, 7
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,21 +55,6 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-async def write_demo_if_empty(store: Any, out: TextIO) -> str | None:
-    """Write the demo's thread when the store holds no thread yet; return its id."""
-    if await store.list_threads(limit=1):
-        return None
-    thread = AgentThread(
-        thread_id=f"demo-{uuid.uuid4().hex[:8]}",
-        rng=random.Random(DEMO_SEED),
-        journal=Journal(store),
-    )
-    for number in range(DEMO_RUNS):
-        await write_run(thread, number, DEMO_STEPS)
-    print(f"the database was empty: wrote the demo thread {thread.thread_id}", file=out)
-    return thread.thread_id
-
-
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host``:``port`` (IPv6 if the address is one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -89,14 +70,14 @@ async def serve(
     store: ViewerStore,
     args: argparse.Namespace,
     *,
-    demo_if_empty: bool = False,
+    prepare: Callable[[Any, TextIO], Awaitable[Any]] | None = None,
     stop: asyncio.Event | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Serve the viewer over ``store`` until interrupted (or ``stop`` is set); the exit code.
 
-    ``demo_if_empty`` writes the demo's thread first when the store holds no
-    thread: the command line asks for it on the embedded server only, never
+    ``prepare(store, out)`` runs first: the command line uses it on the
+    embedded server to write the demo's thread into an empty database, never
     on a database given with ``--uri``.
     """
     out = out or sys.stdout
@@ -116,8 +97,8 @@ async def serve(
     except ValueError as exc:
         print(f"mongo-runevents serve: error: --token: {exc}", file=sys.stderr)
         return 2
-    if demo_if_empty:
-        await write_demo_if_empty(store, out)
+    if prepare is not None:
+        await prepare(store, out)
     title = "mongo_runevents"
     if getattr(args, "database", None):
         title += f" · {args.database}"

@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 
 from mongo_runevents import MongoRunEventStore
+from mongo_runevents.cli.workload import AgentThread, Journal, write_run
 from mongo_runevents.web import create_app
-from mongo_runevents.workload import AgentThread, Journal, write_run
 
 pytest.importorskip("starlette")
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from mongo_runevents import MongoRunEventStore
+from mongo_runevents.cli.demo import write_demo_if_empty
 from mongo_runevents.web import command
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -78,7 +79,7 @@ async def test_the_demo_thread_in_a_real_browser(
     stop = asyncio.Event()
     args = argparse.Namespace(host="127.0.0.1", port=0, token=None, database="demo")
     server = asyncio.create_task(
-        command.serve(web_store, args, demo_if_empty=True, stop=stop, out=out)
+        command.serve(web_store, args, prepare=write_demo_if_empty, stop=stop, out=out)
     )
     try:
         url = await _printed_url(out, server)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from mongo_runevents import MongoRunEventStore
+from mongo_runevents.cli.demo import write_demo_if_empty
 from mongo_runevents.web import command
 
 from .conftest import free_port, write_demo
@@ -55,8 +56,10 @@ async def run_serve(store: Any, args: argparse.Namespace, **options: Any) -> tup
 async def test_serve_writes_the_demo_into_an_empty_database_and_serves_it(
     web_store: MongoRunEventStore,
 ) -> None:
-    """With demo_if_empty on an empty store, serve writes the demo's thread and shows it."""
-    url, task, (stop, out) = await run_serve(web_store, parse("--port", "0"), demo_if_empty=True)
+    """With the demo writer as prepare, on an empty store, serve writes the demo's thread and shows it."""
+    url, task, (stop, out) = await run_serve(
+        web_store, parse("--port", "0"), prepare=write_demo_if_empty
+    )
     try:
         async with httpx.AsyncClient() as client:
             response = await client.get(url)
@@ -74,7 +77,9 @@ async def test_serve_never_writes_into_a_database_with_threads(
 ) -> None:
     """A store that holds threads is left as it is."""
     await write_demo(web_store, "existing", runs=1)
-    _, task, (stop, out) = await run_serve(web_store, parse("--port", "0"), demo_if_empty=True)
+    _, task, (stop, out) = await run_serve(
+        web_store, parse("--port", "0"), prepare=write_demo_if_empty
+    )
     stop.set()
     assert await asyncio.wait_for(task, 10) == 0
     assert [row["thread_id"] for row in await web_store.list_threads()] == ["existing"]

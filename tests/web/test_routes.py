@@ -290,11 +290,23 @@ async def test_live_page_shows_the_newest_messages_and_the_stream_to_follow(
 
 
 async def test_live_page_says_so_when_the_store_cannot_watch(make_client: ClientFactory) -> None:
-    """Over a store without watch() the live page explains, and loads no script."""
+    """Over a store-like object without watch() the live page explains, and loads no script."""
     from mongo_runevents import MemoryRunEventStore
+
+    class WithoutWatch:
+        """Every store call but watch (an adapter of another interface, say)."""
+
+        def __init__(self, store: MemoryRunEventStore) -> None:
+            self._store = store
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "watch":
+                raise AttributeError(name)
+            return getattr(self._store, name)
 
     store = MemoryRunEventStore()
     await store.put(thread_id="t", run_id="r", event_type="llm.human.input", category="message")
-    page = assert_safe((await make_client(store).get("/live", params={"thread": "t"})).text)
+    client = make_client(WithoutWatch(store))  # type: ignore[arg-type]
+    page = assert_safe((await client.get("/live", params={"thread": "t"})).text)
     assert "no watch()" in page.text
     assert not [attrs for tag, attrs in page.tags if tag == "script"]
