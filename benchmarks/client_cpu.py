@@ -1,0 +1,155 @@
+"""Client CPU per event, store against hand-written pymongo, in one process against one server.
+
+    python -m benchmarks.client_cpu [--rounds N] [--uri URI]
+
+The two workloads of issue 12: journal batches (``put_batch`` of 20 realistic
+events: dict content with nesting, metadata) and newest-page reads of 50
+messages. Each side runs a block of calls per round, store then raw, round
+after round (after one warm-up round), and each block's CPU time
+(``time.process_time``: this process only; the server is a child process) is
+divided by its events. The *CPU ratio* is the median over rounds of the
+store's CPU per event divided by raw's in the same round, so the machine's
+drift between rounds cancels out. The throughput ratio (raw's time over the
+store's) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from mongo_runevents.models import MESSAGE_CATEGORY
+
+from .common import Bench
+from .payloads import BATCH_SIZE, agent_events, batches, raw_template, retarget
+
+#: Page size of the message reads, as a chat UI asks.
+PAGE = 50
+
+Op = Callable[[int], Awaitable[Any]]
+
+
+async def _paired(
+    store: Op, raw: Op, *, rounds: int, per_round: int, units: int
+) -> dict[str, float]:
+    """Alternating blocks of ``store`` and ``raw``; per-round CPU and wall time per unit."""
+    cpu: dict[str, list[float]] = {"store": [], "raw": []}
+    wall: dict[str, list[float]] = {"store": [], "raw": []}
+    index = 0
+    for round_number in range(rounds + 1):
+        for name, op in (("store", store), ("raw", raw)):
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            for k in range(per_round):
+                await op(index + k)
+            if round_number:
+                cpu[name].append((time.process_time() - cpu_start) / (per_round * units))
+                wall[name].append((time.perf_counter() - wall_start) / (per_round * units))
+        index += per_round
+    return {
+        "store_cpu_us": statistics.median(cpu["store"]) * 1e6,
+        "raw_cpu_us": statistics.median(cpu["raw"]) * 1e6,
+        "cpu_ratio": statistics.median(
+            s / r for s, r in zip(cpu["store"], cpu["raw"], strict=True)
+        ),
+        "throughput_ratio": statistics.median(
+            r / s for s, r in zip(wall["store"], wall["raw"], strict=True)
+        ),
+        "rounds": rounds,
+    }
+
+
+async def client_cpu(bench: Bench, rounds: int = 15) -> dict[str, Any]:
+    """Store/raw client CPU per event for journal batches and newest-page reads."""
+    store = await bench.store(bench.database("cpu_writes_store"))
+    raw = await bench.raw(bench.database("cpu_writes_raw"))
+    pool = batches(bench.events)[:40]
+    store_batches = [retarget(batch, "journal") for batch in pool]
+    raw_batches = [[raw_template(event) for event in retarget(batch, "journal")] for batch in pool]
+
+    async def store_batch(i: int) -> None:
+        await store.put_batch(store_batches[i % len(pool)])
+
+    async def raw_batch(i: int) -> None:
+        await raw.write("journal", raw_batches[i % len(pool)])
+
+    bench.log(f"client CPU: journal batches, {rounds} rounds")
+    results = {
+        "put_batch of 20": await _paired(
+            store_batch, raw_batch, rounds=rounds, per_round=10, units=BATCH_SIZE
+        )
+    }
+
+    database = bench.database("cpu_reads")
+    reader = await bench.store(database)
+    raw_reader = await bench.raw(database)
+    messages = [event for event in bench.events if event["category"] == MESSAGE_CATEGORY]
+    for batch in batches(retarget(messages[:200], "reads")):
+        await reader.put_batch(batch)
+    query = {"thread_id": "reads", "category": MESSAGE_CATEGORY}
+
+    async def store_newest(_: int) -> None:
+        assert len(await reader.list_messages("reads", limit=PAGE)) == PAGE
+
+    async def raw_newest(_: int) -> None:
+        page = await raw_reader.find(query, sort=-1, limit=PAGE)
+        page.reverse()
+
+    bench.log(f"client CPU: newest {PAGE} messages, {rounds} rounds")
+    results[f"newest {PAGE} messages"] = await _paired(
+        store_newest, raw_newest, rounds=rounds, per_round=10, units=PAGE
+    )
+    return results
+
+
+async def _main(uri: str, rounds: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    store_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    bench = Bench(uri, False, store_client, raw_client, events)
+    try:
+        probe = await bench.store(bench.database("cpu_probe"))
+        bench.transactions = probe.uses_transactions
+        return await client_cpu(bench, rounds)
+    finally:
+        for name in bench.databases:
+            await raw_client.drop_database(name)
+        await store_client.close()
+        await raw_client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both workloads and print the ratios."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.client_cpu", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15, help="counted rounds per workload")
+    parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
+    args = parser.parse_args(argv)
+    events = agent_events(1200)
+    if args.uri:
+        results = asyncio.run(_main(args.uri, args.rounds, events))
+    else:
+        from mongo_runevents.embedded import EmbeddedServer
+
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-secantus-") as folder,
+            EmbeddedServer(Path(folder) / "data") as server,
+        ):
+            results = asyncio.run(_main(server.uri, args.rounds, events))
+    for name, row in results.items():
+        print(
+            f"{name:22} store {row['store_cpu_us']:6.1f} us  raw {row['raw_cpu_us']:6.1f} us  "
+            f"CPU store/raw {row['cpu_ratio']:.3f}  throughput store/raw "
+            f"{row['throughput_ratio']:.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
