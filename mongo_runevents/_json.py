@@ -200,7 +200,11 @@ class _Converter:
             return self.convert(float.__float__(value), depth)
         if isinstance(value, dict):
             return self._dict(value, depth)
-        if isinstance(value, list) or (isinstance(value, tuple) and self.default is not None):
+        if isinstance(value, list):
+            # Its items as stored, whatever its __iter__ says, as json.dumps
+            # (and pydantic-core, on the fast path) read a list subclass.
+            return self._list(list.copy(value), depth)
+        if isinstance(value, tuple) and self.default is not None:
             return self._list(value, depth)
         if self.default is None:
             raise _Refused(

@@ -28,7 +28,6 @@ from pydantic import (
     PrivateAttr,
     StrictInt,
     StrictStr,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -37,12 +36,12 @@ from pydantic import (
 )
 from typing_extensions import NotRequired, TypedDict
 
+from . import _fastpath
 from ._json import (
     _SURROGATE,
     INT64_MAX,
     JsonDefault,
     StorableValue,
-    copy_json,
     same_json,
     storable,
 )
@@ -184,9 +183,8 @@ class NewEvent(_EventFields):
     #: The owner of the event; reads given a ``user_id`` see only its events.
     user_id: Identifier | None = None
 
-    #: An upper bound of the size of content plus metadata as BSON or JSON,
-    #: computed during validation so stores can skip measuring small events.
-    _size_bound: int = PrivateAttr(default=0)
+    #: Set by the full validation; events validated on the fast path
+    #: (:mod:`mongo_runevents._fastpath`) have no private state and need no encoding.
     _needs_encoding: bool = PrivateAttr(default=False)
 
     @field_validator("metadata")
@@ -204,19 +202,14 @@ class NewEvent(_EventFields):
         # The model is frozen for callers; validation fills in the converted values.
         object.__setattr__(self, "content", content.value)
         object.__setattr__(self, "metadata", metadata.value)
-        self._size_bound = content.size_bound + metadata.size_bound
         self._needs_encoding = content.needs_encoding or metadata.needs_encoding
         return self
 
     @property
     def needs_encoding(self) -> bool:
         """Whether content or metadata hold keys or integers MongoDB must store encoded."""
-        return self._needs_encoding
-
-    @property
-    def size_bound(self) -> int:
-        """At least the size in bytes of this event's content and metadata, encoded."""
-        return self._size_bound
+        private = self.__pydantic_private__
+        return private is not None and bool(private["_needs_encoding"])
 
     @field_validator("created_at")
     @classmethod
@@ -247,24 +240,29 @@ class NewEvent(_EventFields):
     def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
         """The record this event becomes once stored with ``seq``.
 
-        ``content`` and ``metadata`` are fresh copies (validation already made
-        them plain JSON types), so records share nothing with each other or
-        with the caller's objects, as records read back would not.
+        ``content`` and ``metadata`` are this event's own, not copies:
+        validation built them afresh from the caller's objects, so the record
+        shares nothing with those. A store hands out at most one record per
+        validated event (the Memory store keeps it and returns copies; the
+        MongoDB store has encoded the document before the record is returned,
+        or given mongomock copies), so records share nothing with each other
+        or with what is stored either.
         """
         record = {
             "thread_id": self.thread_id,
             "run_id": self.run_id,
             "event_type": self.event_type,
             "category": self.category,
-            "content": copy_json(self.content),
-            "metadata": copy_json(self.metadata),
+            "content": self.content,
+            "metadata": self.metadata,
             "seq": seq,
             "created_at": created_at,
         }
-        for name in OPTIONAL_FIELDS:
-            value = getattr(self, name)
-            if value is not None:
-                record[name] = value
+        # OPTIONAL_FIELDS, spelt out: this runs for every event written.
+        if self.event_id is not None:
+            record["event_id"] = self.event_id
+        if self.user_id is not None:
+            record["user_id"] = self.user_id
         return record
 
 
@@ -304,6 +302,32 @@ def _truncated(
     )
 
 
+_FAST_EVENT, _FAST_EVENTS = _fastpath.event_validators(NewEvent)
+
+
+def _finished(event: NewEvent, policy: WritePolicy) -> NewEvent:
+    """An event from the fast path, its trace content cut as ``policy`` says."""
+    limit = policy.max_trace_content
+    if limit is not None and event.category == TRACE_CATEGORY:
+        content, metadata = _truncated(
+            StorableValue(event.content, 0, False), StorableValue(event.metadata, 0, False), limit
+        )
+        object.__setattr__(event, "content", content.value)
+        object.__setattr__(event, "metadata", metadata.value)
+    return event
+
+
+def _fast_event(data: Any, policy: WritePolicy) -> NewEvent | None:
+    """``data`` validated on the fast path, or ``None`` if it needs the full validation."""
+    if type(data) is not dict:
+        return None
+    try:
+        event: NewEvent = _FAST_EVENT.validate_python(data)
+    except ValidationError:
+        return None
+    return _finished(event, policy)
+
+
 def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
     """The first problem Pydantic found, as this package's error."""
     first = exc.errors(include_url=False)[0]
@@ -324,6 +348,9 @@ def new_event(
     data: Mapping[str, Any], *, index: int | None = None, policy: WritePolicy = DEFAULT_POLICY
 ) -> NewEvent:
     """Validate one event as given to ``put`` / ``put_batch`` (``index`` is its batch position)."""
+    fast = _fast_event(data, policy)
+    if fast is not None:
+        return fast
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
     try:
@@ -336,9 +363,11 @@ def new_event(
 class StoredRecord(TypedDict):
     """A record as every read returns it: :class:`RunEvent`'s fields, as a plain dict.
 
-    Reads validate whole pages against this in one call into pydantic-core,
-    which also turns the driver's ``Int64`` into ``int`` and refuses anything
-    that is not JSON in content and metadata: a few microseconds a record.
+    Reads validate whole pages against these rules in one call into
+    pydantic-core (:func:`mongo_runevents._fastpath.record_validator` spells
+    them as a core schema, so that no Python runs per value), which also turns
+    the driver's ``Int64`` into ``int`` and refuses anything that is not JSON
+    in content and metadata.
     """
 
     thread_id: Identifier
@@ -353,13 +382,14 @@ class StoredRecord(TypedDict):
     user_id: NotRequired[Identifier]
 
 
-_STORED_RECORDS: TypeAdapter[list[StoredRecord]] = TypeAdapter(list[StoredRecord])
+#: Validates a page of :class:`StoredRecord` in one call, in Rust (see :mod:`._fastpath`).
+_STORED_RECORDS = _fastpath.record_validator()
 
 
 def stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validate records read back from storage; a failure means the stored data is corrupt."""
     try:
-        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)  # type: ignore[assignment]
+        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -402,13 +432,34 @@ def imported_event(
     return event, seq
 
 
+def _fast_events(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[NewEvent] | None:
+    """A whole batch validated in one call on the fast path, or ``None`` if it cannot be."""
+    if type(events) is not list:
+        return None
+    for event in events:
+        if type(event) is not dict:
+            return None
+    try:
+        validated: list[NewEvent] = _FAST_EVENTS.validate_python(events)
+    except ValidationError:
+        return None
+    if policy.max_trace_content is not None:
+        for event in validated:
+            _finished(event, policy)
+    return validated
+
+
 def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
     if not isinstance(events, (list, tuple)):
         raise InvalidEventError(
             f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
         )
-    validated = [new_event(event, index=index, policy=policy) for index, event in enumerate(events)]
+    validated = _fast_events(events, policy)
+    if validated is None:
+        validated = [
+            new_event(event, index=index, policy=policy) for index, event in enumerate(events)
+        ]
     keys: set[tuple[str, str]] = set()
     for index, event in enumerate(validated):
         if event.event_id is not None:

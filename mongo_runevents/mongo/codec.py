@@ -20,7 +20,7 @@ from typing import Any
 from bson import ObjectId
 
 from .._json import INT64_MAX, INT64_MIN
-from ..models import OPTIONAL_FIELDS, NewEvent
+from ..models import NewEvent
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
@@ -79,10 +79,11 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         "seq": seq,
         "created_at": created_at,
     }
-    for name in OPTIONAL_FIELDS:
-        value = getattr(event, name)
-        if value is not None:
-            document[name] = value
+    # OPTIONAL_FIELDS, spelt out: this runs for every event written.
+    if event.event_id is not None:
+        document["event_id"] = event.event_id
+    if event.user_id is not None:
+        document["user_id"] = event.user_id
     if event.needs_encoding:
         content = _encode(content)
         metadata = _encode(metadata)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import bson
 from bson.errors import BSONError
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
@@ -48,13 +50,46 @@ DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
 _SEQ_PLACEHOLDER = 2**62
 
 
+_INT32 = struct.Struct("<i")
+_INT64 = struct.Struct("<q")
+#: The end of a document encoded with the placeholder seq as its last field:
+#: an int64 element named "seq", its 8 bytes, the document's closing NUL.
+_SEQ_ELEMENT = b"\x12seq\x00" + _INT64.pack(_SEQ_PLACEHOLDER) + b"\x00"
+
+
 @dataclass
 class Prepared:
-    """An event's document and, if it is too large to store whole, its blob documents."""
+    """An event's document and, if it is too large to store whole, its blob documents.
+
+    ``encoded`` is the document as BSON with the placeholder seq as its last
+    field: measured once to check the size, then sent to servers that speak
+    BSON as it is, its seq patched in (:meth:`raw`), so the driver does not
+    encode it a second time.
+    """
 
     document: dict[str, Any]
     files: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    encoded: bytes = b""
+
+    def raw(self) -> RawBSONDocument:
+        """The encoded document with its seq (``document["seq"]``), as pymongo would encode it."""
+        seq = self.document["seq"]
+        encoded = self.encoded
+        if -(2**31) <= seq < 2**31:
+            # An int32, as pymongo encodes an int that fits: 4 bytes shorter.
+            tail = b"\x10seq\x00" + _INT32.pack(seq) + b"\x00"
+            body = memoryview(encoded)[4 : -len(_SEQ_ELEMENT)]
+            return RawBSONDocument(b"".join((_INT32.pack(len(encoded) - 4), body, tail)))
+        return RawBSONDocument(b"".join((memoryview(encoded)[:-9], _INT64.pack(seq), b"\x00")))
+
+
+def _encoded(document: dict[str, Any]) -> bytes:
+    """``document`` as BSON, its seq placeholder moved to the end (see :class:`Prepared`)."""
+    document["seq"] = document.pop("seq")
+    encoded = bson.encode(document)
+    assert encoded.endswith(_SEQ_ELEMENT)
+    return encoded
 
 
 def is_event_id_collision(exc: BaseException) -> bool:
@@ -98,18 +133,18 @@ class Writer:
         """The documents that will store ``event`` (its seq is set later); checks its size.
 
         Runs before any event is written, so an event too large to store is
-        refused with nothing of its batch stored. Only events whose size bound
-        (from validation) passes the inline limit are encoded here to measure
-        them exactly.
+        refused with nothing of its batch stored. The document is encoded
+        here, once: that measures it exactly, and the insert sends those bytes.
         """
         document = to_document(event, _SEQ_PLACEHOLDER, created_at)
         prepared = Prepared(document)
         keep_for = deployment.retention.get(event.category)
         if keep_for is not None:
             document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
-        if event.size_bound < self._inline_limit:
+        prepared.encoded = _encoded(document)
+        size = len(prepared.encoded)
+        if size <= self._inline_limit:
             return prepared
-        size = len(bson.encode(document))
         total = size
         for name in ("content", "metadata"):
             if size <= self._inline_limit:
@@ -125,7 +160,8 @@ class Writer:
                     blob_document[EXPIRES_AT_FIELD] = document[EXPIRES_AT_FIELD]
             prepared.files.append(file_document)
             prepared.chunks.extend(chunks)
-            size = len(bson.encode(document))
+            prepared.encoded = _encoded(document)
+            size = len(prepared.encoded)
             total += len(data)
         if size > self._inline_limit or total > self._max_event_bytes:
             raise EventTooLargeError(
@@ -274,16 +310,20 @@ class Writer:
     ) -> None:
         """Insert blobs, then events; outside a transaction, undo a partial insert on failure."""
         documents = [item.document for item in prepared]
-        if not deployment.bson_server:
+        inserted: list[Any]
+        if deployment.bson_server:
+            inserted = [item.raw() for item in prepared]
+        else:
             # mongomock keeps the very objects it is given: give it copies.
             for document in documents:
                 document["content"] = copy_json(document["content"])
                 document["metadata"] = copy_json(document["metadata"])
+            inserted = documents
         files = [file for item in prepared for file in item.files]
         chunks = [chunk for item in prepared for chunk in item.chunks]
         try:
             await self._collections.blobs.insert(files, chunks, session)
-            await self._collections.events.insert_many(documents, ordered=True, session=session)
+            await self._collections.events.insert_many(inserted, ordered=True, session=session)
         except (PyMongoError, BSONError) as exc:
             if session is None:
                 await self._remove_partial_write(documents, files, by_thread)

@@ -1,0 +1,214 @@
+"""The common case of validation, in pydantic-core (Rust), with no Python call per value.
+
+Most events an agent server writes are plain JSON: dicts with ``str`` keys,
+lists, strings, numbers, booleans and ``None``, shallowly nested, with keys
+MongoDB has no special meaning for. :func:`event_validators` builds
+pydantic-core validators that accept exactly such events and produce the
+:class:`~mongo_runevents.models.NewEvent` that the full validation (Pydantic
+plus the Python walk of :func:`mongo_runevents._json.storable`) would produce
+for them, in one call into Rust per batch. Anything else fails here and goes
+through the full validation, which converts it or raises the error callers
+see. So the rule for this module is one-sided: what it accepts, the full
+validation accepts with the same result; what it refuses may well be valid.
+
+It refuses, leaving them to the full validation:
+
+- values that are not of a JSON type (tuples, sets, objects for
+  ``json_default``), dict keys that are not ``str``, NaN and the infinities,
+  integers past 64 bits, strings or keys with a lone surrogate;
+- keys holding ``.``, ``$``, NUL or ``%`` (they must be escaped for MongoDB);
+- containers nested deeper than :data:`FAST_NESTING` levels (each level is a
+  distinct schema, to refuse what passes ``MAX_NESTING``; pydantic-core copies
+  a schema used twice, so their number grows as 2**levels);
+- a ``created_at`` the fast pattern does not match (ASCII digits only, field
+  ranges and leap years checked as :func:`~mongo_runevents.models.check_iso_8601`
+  checks them);
+- anything else Pydantic would refuse.
+
+Subclasses of ``str``, ``int``, ``float``, ``dict`` and ``list`` become the
+plain types, as in the Python walk (a dict subclass is read through its
+``items()``, a list subclass through its storage, in both).
+
+The validators of stored records (:func:`record_validator`) are here too: a
+union tried left to right, ``str`` first, instead of Pydantic's ``JsonValue``,
+whose discriminator is a Python call per value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import SchemaValidator, core_schema
+
+from ._json import INT64_MAX, INT64_MIN, MAX_NESTING
+
+#: Containers nested up to this many levels are validated in Rust; deeper
+#: ones (rare: a graph state, say) by the Python walk.
+FAST_NESTING = 10
+assert FAST_NESTING < MAX_NESTING
+
+#: A string that UTF-8 can encode. Unconstrained, strict ``str`` hands the
+#: object through unchecked; any constraint makes pydantic-core read it as
+#: UTF-8, which refuses a lone surrogate (``string_unicode``). A pattern that
+#: matches at the start costs nothing more, where a length would count every
+#: character.
+_TEXT = core_schema.str_schema(strict=True, pattern="^")
+#: A key that needs no escaping in MongoDB (and so no encoding by the codec).
+_PLAIN_KEY = core_schema.str_schema(strict=True, pattern=r"^[^.$\x00%]*$")
+
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+_MONTH_DAY = (
+    "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    "|(?:0[13-9]|1[0-2])-(?:29|30)"
+    "|(?:0[13578]|1[02])-31)"
+)
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
+_OFFSET = "(?:Z|z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
+#: The ISO-8601 strings ``check_iso_8601`` accepts, written with ASCII digits.
+ISO_8601_FAST = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:[T ]{_TIME}{_OFFSET}?)?$"
+
+
+def _scalars() -> list[core_schema.CoreSchema]:
+    return [
+        core_schema.bool_schema(strict=True),
+        core_schema.int_schema(strict=True, ge=INT64_MIN, le=INT64_MAX),
+        # Strict float takes an int (one past 64 bits too): only a float may be one here.
+        core_schema.chain_schema(
+            [
+                core_schema.is_instance_schema(float),
+                core_schema.float_schema(strict=True, allow_inf_nan=False),
+            ]
+        ),
+        core_schema.none_schema(),
+    ]
+
+
+def _json_levels(prefix: str) -> list[core_schema.CoreSchema]:
+    """``<prefix>0`` .. ``<prefix>N``: a JSON value whose containers sit at level 0 .. N-1.
+
+    ``bool`` comes before ``int``; strict ``int`` refuses a ``bool``.
+    """
+    levels: list[core_schema.CoreSchema] = []
+    for level in range(FAST_NESTING, -1, -1):
+        choices: list[core_schema.CoreSchema | tuple[core_schema.CoreSchema, str]] = [_TEXT]
+        if level < FAST_NESTING:
+            inner = core_schema.definition_reference_schema(f"{prefix}{level + 1}")
+            choices.append(core_schema.dict_schema(_PLAIN_KEY, inner, strict=True))
+            choices.append(core_schema.list_schema(inner, strict=True))
+        choices += _scalars()
+        levels.append(
+            core_schema.union_schema(choices, mode="left_to_right", ref=f"{prefix}{level}")
+        )
+    return levels
+
+
+def _empty_dict(_: None) -> dict[str, Any]:
+    return {}
+
+
+def _field(schema: core_schema.CoreSchema, **default: Any) -> core_schema.ModelField:
+    if default:
+        schema = core_schema.with_default_schema(schema, **default)
+    return core_schema.model_field(schema)
+
+
+def _identifier() -> core_schema.CoreSchema:
+    # Strict str refuses a lone surrogate (string_unicode), as the models do.
+    return core_schema.str_schema(strict=True, min_length=1)
+
+
+def event_validators(model: type[Any]) -> tuple[SchemaValidator, SchemaValidator]:
+    """Validators of one event dict and of a list of them, producing ``model`` instances.
+
+    The instances have the fields only: no private attributes, which the
+    model reads as "nothing to encode" (see ``NewEvent.needs_encoding``).
+    """
+    content = core_schema.definition_reference_schema("c0")
+    metadata = core_schema.union_schema(
+        [
+            core_schema.dict_schema(
+                _PLAIN_KEY, core_schema.definition_reference_schema("c1"), strict=True
+            ),
+            core_schema.no_info_after_validator_function(_empty_dict, core_schema.none_schema()),
+        ],
+        mode="left_to_right",
+    )
+    optional_identifier = core_schema.nullable_schema(_identifier())
+    fields = core_schema.model_fields_schema(
+        {
+            "thread_id": _field(_identifier()),
+            "run_id": _field(_identifier()),
+            "event_type": _field(_identifier()),
+            "category": _field(_identifier()),
+            "content": _field(content, default=""),
+            "metadata": _field(metadata, default_factory=dict),
+            "created_at": _field(
+                core_schema.nullable_schema(
+                    core_schema.str_schema(strict=True, pattern=ISO_8601_FAST)
+                ),
+                default=None,
+            ),
+            "event_id": _field(optional_identifier, default=None),
+            "user_id": _field(optional_identifier, default=None),
+        },
+        model_name=model.__name__,
+        extra_behavior="forbid",
+        strict=True,
+    )
+    one = core_schema.model_schema(model, fields, strict=True)
+    definitions = _json_levels("c")
+    return (
+        SchemaValidator(core_schema.definitions_schema(one, definitions)),
+        SchemaValidator(
+            core_schema.definitions_schema(core_schema.list_schema(one, strict=True), definitions)
+        ),
+    )
+
+
+def record_validator() -> SchemaValidator:
+    """A validator of a page of stored records (a list of dicts): ``StoredRecord``'s rules.
+
+    Content and metadata may hold any JSON value, NaN and integers of any size
+    included; the driver's ``Int64`` becomes ``int``. Keys are not checked
+    (BSON keys are always strings).
+    """
+    value = core_schema.definition_reference_schema("json")
+    json_value = core_schema.union_schema(
+        [
+            core_schema.str_schema(strict=True),
+            core_schema.dict_schema(core_schema.str_schema(strict=True), value, strict=True),
+            core_schema.list_schema(value, strict=True),
+            core_schema.bool_schema(strict=True),
+            core_schema.int_schema(strict=True),
+            core_schema.float_schema(strict=True),
+            core_schema.none_schema(),
+        ],
+        mode="left_to_right",
+        ref="json",
+    )
+
+    def field(schema: core_schema.CoreSchema, required: bool = True) -> core_schema.TypedDictField:
+        return core_schema.typed_dict_field(schema, required=required)
+
+    record = core_schema.typed_dict_schema(
+        {
+            "thread_id": field(_identifier()),
+            "run_id": field(_identifier()),
+            "event_type": field(_identifier()),
+            "category": field(_identifier()),
+            "content": field(value),
+            "metadata": field(
+                core_schema.dict_schema(core_schema.str_schema(strict=True), value, strict=True)
+            ),
+            "seq": field(core_schema.int_schema(strict=True, ge=1)),
+            "created_at": field(core_schema.str_schema(strict=True)),
+            "event_id": field(_identifier(), required=False),
+            "user_id": field(_identifier(), required=False),
+        },
+        extra_behavior="forbid",
+        strict=True,
+    )
+    return SchemaValidator(
+        core_schema.definitions_schema(core_schema.list_schema(record, strict=True), [json_value])
+    )

@@ -1,0 +1,255 @@
+"""The fast path of validation against the full one, and the encoded documents the writes send.
+
+What the pydantic-core fast path (``mongo_runevents._fastpath``) accepts, the
+full validation (Pydantic plus the Python walk) must accept with the same
+result; it may refuse anything, which then takes the full validation.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import itertools
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import bson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mongo_runevents import _fastpath, models
+from mongo_runevents._json import same_json
+from mongo_runevents.models import NewEvent, WritePolicy, check_iso_8601, new_events
+from mongo_runevents.mongo import Deployment
+from mongo_runevents.mongo.writes import _SEQ_PLACEHOLDER, Writer
+
+POLICIES = [
+    WritePolicy(),
+    WritePolicy(json_default=None),
+    WritePolicy(max_trace_content=40),
+]
+
+
+class Colour(enum.IntEnum):
+    """An int subclass."""
+
+    RED = 1
+
+
+class Role(str, enum.Enum):
+    """A str subclass."""
+
+    AI = "ai"
+
+
+class Listish(list):  # type: ignore[type-arg]
+    """A list subclass that iterates as something else."""
+
+    def __iter__(self) -> Any:
+        return iter(["not", "the", "items"])
+
+
+texts = st.text(
+    alphabet=st.characters(codec=None, categories=["L", "N", "P", "S", "Zs", "Cs", "Cc"]),
+    max_size=6,
+) | st.sampled_from(["a.b", "$x", "50%", "nul\x00", "plain", "", "\u2028"])
+scalars = (
+    texts
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.sampled_from([Colour.RED, Role.AI, -0.0, 2**63 - 1, -(2**63), 2**63])
+)
+
+
+def _containers(children: Any) -> Any:
+    return (
+        st.lists(children, max_size=4)
+        | st.dictionaries(texts, children, max_size=4)
+        | st.dictionaries(st.integers(0, 3) | st.booleans(), children, max_size=2)
+        | st.tuples(children)
+        | st.dictionaries(texts, children, max_size=3).map(collections.OrderedDict)
+        | st.lists(children, max_size=2).map(Listish)
+        | st.frozensets(st.integers(0, 3), max_size=2)
+    )
+
+
+values = st.recursive(scalars, _containers, max_leaves=12)
+
+
+def nested(depth: int, leaf: Any = 0) -> Any:
+    """``leaf`` inside ``depth`` alternating lists and dicts."""
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return {"thread_id": "t", "run_id": "r", "event_type": "e", "category": "trace", **fields}
+
+
+def full(data: dict[str, Any], policy: WritePolicy) -> NewEvent | None:
+    try:
+        return NewEvent.model_validate(data, context=policy)
+    except Exception:
+        return None
+
+
+def shares_containers(first: Any, second: Any) -> bool:
+    """Whether any dict or list inside ``first`` is the same object as one inside ``second``."""
+
+    def ids(value: Any) -> set[int]:
+        found = set()
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, (dict, list, tuple)):
+                found.add(id(item))
+                stack.extend(item.values() if isinstance(item, dict) else item)
+        return found
+
+    return bool(ids(first) & ids(second))
+
+
+def assert_same(fast: NewEvent, slow: NewEvent) -> None:
+    for name in ("thread_id", "run_id", "event_type", "category", "created_at", "event_id"):
+        assert getattr(fast, name) == getattr(slow, name)
+    assert same_json(fast.content, slow.content), (fast.content, slow.content)
+    assert same_json(fast.metadata, slow.metadata), (fast.metadata, slow.metadata)
+    assert fast.needs_encoding is slow.needs_encoding is False
+
+
+@settings(max_examples=400, deadline=None)
+@given(content=values, metadata=st.dictionaries(texts, values, max_size=3) | st.none())
+def test_what_the_fast_path_accepts_the_full_validation_keeps_the_same(
+    content: Any, metadata: Any
+) -> None:
+    """Random values: a fast-path event equals the fully validated one and shares no container."""
+    data = event(content=content, metadata=metadata)
+    for policy in POLICIES:
+        fast = models._fast_event(data, policy)
+        slow = full(data, policy)
+        if fast is None:
+            continue
+        assert slow is not None, data
+        assert_same(fast, slow)
+        assert not shares_containers(fast.content, content)
+        assert not shares_containers(fast.metadata, metadata)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "lone \ud800",
+        {"k\udfff": 1},
+        {"a.b": 1},
+        {"$set": 1},
+        {"50%": 1},
+        {"nul\x00": 1},
+        2**63,
+        -(2**63) - 1,
+        float("nan"),
+        float("inf"),
+        (1, 2),
+        {1: "x"},
+        {"when": datetime.now(timezone.utc)},
+        nested(_fastpath.FAST_NESTING + 1),
+        nested(95),
+    ],
+)
+def test_the_fast_path_leaves_what_needs_converting_to_the_full_validation(content: Any) -> None:
+    """Surrogates, special keys, big ints, NaN, tuples, non-str keys, objects, deep nesting: refused."""
+    assert models._fast_event(event(content=content), WritePolicy()) is None
+
+
+def test_the_fast_path_takes_plain_json_nested_to_its_limit() -> None:
+    """Plain JSON with containers on FAST_NESTING levels goes the fast way, as journals' events do."""
+    for content in (nested(_fastpath.FAST_NESTING), {"a": [1, 2.5, None, True, "x"]}, "", None):
+        fast = models._fast_event(event(content=content, metadata={"u": {"n": 1}}), WritePolicy())
+        assert fast is not None
+        assert fast.__pydantic_private__ is None
+
+
+def _date_strings() -> list[str]:
+    years = ["0000", "0001", "0004", "0100", "0400", "1900", "1999", "2000", "2023", "2024", "2100"]
+    days = [f"{month:02}-{day:02}" for month in range(14) for day in range(33)]
+    dates = [f"{year}-{day}" for year, day in itertools.product(years, days)]
+    times = ["", "T00:00", "T23:59:60.5", " 24:00", "T12:60", "T12:30:61", "T12:30:59,123456789"]
+    offsets = ["", "Z", "z", "+05:30", "-0530", "+05", "+24:00", "+05:60", "+5"]
+    samples = [f"2024-02-29{time}{offset}" for time in times for offset in offsets]
+    return (
+        dates
+        + samples
+        + ["\uff12\uff10\uff12\uff14-01-01", "2024-01-01\n", "2024-1-01", "2024-01-01T"]
+    )
+
+
+def test_the_created_at_pattern_accepts_only_what_the_check_accepts() -> None:
+    """Every date of a few awkward years (leap rules, year 0), times and offsets: the pattern agrees."""
+    matched = 0
+    for text in _date_strings():
+        try:
+            check_iso_8601(text)
+            valid = True
+        except ValueError:
+            valid = False
+        fast = models._fast_event(event(created_at=text), WritePolicy())
+        # Valid strings in ASCII digits all go the fast way; nothing invalid does.
+        assert (fast is not None) == (valid and text.isascii()), text
+        matched += fast is not None
+    assert matched > 3000
+
+
+def test_the_optional_fields_spelt_out_in_records_and_documents_are_these() -> None:
+    """to_record and to_document name event_id and user_id one by one: nothing else is optional."""
+    assert models.OPTIONAL_FIELDS == ("event_id", "user_id")
+
+
+def test_a_batch_with_one_event_for_the_full_validation_validates_the_rest_the_same() -> None:
+    """A batch the fast path cannot take whole gives what event-by-event validation gives."""
+    batch = [event(content={"n": i}) for i in range(5)]
+    batch[2] = event(content={"a.b": (1, {2})})
+    validated = new_events(batch)
+    assert [e.content for e in validated] == [
+        {"n": 0},
+        {"n": 1},
+        {"a.b": [1, "{2}"]},
+        {"n": 3},
+        {"n": 4},
+    ]
+    assert [e.needs_encoding for e in validated] == [False, False, True, False, False]
+
+
+def test_trace_content_is_cut_on_the_fast_path_as_on_the_full_one() -> None:
+    """max_trace_content applies to fast-path events exactly as to fully validated ones."""
+    policy = WritePolicy(max_trace_content=10)
+    data = event(content={"text": "x" * 50}, metadata={"k": 1})
+    fast = new_events([data], policy)[0]
+    slow = NewEvent.model_validate(data, context=policy)
+    assert fast.__pydantic_private__ is None
+    assert_same(fast, slow)
+    assert fast.metadata["content_truncated"] is True
+
+
+@pytest.mark.parametrize("seq", [1, 2**31 - 1, 2**31, 2**62 + 5])
+@pytest.mark.parametrize("retention", [False, True])
+def test_the_bytes_sent_are_what_pymongo_would_encode(seq: int, retention: bool) -> None:
+    """A prepared document's bytes, seq patched in, equal ``bson.encode`` of the document."""
+    writer = Writer.__new__(Writer)
+    writer._inline_limit = 15 * 1024 * 1024
+    writer._max_event_bytes = 256 * 1024 * 1024
+    deployment = Deployment(
+        transactions=True,
+        change_streams=True,
+        bson_server=True,
+        retention={"trace": timedelta(days=1)} if retention else {},
+    )
+    [validated] = new_events([event(content={"n": [1, "x"]}, metadata={"a.b": 2**70})])
+    prepared = writer.prepare(0, validated, "2025-01-01T00:00:00Z", deployment)
+    assert prepared.document["seq"] == _SEQ_PLACEHOLDER
+    prepared.document["seq"] = seq
+    assert prepared.raw().raw == bson.encode(prepared.document)
+    assert bson.decode(prepared.raw().raw)["seq"] == seq
