@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.errors import PyMongoError
 
 from mongo_runevents import MongoRunEventStore
@@ -50,10 +50,17 @@ class Bench:
         await store.ensure_indexes()
         return store
 
-    async def raw(self, database: str) -> Raw:
-        """A set-up raw baseline in ``database`` on the raw client."""
+    async def raw(self, database: str, indexes: list[IndexModel] | None = None) -> Raw:
+        """A set-up raw baseline in ``database`` on the raw client, with the store's indexes.
+
+        ``indexes``: other indexes instead (``[]`` for ``_id`` only).
+        """
         raw = Raw(self.raw_client, database, self.transactions)
-        await raw.events.create_indexes(list(EVENT_INDEXES))
+        chosen = list(EVENT_INDEXES) if indexes is None else indexes
+        if chosen:
+            await raw.events.create_indexes(chosen)
+        else:
+            await raw.client[database].create_collection(EVENTS)
         return raw
 
     def log(self, message: str) -> None:

@@ -79,7 +79,9 @@ async def _one(bench: Bench, writers: int, shared: bool, per_writer: int) -> dic
             seqs = sorted(
                 [
                     d["seq"]
-                    async for d in stores[0]._events.find({"thread_id": "shared"}, {"seq": 1})
+                    async for d in stores[0].events_collection.find(
+                        {"thread_id": "shared"}, {"seq": 1}
+                    )
                 ]
             )
             gap_free = seqs == list(range(1, written + 1))

@@ -2,25 +2,27 @@
 
 The write path, step by step as ``put_batch`` runs it:
 
-- validation: ``models.new_events`` on batches of 20 (Pydantic plus the JSON
-  check that walks content and metadata);
-- JSON check alone: ``_json.check_json_value`` on content and metadata, the
-  part of validation that grows with the payload;
-- ``MongoRunEventStore._prepare``: ``_codec.to_document`` (document layout,
-  the scan for keys to escape, a new ``ObjectId``) and the size check;
-- the key-escape scan alone (``_codec._needs_escape`` on content and metadata);
+- validation: ``models.new_events`` on batches of 20 (the pydantic-core fast
+  path for plain-JSON events, the full validation for the others);
+- the Python walk alone (``_json.storable`` on content and metadata), what
+  the full validation adds to Pydantic for every event that needs it;
+- ``Writer.prepare``: ``codec.to_document`` (document layout, a new
+  ``ObjectId``) and its one ``bson.encode``, which measures it;
+- ``Prepared.raw``: the encoded document with its seq patched in, as the
+  insert sends it (the driver then copies the bytes instead of encoding);
 - ``NewEvent.to_record``: the record ``put_batch`` returns;
-- the store's write path: validation, ``_prepare`` and ``to_record`` together;
-- pymongo's ``bson.encode`` of the documents, which ``insert_many`` pays with
-  or without the store.
+- the store's write path: all of the above together;
+- pymongo's ``bson.encode`` of the documents, what the driver does for the
+  hand-written baseline's ``insert_many``.
 
-The read path: ``_codec.from_document`` on each document, then
+The read path: ``codec.from_document`` on each document, then
 ``models.stored_records`` on the page (pydantic-core validation of the whole
 page in one call), next to pymongo's ``bson.decode``.
 
 A cProfile of the write path (``benchmarks.profile_writes``) says how it
 splits by function. The client CPU of whole calls against the server is in
-each row of the store-vs-raw section (``client_cpu_us_per_unit``).
+each row of the store-vs-raw section (``client_cpu_us_per_unit``) and in
+``benchmarks.client_cpu``.
 """
 
 from __future__ import annotations
@@ -76,32 +78,32 @@ def _profile(
         for group in groups:
             new_events(group)
 
-    def check_json() -> None:
+    def python_walk() -> None:
         for group in groups:
             for event in group:
-                storable(event["content"], "content")
-                storable(event["metadata"], "metadata")
+                storable(event.get("content", ""), "content")
+                storable(event.get("metadata") or {}, "metadata")
+
+    prepared = [
+        store._writer.prepare(index, event, now, DEPLOYMENT)
+        for index, event in enumerate(validated)
+    ]
+    for seq, item in enumerate(prepared, 1):
+        item.document["seq"] = seq
 
     def prepare() -> None:
         for index, event in enumerate(validated):
             store._writer.prepare(index, event, now, DEPLOYMENT)
 
-    def escape_scan() -> None:
-        for event in validated:
-            _ = event.needs_encoding
+    def raw() -> None:
+        for item in prepared:
+            item.raw()
 
     def records() -> None:
         for seq, event in enumerate(validated, 1):
             event.to_record(seq, now)
 
     def store_path() -> None:
-        for group in groups:
-            events = new_events(group)
-            for index, event in enumerate(events):
-                store._writer.prepare(index, event, now, DEPLOYMENT)
-                event.to_record(index + 1, now)
-
-    def with_encoding() -> None:
         write_path(store, groups)
 
     def bson_encode() -> None:
@@ -129,13 +131,12 @@ def _profile(
         "mean_bson_bytes": statistics.mean(sizes),
         "us_per_event": {
             "validation (new_events)": _per_event_us(validate, count, repeats),
-            "of which JSON check": _per_event_us(check_json, count, repeats),
-            "_prepare (to_document, size check)": _per_event_us(prepare, count, repeats),
-            "of which key-escape scan": _per_event_us(escape_scan, count, repeats),
+            "the Python walk, for events that need it": _per_event_us(python_walk, count, repeats),
+            "prepare (to_document, bson.encode)": _per_event_us(prepare, count, repeats),
+            "Prepared.raw (seq patched in)": _per_event_us(raw, count, repeats),
             "to_record": _per_event_us(records, count, repeats),
-            "store write path (the three above)": _per_event_us(store_path, count, repeats),
+            "store write path (all of the above)": _per_event_us(store_path, count, repeats),
             "driver: bson.encode": _per_event_us(bson_encode, count, repeats),
-            "write path + bson.encode": _per_event_us(with_encoding, count, repeats),
             "decoding (from_document + stored_records)": min(decode_times) / count * 1e6,
             "driver: bson.decode": _per_event_us(bson_decode, count, repeats),
         },

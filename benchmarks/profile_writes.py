@@ -3,23 +3,24 @@
     python -m benchmarks.profile_writes [--events N] [--server] [--top N]
 
 In process, no server: the store's own steps for each batch of 20 realistic
-events, as ``put_batch`` runs them, then pymongo's BSON encoding of the
-documents it would insert:
+events, as ``put_batch`` runs them:
 
-- ``models.new_events`` (Pydantic validation and the JSON check);
-- ``MongoRunEventStore._prepare`` (``_codec.to_document``: layout, key-escape
-  scan, a new ``ObjectId``; the size check);
+- ``models.new_events`` (validation: the pydantic-core fast path for
+  plain-JSON events, Pydantic plus the Python walk for the others);
+- ``Writer.prepare`` (``codec.to_document``: layout, a new ``ObjectId``; its
+  one ``bson.encode``, which also measures it);
 - ``NewEvent.to_record`` (the records ``put_batch`` returns);
-- ``bson.encode`` of each document (what ``insert_many`` encodes, in C).
+- ``Prepared.raw`` (the encoded document with its seq, what ``insert_many``
+  is given; the driver copies its bytes).
 
 With ``--server``, also ``put_batch`` itself against an embedded SecantusDB
 (a child process, so not in this profile), profiled by CPU time
 (``time.process_time``) rather than wall time: the driver's command building,
 the transaction and the event loop on top of the steps above.
 
-Profiling slows Python calls down, the many small ones most (the JSON check
-walks every value): the per-event figures of ``benchmarks.cpu`` (no
-profiler) are the ones to quote; the profile says how they split.
+Profiling slows Python calls down, the many small ones most: the per-event
+figures of ``benchmarks.cpu`` (no profiler) are the ones to quote; the
+profile says how they split.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bson
-
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.models import new_events, utc_now_iso
 from mongo_runevents.mongo import Deployment
@@ -48,7 +47,6 @@ DEPLOYMENT = Deployment(transactions=True, change_streams=True, bson_server=True
 
 def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) -> None:
     """The store's client-side work for ``groups`` (batches), as ``put_batch`` does it."""
-    options = store.events_collection.codec_options
     for group in groups:
         now = utc_now_iso()
         events = new_events(group)
@@ -60,7 +58,7 @@ def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) ->
             event.to_record(seq, now)
             item.document["seq"] = seq
         for item in prepared:
-            bson.encode(item.document, codec_options=options)
+            item.raw()
 
 
 def _where(key: tuple[str, int, str]) -> str:

@@ -68,6 +68,8 @@ def markdown(results: dict[str, Any]) -> str:
         if row.get("explain"):
             lines += ["", f"`explain` (executionStats) of the commands of {row['operation']}:", ""]
             lines += _explain_table(row["explain"], with_size=False)
+    lines += _client_cpu(results.get("client_cpu"))
+    lines += _indexes(results.get("indexes"))
     lines += _concurrency(results.get("concurrency"))
     lines += _scale(results.get("scale"))
     lines += _cpu(results.get("cpu"))
@@ -217,6 +219,50 @@ def _scale(section: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _client_cpu(section: dict[str, Any] | None) -> list[str]:
+    if not section:
+        return []
+    lines = [
+        "",
+        "## Client CPU per event against the server, store/raw",
+        "",
+        "`benchmarks.client_cpu`: store and raw in alternating rounds; the ratio is the "
+        "median over rounds of the store's CPU per event over raw's in the same round.",
+        "",
+        "| workload | store us/event | raw us/event | CPU store/raw | throughput store/raw |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in section.items():
+        lines.append(
+            f"| {name} | {row['store_cpu_us']:.1f} | {row['raw_cpu_us']:.1f} | "
+            f"{row['cpu_ratio']:.2f} | {row['throughput_ratio']:.2f} |"
+        )
+    return lines
+
+
+def _indexes(section: dict[str, Any] | None) -> list[str]:
+    if not section:
+        return []
+    lines = [
+        "",
+        "## Write cost of each index",
+        "",
+        "`benchmarks.indexes`: journal batches written by raw pymongo into collections that "
+        "differ only in their indexes, and by the store, in alternating rounds. Ratio: "
+        "throughput over the mandated set's (unique `(thread_id, seq)` and "
+        "`(thread_id, category, seq)`) in the same round.",
+        "",
+        "| side | events/s | over mandated | client CPU us/event |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, side in section["sides"].items():
+        lines.append(
+            f"| {name} | {side['events_per_s']:.0f} | {side['over_mandated']:.2f} | "
+            f"{side['client_cpu_us_per_event']:.1f} |"
+        )
+    return lines
+
+
 def _cpu(section: dict[str, Any] | None) -> list[str]:
     if not section:
         return []
@@ -238,7 +284,7 @@ def _cpu(section: dict[str, Any] | None) -> list[str]:
     if profile:
         lines += [
             "",
-            f"cProfile of the write path (validation, `_prepare`, `to_record`, `bson.encode`; "
+            f"cProfile of the write path (validation, `prepare`, `to_record`, `Prepared.raw`; "
             f"{profile['events']} realistic events): {profile['profiled_us_per_event']:.1f} "
             "us/event under the profiler, which inflates many small calls. Top functions "
             "by own time:",

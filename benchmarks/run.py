@@ -33,9 +33,11 @@ from pymongo import AsyncMongoClient
 from mongo_runevents import __version__
 
 from . import payloads, report
+from .client_cpu import client_cpu
 from .common import Bench
 from .concurrency import concurrency
 from .cpu import cpu
+from .indexes import indexes
 from .peers import peers
 from .scale import scale
 from .store_vs_raw import deletes, reads, writes
@@ -86,6 +88,8 @@ async def _run(uri: str, server: str, quick: bool, events: list[dict[str, Any]])
         }
         bench.log("client CPU per event")
         results["cpu"] = cpu(bench)
+        results["client_cpu"] = await client_cpu(bench, 7 if quick else 15)
+        results["indexes"] = await indexes(bench, 5 if quick else 15)
         results["store_vs_raw"] = await writes(bench)
         results["store_vs_raw"] += await reads(bench)
         results["store_vs_raw"] += await deletes(bench)
