@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import PyMongoError
 
 from ..errors import ConfigurationError
 from . import compat
@@ -53,6 +54,8 @@ EVENT_INDEXES = (
 UPDATED_AT_FIELD = "updated_at"
 #: The field of a counter listing the users who wrote to its thread.
 USERS_FIELD = "users"
+#: The field of a counter counting how often its thread was reset (deleted whole).
+GENERATION_FIELD = "generation"
 
 #: Listing threads, newest activity first (all of them, or one user's).
 COUNTER_INDEXES = (
@@ -65,6 +68,9 @@ COUNTER_INDEXES = (
 
 #: Deletes documents once their ``expires_at`` has passed (categories with retention).
 EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
+
+#: MongoDB's default ``transactionLifetimeLimitSeconds``.
+DEFAULT_TRANSACTION_LIFETIME_SECONDS = 60.0
 
 #: The settings document holding the collection's retention periods (seconds).
 RETENTION_SETTING = "retention"
@@ -104,6 +110,9 @@ class Deployment:
     bson_server: bool
     #: Categories mapped to how long their events are kept.
     retention: Mapping[str, timedelta] = field(default_factory=lambda: MappingProxyType({}))
+    #: How long the server lets a transaction stay open (its
+    #: ``transactionLifetimeLimitSeconds``; MongoDB's default when it does not say).
+    transaction_lifetime_seconds: float = DEFAULT_TRANSACTION_LIFETIME_SECONDS
 
 
 def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
@@ -156,7 +165,28 @@ async def set_up(
         change_streams=capable,
         bson_server=hello is not None,
         retention=MappingProxyType(settled),
+        transaction_lifetime_seconds=await _transaction_lifetime(collections.database)
+        if capable
+        else DEFAULT_TRANSACTION_LIFETIME_SECONDS,
     )
+
+
+async def _transaction_lifetime(database: Any) -> float:
+    """The server's ``transactionLifetimeLimitSeconds``, or MongoDB's default if it will not say.
+
+    ``getParameter`` needs a privilege many application users lack (and
+    ``mongos`` does not know the parameter), so failing to read it is normal.
+    """
+    try:
+        reply = await database.client.admin.command(
+            "getParameter", 1, transactionLifetimeLimitSeconds=1
+        )
+    except (PyMongoError, NotImplementedError):
+        return DEFAULT_TRANSACTION_LIFETIME_SECONDS
+    value = reply.get("transactionLifetimeLimitSeconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return DEFAULT_TRANSACTION_LIFETIME_SECONDS
+    return float(value)
 
 
 async def _settle_retention(
