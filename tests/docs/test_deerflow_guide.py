@@ -29,7 +29,7 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deerflow.md"
 PLACEHOLDER = '"database": "deerflow"'
 
 #: What each example prints as its last line when all its assertions held.
-EXPECTED_OUTPUT = ("journal ok", "reads ok", "runs and users ok")
+EXPECTED_OUTPUT = ("deerflow store ok", "journal ok", "reads ok", "runs and users ok")
 
 
 def python_blocks() -> list[str]:
