@@ -117,17 +117,27 @@ class Deleter:
         with translated("deleting events"):
             # Only threads whose counter says they ever had blobs are searched
             # for them: reading the counter by _id is cheap on every server.
-            with_blobs: list[dict[str, Any]] = []
             flagged = await counters.find_one(
                 {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
             )
-            if flagged is not None:
-                with_blobs = await events.find(
-                    {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
-                ).to_list(None)
+            file_ids = await self._blob_ids(query) if flagged is not None else []
             result = await events.delete_many(query)
-            file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
             if file_ids:
                 await self._collections.blobs.delete(query["thread_id"], file_ids, None)
         deleted: int = result.deleted_count
         return deleted
+
+    async def _blob_ids(self, query: dict[str, Any]) -> list[Any]:
+        """The blobs of the events ``query`` names (a run's, or one user's part of a thread).
+
+        A whole run's are found by the bucket's own (thread, run) index; one
+        user's only through their events, which records no blob index costs
+        every write: those are read from the thread's events (rare: a
+        per-user delete in a thread that has large events).
+        """
+        if "user_id" not in query:
+            return await self._collections.blobs.file_ids(query["thread_id"], query["run_id"])
+        with_blobs = await self._collections.events.find(
+            {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+        ).to_list(None)
+        return [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]

@@ -4,9 +4,10 @@ In transaction mode both steps run in one transaction (:mod:`.transactions`),
 so a batch is all-or-nothing and leaves no seq gap. In plain mode (standalone,
 mongomock) a failed insert is cleaned up before the error is raised, but its
 reserved seqs stay unused. Events with an ``event_id`` are idempotent: in a
-transaction they are written optimistically and looked up only when the unique
-``(thread_id, event_id)`` index refuses one; in plain mode they are looked up
-first, since a refused insert would waste the seqs it reserved.
+transaction they are written optimistically and looked up only when the
+``_id`` index refuses one (their ``_id`` is derived from thread and key); in
+plain mode they are looked up first, since a refused insert would waste the
+seqs it reserved.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from .._json import copy_json
 from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
 from ..models import NewEvent, utc_now_iso
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
-from .codec import EXPIRES_AT_FIELD, to_document
+from .codec import EXPIRES_AT_FIELD, event_document_id, to_document
 from .driver_errors import duplicate_key_refusals, translate, translated
 from .reads import PROJECTION, Reader, owned
 from .seqs import Block, ThreadLocks, reserve_blocks
-from .setup import BY_EVENT_ID, Collections, Deployment
+from .setup import Collections, Deployment
 from .transactions import TransactionRunner
 
 logger = logging.getLogger(__name__)
@@ -58,9 +59,13 @@ class Prepared:
 
 
 def is_event_id_collision(exc: BaseException) -> bool:
-    """Whether ``exc`` is the unique (thread_id, event_id) index refusing a key."""
+    """Whether ``exc`` is the ``_id`` index refusing an event whose key the thread holds.
+
+    Events with a key have a deterministic ``_id``; an ``ObjectId`` never
+    collides. (mongomock names no key pattern for the ``_id`` index.)
+    """
     return any(
-        "event_id" in refusal["keyPattern"] or refusal["index"] == BY_EVENT_ID
+        refusal["index"] == "_id_" or "_id" in refusal["keyPattern"] or not refusal["keyPattern"]
         for refusal in duplicate_key_refusals(exc)
     )
 
@@ -288,7 +293,8 @@ class Writer:
                 keys.setdefault(event.thread_id, []).append(event.event_id)
         stored: dict[tuple[str, str | None], dict[str, Any]] = {}
         for thread_id, event_ids in keys.items():
-            query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
+            document_ids = [event_document_id(thread_id, event_id) for event_id in event_ids]
+            query = {"thread_id": thread_id, "_id": {"$in": document_ids}}
             cursor = self._collections.events.find(query, PROJECTION, session=session)
             for record in await self._reader.records(await cursor.to_list(None), session):
                 stored[(thread_id, record["event_id"])] = record
