@@ -20,6 +20,8 @@ It refuses, leaving them to the full validation:
 - containers nested deeper than :data:`FAST_NESTING` levels (each level is a
   distinct schema, to refuse what passes ``MAX_NESTING``; pydantic-core copies
   a schema used twice, so their number grows as 2**levels);
+- an id longer than ``MAX_ID_BYTES`` bytes, or than a quarter of that in
+  characters when it is not ASCII;
 - a ``created_at`` the fast pattern does not match (ASCII digits only, field
   ranges and leap years checked as :func:`~mongo_runevents.models.check_iso_8601`
   checks them);
@@ -113,13 +115,28 @@ def _field(schema: core_schema.CoreSchema, **default: Any) -> core_schema.ModelF
     return core_schema.model_field(schema)
 
 
-def _identifier() -> core_schema.CoreSchema:
-    # Strict str refuses a lone surrogate (string_unicode), as the models do.
+def _identifier(max_bytes: int) -> core_schema.CoreSchema:
+    """A non-empty id of at most ``max_bytes`` bytes of UTF-8, with no lone surrogate.
+
+    ASCII up to the limit, or up to a quarter of it in characters of any kind
+    (4 bytes of UTF-8 at most each); longer ids of other characters take the
+    full check. The pattern also makes pydantic-core refuse a lone surrogate.
+    """
+    return core_schema.str_schema(
+        strict=True, pattern=f"(?s)^(?:[\\x00-\\x7f]{{1,{max_bytes}}}|.{{1,{max_bytes // 4}}})$"
+    )
+
+
+def _stored_identifier() -> core_schema.CoreSchema:
     return core_schema.str_schema(strict=True, min_length=1)
 
 
-def event_validators(model: type[Any]) -> tuple[SchemaValidator, SchemaValidator]:
+def event_validators(
+    model: type[Any], max_id_bytes: int
+) -> tuple[SchemaValidator, SchemaValidator]:
     """Validators of one event dict and of a list of them, producing ``model`` instances.
+
+    Ids are limited to ``max_id_bytes`` bytes of UTF-8.
 
     The instances have the fields only: no private attributes, which the
     model reads as "nothing to encode" (see ``NewEvent.needs_encoding``).
@@ -134,13 +151,14 @@ def event_validators(model: type[Any]) -> tuple[SchemaValidator, SchemaValidator
         ],
         mode="left_to_right",
     )
-    optional_identifier = core_schema.nullable_schema(_identifier())
+    identifier = _identifier(max_id_bytes)
+    optional_identifier = core_schema.nullable_schema(identifier)
     fields = core_schema.model_fields_schema(
         {
-            "thread_id": _field(_identifier()),
-            "run_id": _field(_identifier()),
-            "event_type": _field(_identifier()),
-            "category": _field(_identifier()),
+            "thread_id": _field(identifier),
+            "run_id": _field(identifier),
+            "event_type": _field(identifier),
+            "category": _field(identifier),
             "content": _field(content, default=""),
             "metadata": _field(metadata, default_factory=dict),
             "created_at": _field(
@@ -193,18 +211,18 @@ def record_validator() -> SchemaValidator:
 
     record = core_schema.typed_dict_schema(
         {
-            "thread_id": field(_identifier()),
-            "run_id": field(_identifier()),
-            "event_type": field(_identifier()),
-            "category": field(_identifier()),
+            "thread_id": field(_stored_identifier()),
+            "run_id": field(_stored_identifier()),
+            "event_type": field(_stored_identifier()),
+            "category": field(_stored_identifier()),
             "content": field(value),
             "metadata": field(
                 core_schema.dict_schema(core_schema.str_schema(strict=True), value, strict=True)
             ),
             "seq": field(core_schema.int_schema(strict=True, ge=1)),
             "created_at": field(core_schema.str_schema(strict=True)),
-            "event_id": field(_identifier(), required=False),
-            "user_id": field(_identifier(), required=False),
+            "event_id": field(_stored_identifier(), required=False),
+            "user_id": field(_stored_identifier(), required=False),
         },
         extra_behavior="forbid",
         strict=True,

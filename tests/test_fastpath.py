@@ -173,6 +173,42 @@ def test_the_fast_path_takes_plain_json_nested_to_its_limit() -> None:
         assert fast.__pydantic_private__ is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    ident=st.text(
+        alphabet=st.characters(codec=None, categories=["L", "N", "So", "Cs", "Cc"]),
+        min_size=0,
+        max_size=600,
+    )
+    | st.integers(0, 600).map(lambda n: "a" * n)
+    | st.integers(120, 140).map(lambda n: "\U0001f600" * n)
+    | st.integers(250, 260).map(lambda n: "\u00e9" * n)
+)
+def test_ids_the_fast_path_accepts_the_full_validation_accepts(ident: str) -> None:
+    """Any id (empty, long, non-ASCII, surrogates): fast-path ids pass the full check too."""
+    data = event(thread_id=ident, event_id=ident)
+    fast = models._fast_event(data, WritePolicy())
+    if fast is not None:
+        slow = full(data, WritePolicy())
+        assert slow is not None
+        assert slow.thread_id == fast.thread_id == ident
+
+
+@pytest.mark.parametrize(
+    ("ident", "fast"),
+    [
+        ("a" * models.MAX_ID_BYTES, True),
+        ("a" * (models.MAX_ID_BYTES + 1), False),
+        ("\U0001f600" * (models.MAX_ID_BYTES // 4), True),
+        ("\U0001f600" * (models.MAX_ID_BYTES // 4 + 1), False),
+        ("", False),
+    ],
+)
+def test_ids_up_to_the_byte_limit_go_the_fast_way(ident: str, fast: bool) -> None:
+    """ASCII ids up to MAX_ID_BYTES and others up to a quarter of it need no Python check."""
+    assert (models._fast_event(event(run_id=ident), WritePolicy()) is not None) is fast
+
+
 def _date_strings() -> list[str]:
     years = ["0000", "0001", "0004", "0100", "0400", "1900", "1999", "2000", "2023", "2024", "2100"]
     days = [f"{month:02}-{day:02}" for month in range(14) for day in range(33)]
