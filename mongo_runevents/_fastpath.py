@@ -188,14 +188,14 @@ def record_validator() -> SchemaValidator:
     """A validator of a page of stored records (a list of dicts): ``StoredRecord``'s rules.
 
     Content and metadata may hold any JSON value, NaN and integers of any size
-    included; the driver's ``Int64`` becomes ``int``. Keys are not checked
-    (BSON keys are always strings).
+    included; the driver's ``Int64`` becomes ``int``. Keys inside them are not
+    checked: a decoded BSON document's keys are always strings.
     """
     value = core_schema.definition_reference_schema("json")
     json_value = core_schema.union_schema(
         [
             core_schema.str_schema(strict=True),
-            core_schema.dict_schema(core_schema.str_schema(strict=True), value, strict=True),
+            core_schema.dict_schema(values_schema=value, strict=True),
             core_schema.list_schema(value, strict=True),
             core_schema.bool_schema(strict=True),
             core_schema.int_schema(strict=True),
@@ -216,9 +216,7 @@ def record_validator() -> SchemaValidator:
             "event_type": field(_stored_identifier()),
             "category": field(_stored_identifier()),
             "content": field(value),
-            "metadata": field(
-                core_schema.dict_schema(core_schema.str_schema(strict=True), value, strict=True)
-            ),
+            "metadata": field(core_schema.dict_schema(values_schema=value, strict=True)),
             "seq": field(core_schema.int_schema(strict=True, ge=1)),
             "created_at": field(core_schema.str_schema(strict=True)),
             "event_id": field(_stored_identifier(), required=False),

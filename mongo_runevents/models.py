@@ -407,6 +407,21 @@ class StoredRecord(TypedDict):
 _STORED_RECORDS = _fastpath.record_validator()
 
 
+def plain_stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """``documents`` validated as records as they are, or ``None`` if any is not one.
+
+    Documents holding anything besides a record's fields (a mark of escaped
+    keys, references to out-of-line fields) are not records yet: the caller
+    restores them and calls :func:`stored_records`, which also says what is
+    wrong with one that is corrupt.
+    """
+    try:
+        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
+    except ValidationError:
+        return None
+    return records
+
+
 def stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validate records read back from storage; a failure means the stored data is corrupt."""
     try:

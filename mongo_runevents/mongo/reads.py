@@ -14,7 +14,13 @@ from bson import Regex
 from pymongo import ASCENDING, DESCENDING
 
 from ..errors import StorageError
-from ..models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY, stored_records
+from ..models import (
+    AI_REPLY_TYPES,
+    HIDDEN_CALLER_PREFIX,
+    MESSAGE_CATEGORY,
+    plain_stored_records,
+    stored_records,
+)
 from ..queries import (
     EventCount,
     EventKey,
@@ -160,7 +166,16 @@ class Reader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def records(self, documents: list[dict[str, Any]], session: Any) -> list[dict[str, Any]]:
-        """Validated records from stored documents, out-of-line fields read back in."""
+        """Validated records from stored documents, out-of-line fields read back in.
+
+        Most pages hold records as they are: one validation call, no Python
+        per document. A page with escaped keys or out-of-line fields fails
+        that (its documents carry fields records have not) and is restored,
+        then validated again.
+        """
+        records = plain_stored_records(documents)
+        if records is not None:
+            return records
         await self._blobs.fill(documents, session)
         return stored_records([from_document(document) for document in documents])
 
