@@ -121,10 +121,12 @@ class Blobs:
         ).to_list(None)
         return [row["_id"] for row in rows]
 
-    async def sizes(self, file_ids: list[Any], session: Any) -> dict[Any, int]:
-        """The length in bytes of each blob, from its ``files`` document."""
+    async def sizes(self, thread_id: str, file_ids: list[Any], session: Any) -> dict[Any, int]:
+        """The length in bytes of each blob of a thread, from its ``files`` document."""
         rows = await self.files.find(
-            {"_id": {"$in": file_ids}}, {"length": 1}, session=session
+            {"metadata.thread_id": thread_id, "_id": {"$in": file_ids}},
+            {"length": 1},
+            session=session,
         ).to_list(None)
         return {row["_id"]: row["length"] for row in rows}
 

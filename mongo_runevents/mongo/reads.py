@@ -207,7 +207,11 @@ class Reader:
             if document is None:
                 return None
             references = document.pop(BLOBS_FIELD, {})
-            sizes = await self._blobs.sizes(list(references.values()), None) if references else {}
+            sizes = (
+                await self._blobs.sizes(query.thread_id, list(references.values()), None)
+                if references
+                else {}
+            )
         [record] = stored_records([from_document(document)])
         if references:
             record["large_fields"] = {

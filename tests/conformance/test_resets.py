@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mongo_runevents import RunEventStore
 from tests.backends import Connection
 from tests.conformance.test_tail import collect
@@ -29,6 +31,7 @@ async def test_generation_counts_the_resets_of_a_thread(store: RunEventStore) ->
     assert (await store.put(**event()))["seq"] == 1
 
 
+@pytest.mark.cluster_wide
 async def test_a_reset_thread_is_not_listed_until_written_again(store: RunEventStore) -> None:
     """list_threads leaves out a thread deleted whole, and lists it again once it has events."""
     await store.put(**event())

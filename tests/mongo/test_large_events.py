@@ -41,7 +41,7 @@ def big_state(size: int, seed: str = "x") -> dict[str, Any]:
 @pytest.fixture
 def mongo_store(mongo_connection: Connection) -> tuple[RunEventStore, Any]:
     """A MongoDB store with a 64 KiB inline limit, and its database, on each MongoDB backend."""
-    return mongo_connection.store(inline_limit_bytes=SMALL_LIMIT), mongo_connection.database
+    return mongo_connection.store(inline_limit_bytes=SMALL_LIMIT), mongo_connection.raw
 
 
 async def blob_counts(database: Any) -> tuple[int, int]:
@@ -191,7 +191,7 @@ async def test_imported_large_events_leave_no_orphan_blobs(mongo_connection: Con
         "created_at": "2025-01-01T00:00:00Z",
     }
     assert (await store.import_events([record])).inserted == 1
-    database = mongo_connection.database
+    database = mongo_connection.raw
     assert await database["imported_blobs.files"].count_documents({}) == 1
     assert await store.delete_by_thread("thread-1") == 1
     assert await database["imported_blobs.files"].count_documents({}) == 0
