@@ -15,22 +15,16 @@ store's) is reported beside it.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
-
-from pymongo import AsyncMongoClient
 
 from mongo_runevents.models import MESSAGE_CATEGORY
 
-from .common import Bench
-from .payloads import BATCH_SIZE, agent_events, batches, raw_template, retarget
+from .common import Bench, journal_sides, run_alone
+from .payloads import BATCH_SIZE, batches, retarget
 
 #: Page size of the message reads, as a chat UI asks.
 PAGE = 50
@@ -69,17 +63,7 @@ async def _paired(
 
 async def client_cpu(bench: Bench, rounds: int = 15) -> dict[str, Any]:
     """Store/raw client CPU per event for journal batches and newest-page reads."""
-    store = await bench.store(bench.database("cpu_writes_store"))
-    raw = await bench.raw(bench.database("cpu_writes_raw"))
-    pool = batches(bench.events)[:40]
-    store_batches = [retarget(batch, "journal") for batch in pool]
-    raw_batches = [[raw_template(event) for event in retarget(batch, "journal")] for batch in pool]
-
-    async def store_batch(i: int) -> None:
-        await store.put_batch(store_batches[i % len(pool)])
-
-    async def raw_batch(i: int) -> None:
-        await raw.write("journal", raw_batches[i % len(pool)])
+    store_batch, raw_batch = await journal_sides(bench, "cpu_writes_store", "cpu_writes_raw")
 
     bench.log(f"client CPU: journal batches, {rounds} rounds")
     results = {
@@ -110,38 +94,9 @@ async def client_cpu(bench: Bench, rounds: int = 15) -> dict[str, Any]:
     return results
 
 
-async def _main(uri: str, rounds: int, events: list[dict[str, Any]]) -> dict[str, Any]:
-    store_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    bench = Bench(uri, False, store_client, raw_client, events)
-    try:
-        probe = await bench.store(bench.database("cpu_probe"))
-        bench.transactions = probe.uses_transactions
-        return await client_cpu(bench, rounds)
-    finally:
-        for name in bench.databases:
-            await raw_client.drop_database(name)
-        await store_client.close()
-        await raw_client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both workloads and print the ratios."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.client_cpu", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=15, help="counted rounds per workload")
-    parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
-    args = parser.parse_args(argv)
-    events = agent_events(1200)
-    if args.uri:
-        results = asyncio.run(_main(args.uri, args.rounds, events))
-    else:
-        from mongo_runevents.embedded import EmbeddedServer
-
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-secantus-") as folder,
-            EmbeddedServer(Path(folder) / "data") as server,
-        ):
-            results = asyncio.run(_main(server.uri, args.rounds, events))
+    results = run_alone(argv, "python -m benchmarks.client_cpu", __doc__, client_cpu, 15)
     for name, row in results.items():
         print(
             f"{name:22} store {row['store_cpu_us']:6.1f} us  raw {row['raw_cpu_us']:6.1f} us  "

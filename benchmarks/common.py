@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.errors import PyMongoError
@@ -19,6 +23,8 @@ EVENTS, COUNTERS = "run_events", "run_events_counters"
 
 #: The projection of every read the store sends (and so of the raw baseline's).
 PROJECTION: dict[str, Any] = dict(_PROJECTION)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -223,3 +229,75 @@ async def explain_delete(database: Any, query: dict[str, Any]) -> dict[str, Any]
     """``explain`` of a ``delete`` of every event matching ``query``."""
     command = {"delete": EVENTS, "deletes": [{"q": query, "limit": 0}]}
     return {"command": "delete", "hint": None, **await _explain(database, command)}
+
+
+async def journal_sides(
+    bench: Bench, store_database: str, raw_database: str
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[int], Awaitable[None]]]:
+    """The store's and the raw baseline's journal flush: ``put_batch`` of 20 realistic events.
+
+    Each side writes thread ``journal`` in its own database; call ``i`` writes
+    batch ``i`` of 40, round and round.
+    """
+    from .payloads import batches, raw_template, retarget
+
+    store = await bench.store(bench.database(store_database))
+    raw = await bench.raw(bench.database(raw_database))
+    pool = batches(bench.events)[:40]
+    store_batches = [retarget(batch, "journal") for batch in pool]
+    raw_batches = [[raw_template(event) for event in retarget(batch, "journal")] for batch in pool]
+
+    async def store_batch(i: int) -> None:
+        await store.put_batch(store_batches[i % len(pool)])
+
+    async def raw_batch(i: int) -> None:
+        await raw.write("journal", raw_batches[i % len(pool)])
+
+    return store_batch, raw_batch
+
+
+def run_alone(
+    argv: list[str] | None,
+    prog: str,
+    description: str | None,
+    section: Callable[[Bench, int], Awaitable[T]],
+    rounds: int,
+) -> T:
+    """Run one section on its own, as ``prog [--rounds N] [--uri URI]``.
+
+    On ``--uri``, or on an embedded SecantusDB started for it; with the
+    realistic events the full run uses.
+    """
+    import argparse
+
+    from .payloads import agent_events
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--rounds", type=int, default=rounds, help="counted rounds")
+    parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
+    args = parser.parse_args(argv)
+    events = agent_events(1200)
+
+    async def run(uri: str) -> T:
+        store_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+        raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+        bench = Bench(uri, False, store_client, raw_client, events)
+        try:
+            probe = await bench.store(bench.database("probe"))
+            bench.transactions = probe.uses_transactions
+            return await section(bench, args.rounds)
+        finally:
+            for name in bench.databases:
+                await raw_client.drop_database(name)
+            await store_client.close()
+            await raw_client.close()
+
+    if args.uri:
+        return asyncio.run(run(args.uri))
+    from mongo_runevents.embedded import EmbeddedServer
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-secantus-") as folder,
+        EmbeddedServer(Path(folder) / "data") as server,
+    ):
+        return asyncio.run(run(server.uri))

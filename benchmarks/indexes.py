@@ -16,21 +16,17 @@ seq)``).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, IndexModel
 
 from mongo_runevents.mongo import EVENT_INDEXES
 
-from .common import Bench
-from .payloads import BATCH_SIZE, agent_events, batches, raw_template, retarget
+from .common import Bench, run_alone
+from .payloads import BATCH_SIZE, batches, raw_template, retarget
 
 #: The store's indexes, and the two partial ones earlier versions also created
 #: (set-up now drops them: event ids use a deterministic ``_id``, blobs are
@@ -113,38 +109,9 @@ async def indexes(bench: Bench, rounds: int = 9, per_round: int = 8) -> dict[str
     }
 
 
-async def _main(uri: str, rounds: int, events: list[dict[str, Any]]) -> dict[str, Any]:
-    store_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    bench = Bench(uri, False, store_client, raw_client, events)
-    try:
-        probe = await bench.store(bench.database("index_probe"))
-        bench.transactions = probe.uses_transactions
-        return await indexes(bench, rounds)
-    finally:
-        for name in bench.databases:
-            await raw_client.drop_database(name)
-        await store_client.close()
-        await raw_client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every index set and print its throughput relative to the mandated set."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.indexes", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=9, help="counted rounds")
-    parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
-    args = parser.parse_args(argv)
-    events = agent_events(1200)
-    if args.uri:
-        result = asyncio.run(_main(args.uri, args.rounds, events))
-    else:
-        from mongo_runevents.embedded import EmbeddedServer
-
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-secantus-") as folder,
-            EmbeddedServer(Path(folder) / "data") as server,
-        ):
-            result = asyncio.run(_main(server.uri, args.rounds, events))
+    result = run_alone(argv, "python -m benchmarks.indexes", __doc__, indexes, 9)
     for name, side in result["sides"].items():
         print(
             f"{name:55} {side['events_per_s']:7.0f} events/s  "

@@ -7,7 +7,7 @@ from typing import Any
 from mongo_runevents.models import MESSAGE_CATEGORY
 from mongo_runevents.mongo.blobs import BLOBS_FIELD
 
-from .common import Bench, explain_delete, explain_find
+from .common import Bench, explain_delete, explain_find, journal_sides
 from .payloads import BATCH_SIZE, batches, raw_template, retarget, small_event
 from .timing import comparison, interleave
 
@@ -22,15 +22,9 @@ async def writes(bench: Bench) -> list[dict[str, Any]]:
     rounds, per_round = (3, 5) if bench.quick else (9, 10)
     store = await bench.store(bench.database("writes_store"))
     raw = await bench.raw(bench.database("writes_raw"))
-    pool = batches(bench.events)[:40]
-    store_batches = [retarget(batch, "journal") for batch in pool]
-    raw_batches = [[raw_template(event) for event in retarget(batch, "journal")] for batch in pool]
-
-    async def store_batch(i: int) -> None:
-        await store.put_batch(store_batches[i % len(pool)])
-
-    async def raw_batch(i: int) -> None:
-        await raw.write("journal", raw_batches[i % len(pool)])
+    store_batch, raw_batch = await journal_sides(
+        bench, "writes_batches_store", "writes_batches_raw"
+    )
 
     bench.log(f"journal batches: {rounds} rounds x {per_round} batches of {BATCH_SIZE}")
     stats = await interleave(
