@@ -33,19 +33,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..mongo import DEFAULT_DATABASE
+from ..uri import mask_uri
 from .bench import add_bench_arguments, run_bench
 from .deleting import add_delete_arguments, run_delete
 from .demo import add_demo_arguments, run_demo
 from .options import (
     DEFAULT_DATA_DIR,
-    DEFAULT_DATABASE,
     PROG,
     Command,
     Context,
     LocalCommand,
     add_thread_argument,
     make_parser,
-    mask_uri,
 )
 from .output import Progress
 from .reading import (

@@ -1,4 +1,4 @@
-"""What every command shares: global options, argument types, URI masking and the parser.
+"""What every command shares: global options, argument types and the parser.
 
 The parser is built from a table of commands (:func:`make_parser`): each
 :class:`Command` (run on a store, through a :class:`Context`) or
@@ -11,58 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
-from ..mongo import MongoRunEventStore
+from ..mongo import DEFAULT_DATABASE, MongoRunEventStore
 
 PROG = "mongo-runevents"
-DEFAULT_DATABASE = "mongo_runevents_demo"
 DEFAULT_DATA_DIR = "./.mongo-runevents-data"
-
-
-# --- hiding passwords -----------------------------------------------------------
-
-_PASSWORD_OPTION = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-
-
-def _split_userinfo(uri: str) -> tuple[str, str, str] | None:
-    """``uri`` as (text before the password, password, text after), if it holds a password.
-
-    The host part is found the way pymongo finds it: up to the first ``/``
-    after the scheme, and the user info ends at the last ``@`` in it.
-    """
-    scheme_end = uri.find("://")
-    start = scheme_end + 3 if scheme_end >= 0 else 0
-    slash = uri.find("/", start)
-    host_end = slash if slash >= 0 else len(uri)
-    at = uri.rfind("@", start, host_end)
-    if at < 0:
-        return None
-    colon = uri.find(":", start, at)
-    if colon < 0:
-        return None
-    return uri[: colon + 1], uri[colon + 1 : at], uri[at:]
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with its password, and any ``...password=`` option, replaced by ``***``."""
-    parts = _split_userinfo(uri)
-    if parts is not None:
-        before, _password, after = parts
-        uri = f"{before}***{after}"
-    return _PASSWORD_OPTION.sub(r"\1***", uri)
-
-
-def redact(text: str, uri: str | None) -> str:
-    """``text`` with the password of ``uri`` (if any) replaced by ``***``: a second safety net."""
-    parts = _split_userinfo(uri) if uri else None
-    if parts is not None and parts[1]:
-        text = text.replace(parts[1], "***")
-    return text
 
 
 # --- the commands --------------------------------------------------------------

@@ -14,7 +14,8 @@ import sys
 from ..embedded import EmbeddedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
 from ..mongo import MongoRunEventStore
-from .options import PROG, Command, Context, LocalCommand, mask_uri, redact
+from ..uri import mask_uri, redact
+from .options import PROG, Command, Context, LocalCommand
 
 
 def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> int:

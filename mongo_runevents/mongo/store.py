@@ -30,6 +30,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from .._json import JsonDefault
 from .._version import __version__
 from ..base import ImportResult, RunEventStore
@@ -47,10 +49,10 @@ from ..queries import (
 )
 from ..tail import NewsWaiter
 from ..telemetry import observed
+from ..uri import mask_uri, redact, uri_hint
 from . import compat
 from .changes import ChangeStreamWaiter
 from .deletes import Deleter
-from .driver_errors import translated
 from .importer import import_records
 from .reads import Reader
 from .seqs import ThreadLocks
@@ -176,8 +178,16 @@ class MongoRunEventStore(RunEventStore):
             raise ConfigurationError(f"the URI must be a str, got {type(uri).__name__}")
         keywords = {"driver": DriverInfo(name="mongo_runevents", version=__version__)}
         keywords.update(client_kwargs or {})
-        with translated("connecting"):
+        try:
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **keywords)
+        except (PyMongoError, ValueError, TypeError, OSError) as exc:
+            # pymongo refuses a bad URI with its ConfigurationError, a plain
+            # ValueError (a port out of range) or an OSError (a TLS file): ours
+            # says which URI, with every secret in it masked.
+            reason = redact(str(exc) or type(exc).__name__, uri)
+            raise ConfigurationError(
+                f"cannot use the MongoDB URI {mask_uri(uri)}: {reason}{uri_hint(uri)}"
+            ) from exc
         store = cls(client[database], **options)
         store._owned_client = client
         return store
