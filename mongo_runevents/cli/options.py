@@ -20,6 +20,26 @@ from ..mongo import DEFAULT_DATABASE, MongoRunEventStore
 
 PROG = "mongo-runevents"
 DEFAULT_DATA_DIR = "./.mongo-runevents-data"
+#: How long a command waits for a server before it gives up (``--timeout``).
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+#: The client options ``--timeout`` sets.
+_TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS")
+
+
+def client_options(uri: str, timeout: float | None) -> dict[str, Any]:
+    """The ``client_kwargs`` of the command's store: its time-outs, in milliseconds.
+
+    ``--timeout`` sets both; without it, the default applies to each the URI
+    does not set itself.
+    """
+    given = uri.lower()
+    milliseconds = int((DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout) * 1000)
+    return {
+        name: milliseconds
+        for name in _TIMEOUT_OPTIONS
+        if timeout is not None or f"{name.lower()}=" not in given
+    }
 
 
 # --- the commands --------------------------------------------------------------
@@ -113,9 +133,36 @@ def retention_item(text: str) -> tuple[str, int]:
     return non_empty(category), positive_int(days)
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < 86_400):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return value
+
+
 def add_thread_argument(parser: argparse.ArgumentParser) -> None:
     """Add the positional ``THREAD`` argument: a thread id."""
     parser.add_argument("thread", type=non_empty, metavar="THREAD", help="thread id")
+
+
+def add_user_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--user``: only that user's events (the stores' ``user_id``)."""
+    parser.add_argument(
+        "--user",
+        type=non_empty,
+        metavar="USER",
+        help="only the events of this user (their user_id); others are not seen",
+    )
+
+
+def add_thread_and_user_arguments(parser: argparse.ArgumentParser) -> None:
+    """``THREAD`` and ``--user``: what ``count`` takes."""
+    add_thread_argument(parser)
+    add_user_argument(parser)
 
 
 # --- the parser ----------------------------------------------------------------
@@ -149,6 +196,15 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
         default=default(DEFAULT_DATA_DIR),
         help=f"data folder of the embedded server, used when no URI is given "
         f"(default: {DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=default(None),
+        metavar="SECONDS",
+        help=f"give up on a server that does not answer within SECONDS "
+        f"(default: {DEFAULT_TIMEOUT_SECONDS:g}, unless the URI sets serverSelectionTimeoutMS "
+        "or connectTimeoutMS)",
     )
     group.add_argument(
         "--json",

@@ -15,7 +15,7 @@ from ..embedded import EmbeddedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
 from ..mongo import MongoRunEventStore
 from ..uri import mask_uri, redact
-from .options import PROG, Command, Context, LocalCommand
+from .options import PROG, Command, Context, LocalCommand, client_options
 
 
 def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> int:
@@ -61,18 +61,23 @@ def _run_on_store(command: Command, args: argparse.Namespace) -> int:
 
 async def _run(command: Command, args: argparse.Namespace, uri: str, server: str) -> int:
     options = command.store_options(args)
-    async with MongoRunEventStore.from_uri(uri, database=args.database, **options) as store:
+    async with MongoRunEventStore.from_uri(
+        uri,
+        database=args.database,
+        client_kwargs=client_options(uri, args.timeout),
+        **options,
+    ) as store:
         return await command.run(Context(args=args, store=store, server=server))
 
 
 def _error_message(exc: RunEventStoreError, *, hint: bool) -> str:
-    """The text of ``exc``, with a hint about the URI when the server could not be reached."""
+    """The text of ``exc``, with what to check when the server could not be reached."""
     message = str(exc) or type(exc).__name__
-    # pymongo appends its whole topology description to a server selection
-    # time-out; the part before it already says what went wrong.
-    message = message.split(", Topology Description:")[0]
     if hint and isinstance(exc, StoreUnavailableError):
-        message += " (is the server running and the URI right? see --uri / MONGODB_URI)"
+        message += (
+            "; check that the server is running and that --uri (or MONGODB_URI) names it: "
+            "host, port, replicaSet, TLS; --timeout waits longer"
+        )
     return message
 
 
