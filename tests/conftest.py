@@ -1,6 +1,7 @@
-"""Test fixtures: every store, on every server the suite can reach.
+"""Test fixtures: the servers the suite starts, and every backend of :mod:`tests.backends`.
 
-The ``store`` fixture runs a test once per backend:
+The ``store`` fixture (and ``store_factory``, ``connection``) runs a test once
+per backend:
 
 - ``memory``: :class:`MemoryRunEventStore`;
 - ``mongomock``: the MongoDB store on mongomock-motor (no server, no transactions);
@@ -10,44 +11,28 @@ The ``store`` fixture runs a test once per backend:
 - ``standalone``: through pymongo on a SecantusDB daemon started with
   ``--standalone`` (no transactions), whenever SecantusDB is installed.
 
-Every MongoDB-backed test gets a database of its own, dropped afterwards.
+``mongo_backend`` (and ``mongo_connection``) do the same over the MongoDB
+store's backends only. A test marked ``@pytest.mark.requires("flag")`` runs
+only on the backends that promise it (:class:`tests.backends.Backend`). Every
+MongoDB-backed test gets a database of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from mongo_runevents import MemoryRunEventStore, MongoRunEventStore, RunEventStore
+from mongo_runevents import RunEventStore
 from mongo_runevents.embedded import EmbeddedServer
+from tests.backends import BACKENDS, MONGO_BACKENDS, Backend, Connection, database_name
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 
-
-@dataclass(frozen=True)
-class Backend:
-    """A store implementation on a kind of deployment, and what it promises."""
-
-    name: str
-    #: Writes run in transactions: batches are atomic, commits land in seq order.
-    transactions: bool
-    #: A real MongoDB wire-protocol server (as opposed to memory or mongomock).
-    server: bool
-
-
-BACKENDS = {
-    "memory": Backend("memory", transactions=True, server=False),
-    "mongomock": Backend("mongomock", transactions=False, server=False),
-    "pymongo": Backend("pymongo", transactions=True, server=True),
-    "motor": Backend("motor", transactions=True, server=True),
-    "standalone": Backend("standalone", transactions=False, server=True),
-}
+__all__ = ["MONGODB_URI", "Backend", "StoreFactory", "database_name"]
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any) -> EmbeddedServer:
@@ -84,6 +69,12 @@ def server_uri(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def standalone_uri(secantus_standalone: EmbeddedServer) -> str:
+    """The standalone server's URI."""
+    return secantus_standalone.uri
+
+
+@pytest.fixture(scope="session")
 def server_has_transactions(server_uri: str) -> bool:
     """Whether the server under test runs transactions (replica set or mongos)."""
     from pymongo import MongoClient
@@ -102,74 +93,73 @@ def _skip_without_transactions(request: pytest.FixtureRequest) -> None:
         pytest.skip("the server under test has no transactions (standalone)")
 
 
-def database_name() -> str:
-    """A fresh database name for one test."""
-    return f"test_{uuid.uuid4().hex[:12]}"
+def _skip_unless_promised(backend: Backend, request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``requires(flag, ...)`` on a backend that does not promise every flag."""
+    marker = request.node.get_closest_marker("requires")
+    if marker is None:
+        return
+    missing = [flag for flag in marker.args if not backend.has(flag)]
+    if missing:
+        pytest.skip(f"{backend.name} does not promise {', '.join(missing)}")
 
 
 @pytest.fixture(params=list(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn."""
-    return BACKENDS[request.param]
+    chosen = BACKENDS[request.param]
+    _skip_unless_promised(chosen, request)
+    return chosen
+
+
+@pytest.fixture(params=MONGO_BACKENDS)
+def mongo_backend(request: pytest.FixtureRequest) -> Backend:
+    """Each backend of the MongoDB store in turn."""
+    chosen = BACKENDS[request.param]
+    _skip_unless_promised(chosen, request)
+    return chosen
+
+
+async def _open(backend: Backend, request: pytest.FixtureRequest) -> Connection:
+    uri = None if backend.uri_fixture is None else request.getfixturevalue(backend.uri_fixture)
+    return Connection(backend, uri)
+
+
+@pytest.fixture
+async def connection(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[Connection]:
+    """``backend`` opened for one test."""
+    opened = await _open(backend, request)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def mongo_connection(
+    mongo_backend: Backend, request: pytest.FixtureRequest
+) -> AsyncIterator[Connection]:
+    """``mongo_backend`` opened for one test."""
+    opened = await _open(mongo_backend, request)
+    yield opened
+    await opened.close()
 
 
 StoreFactory = Callable[..., RunEventStore]
 
 
 @pytest.fixture
-async def store_factory(
-    backend: Backend, request: pytest.FixtureRequest
-) -> AsyncIterator[StoreFactory]:
-    """Makes fresh, empty stores on ``backend``, each given the store options passed to it."""
+def store_factory(connection: Connection) -> StoreFactory:
+    """Makes fresh, empty stores on the backend, each given the store options passed to it."""
     made = 0
-    cleanup: list[Callable[[], Awaitable[Any]]] = []
-    database: Any = None
-    if backend.name == "mongomock":
-        from mongomock_motor import AsyncMongoMockClient
-
-        database = AsyncMongoMockClient()[database_name()]
-    elif backend.name == "motor":
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        name = database_name()
-        motor_client = AsyncIOMotorClient(request.getfixturevalue("server_uri"))
-        database = motor_client[name]
-
-        async def close_motor() -> None:
-            await motor_client.drop_database(name)
-            motor_client.close()
-
-        cleanup.append(close_motor)
-    elif backend.name != "memory":
-        if backend.name == "standalone":
-            uri = request.getfixturevalue("secantus_standalone").uri
-        else:
-            uri = request.getfixturevalue("server_uri")
-        name = database_name()
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-        database = client[name]
-
-        async def close_client() -> None:
-            await client.drop_database(name)
-            await client.close()
-
-        cleanup.append(close_client)
 
     def make(**options: Any) -> RunEventStore:
         nonlocal made
         made += 1
-        if backend.name == "memory":
-            return MemoryRunEventStore(**options)
-        collection = "run_events" if made == 1 else f"run_events_{made}"
-        return MongoRunEventStore(database, collection=collection, **options)
+        return connection.store("run_events" if made == 1 else f"run_events_{made}", **options)
 
-    yield make
-    for step in cleanup:
-        await step()
+    return make
 
 
 @pytest.fixture
-async def store(store_factory: StoreFactory) -> RunEventStore:
+def store(store_factory: StoreFactory) -> RunEventStore:
     """A fresh, empty store on ``backend``."""
     return store_factory()
 

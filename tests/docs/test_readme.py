@@ -13,7 +13,7 @@ from pymongo import MongoClient
 
 from tests.conftest import database_name
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_blocks() -> list[str]:

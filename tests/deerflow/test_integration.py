@@ -4,7 +4,7 @@ DeerFlow is not on the package index. The store's behaviour is tested here as
 DeerFlow's code uses it (``user_id=AUTO`` from the request context, writes
 stamped with the context's user, a store built synchronously from its config,
 called from more than one event loop); ``install()`` is tested against
-``tests/deerflow_stub``, a minimal model of DeerFlow's modules, in a
+``tests/deerflow/stub``, a minimal model of DeerFlow's modules, in a
 subprocess; and one test runs against the real DeerFlow when it is importable.
 """
 
@@ -28,7 +28,7 @@ from mongo_runevents.deerflow._standalone import current_user_id
 from tests.conftest import database_name
 from tests.factories import event, seqs
 
-STUB = Path(__file__).resolve().parent / "deerflow_stub"
+STUB = Path(__file__).resolve().parent / "stub"
 
 pytestmark = pytest.mark.skipif(
     DEERFLOW_INSTALLED, reason="these tests use the stand-in user context (DeerFlow is installed)"

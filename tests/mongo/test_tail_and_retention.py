@@ -1,9 +1,8 @@
-"""The live tail (``store.watch``) and retention by category (TTL)."""
+"""The MongoDB store's live tail under faults, and retention by category (TTL)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,73 +12,10 @@ from pymongo import AsyncMongoClient
 
 from mongo_runevents import ConfigurationError, MongoRunEventStore
 from mongo_runevents.embedded import EmbeddedServer
+from tests.conformance.test_tail import collect
 from tests.conftest import database_name
 from tests.factories import event, seqs, trace
 from tests.faults import fail_point, fail_point_off
-
-
-@pytest.fixture(params=["change-stream", "standalone-polling", "mongomock-polling"])
-async def tail_store(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[MongoRunEventStore, MongoRunEventStore]]:
-    """Two stores on one database (a writer's and a reader's), on each kind of deployment."""
-    name = database_name()
-    if request.param == "mongomock-polling":
-        from mongomock_motor import AsyncMongoMockClient
-
-        database = AsyncMongoMockClient()[name]
-        yield MongoRunEventStore(database), MongoRunEventStore(database)
-        return
-    if request.param == "standalone-polling":
-        uri = request.getfixturevalue("secantus_standalone").uri
-    else:
-        uri = request.getfixturevalue("server_uri")
-    writer_client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
-    reader_client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
-    yield MongoRunEventStore(writer_client[name]), MongoRunEventStore(reader_client[name])
-    await writer_client.drop_database(name)
-    await writer_client.close()
-    await reader_client.close()
-
-
-async def collect(stream: AsyncIterator[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """The first ``count`` events a tail yields."""
-    found: list[dict[str, Any]] = []
-    async for record in stream:
-        found.append(record)
-        if len(found) == count:
-            break
-    return found
-
-
-async def test_watch_yields_backlog_then_live_events_once_in_order(tail_store: Any) -> None:
-    """A tail started after seq 2 yields 3.. from the backlog, then every new event once, in order."""
-    writer, reader = tail_store
-    await writer.put_batch([event(content=i) for i in range(5)])
-    tail = asyncio.create_task(
-        collect(reader.watch("thread-1", after_seq=2, poll_interval=0.02), 3 + 60)
-    )
-
-    async def write_more() -> None:
-        for batch in range(6):
-            await writer.put_batch([event(content=f"{batch}-{i}") for i in range(10)])
-            await asyncio.sleep(0.01)
-
-    await asyncio.gather(write_more(), asyncio.wait_for(asyncio.shield(tail), timeout=60))
-    assert seqs(await tail) == list(range(3, 66))
-
-
-async def test_watch_can_follow_messages_only(tail_store: Any) -> None:
-    """With category="message" the tail skips traces, as a chat UI wants."""
-    writer, reader = tail_store
-    tail = asyncio.create_task(
-        collect(reader.watch("thread-1", category="message", poll_interval=0.02), 4)
-    )
-    await asyncio.sleep(0.05)
-    await writer.put_batch([event(), trace(), event(), trace(), event(), event("other"), event()])
-    found = await asyncio.wait_for(tail, timeout=30)
-    assert seqs(found) == [1, 3, 5, 6]
-    assert {record["category"] for record in found} == {"message"}
 
 
 @pytest.mark.transactions

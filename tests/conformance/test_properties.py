@@ -41,16 +41,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from pymongo import AsyncMongoClient
 
-from mongo_runevents import (
-    InvalidEventError,
-    MemoryRunEventStore,
-    MongoRunEventStore,
-    RunEventStore,
-    RunEventStoreError,
-)
-from tests.conftest import database_name
+from mongo_runevents import InvalidEventError, MongoRunEventStore, RunEventStore, RunEventStoreError
+from tests.backends import BACKENDS, Connection
 
 # --- settings -----------------------------------------------------------------
 
@@ -173,48 +166,47 @@ def same_record(got: dict[str, Any], expected: dict[str, Any]) -> bool:
 
 @dataclass
 class Stores:
-    """One fresh store per backend, on a collection of its own, and the raw databases."""
+    """One fresh store per backend, on a collection of its own."""
 
     stores: dict[str, RunEventStore]
-    databases: dict[str, Any]
+    connections: dict[str, Connection]
     collection: str
 
     async def raw_counts(self) -> dict[str, tuple[int, int]]:
         """Per MongoDB backend: documents in the events and the counters collections."""
         counts = {}
-        for name, database in self.databases.items():
+        for name, connection in self.connections.items():
+            if connection.database is None:
+                continue
+            database = connection.database
             events = await database[self.collection].count_documents({})
             counters = await database[f"{self.collection}_counters"].count_documents({})
             counts[name] = (events, counters)
         return counts
 
     async def drop(self) -> None:
-        """Drop the collections of the MongoDB backends."""
-        for database in self.databases.values():
-            await database.drop_collection(self.collection)
-            await database.drop_collection(f"{self.collection}_counters")
+        """Drop the stores' collections."""
+        for connection in self.connections.values():
+            await connection.drop(self.collection)
+
+
+#: The backends the properties compare, and the fixture of each one's server.
+PROPERTY_BACKENDS = ("memory", "mongomock", "pymongo", "standalone")
 
 
 class Harness:
-    """An event loop of its own, with a client per server opened on it.
+    """An event loop of its own, with every backend of ``PROPERTY_BACKENDS`` opened on it.
 
-    ``servers`` maps a backend name to a server URI; ``memory`` and
-    ``mongomock`` backends are always there.
+    ``uris`` maps a backend name to its server's URI.
     """
 
-    def __init__(self, servers: dict[str, str]) -> None:
+    def __init__(self, uris: dict[str, str]) -> None:
         self.loop = asyncio.new_event_loop()
-        self.database_name = database_name()
-        self.clients: dict[str, Any] = self.run(self._open(servers))
+        self.connections: dict[str, Connection] = self.run(self._open(uris))
 
     @staticmethod
-    async def _open(servers: dict[str, str]) -> dict[str, Any]:
-        from mongomock_motor import AsyncMongoMockClient
-
-        clients: dict[str, Any] = {"mongomock": AsyncMongoMockClient()}
-        for name, uri in servers.items():
-            clients[name] = AsyncMongoClient(uri)
-        return clients
+    async def _open(uris: dict[str, str]) -> dict[str, Connection]:
+        return {name: Connection(BACKENDS[name], uris.get(name)) for name in PROPERTY_BACKENDS}
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run ``awaitable`` to completion on the harness loop."""
@@ -223,11 +215,8 @@ class Harness:
     def fresh(self) -> Stores:
         """A fresh, empty store on every backend."""
         collection = f"p_{uuid.uuid4().hex[:12]}"
-        databases = {name: client[self.database_name] for name, client in self.clients.items()}
-        stores: dict[str, RunEventStore] = {"memory": MemoryRunEventStore()}
-        for name, database in databases.items():
-            stores[name] = MongoRunEventStore(database, collection=collection)
-        return Stores(stores, databases, collection)
+        stores = {name: c.store(collection) for name, c in self.connections.items()}
+        return Stores(stores, self.connections, collection)
 
     def check(self, body: Callable[[Stores], Awaitable[None]]) -> None:
         """Run ``body`` on fresh stores, dropping their collections afterwards."""
@@ -242,21 +231,19 @@ class Harness:
         self.run(checked())
 
     def close(self) -> None:
-        """Drop the database, close the clients and the loop."""
+        """Drop the databases, close the clients and the loop."""
         try:
-            for name, client in self.clients.items():
-                if name != "mongomock":
-                    self.run(client.drop_database(self.database_name))
-                    self.run(client.close())
+            for connection in self.connections.values():
+                self.run(connection.close())
             self.run(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
 
 
 @pytest.fixture(scope="module")
-def servers(server_uri: str, secantus_standalone: Any) -> dict[str, str]:
+def servers(server_uri: str, standalone_uri: str) -> dict[str, str]:
     """The servers the properties run on: the replica set and a standalone server."""
-    return {"replica_set": server_uri, "standalone": secantus_standalone.uri}
+    return {"pymongo": server_uri, "standalone": standalone_uri}
 
 
 @pytest.fixture(scope="module")

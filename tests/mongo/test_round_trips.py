@@ -16,34 +16,13 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from mongo_runevents import MongoRunEventStore
+from tests.commands import CommandLog
 from tests.conftest import database_name
 from tests.factories import event
 
-#: Commands the driver sends by itself, whatever the store does.
-DRIVER_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "endSessions"})
-
 THREAD, RUN = "thread-1", "run-1"
-
-
-class CommandLog(CommandListener):
-    """Records the names of the commands a client sends, leaving out the driver's own."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        """Keep the command's name."""
-        if event.command_name not in DRIVER_COMMANDS:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: Any) -> None:
-        """Ignore replies."""
-
-    def failed(self, event: Any) -> None:
-        """Ignore failures."""
 
 
 @dataclass
@@ -57,7 +36,7 @@ class Counted:
 
     async def sent_by(self, call: Awaitable[Any]) -> tuple[Any, list[str]]:
         """Await ``call`` and return its result and the commands it sent."""
-        self.log.names.clear()
+        self.log.clear()
         result = await call
         return result, list(self.log.names)
 
@@ -79,7 +58,7 @@ async def counted(request: pytest.FixtureRequest) -> AsyncIterator[Counted]:
         store = MongoRunEventStore(client[name])
         await store.ensure_indexes()
         assert store.uses_transactions is transactions
-        log.names.clear()
+        log.clear()
         yield Counted(store, log, ["commitTransaction"] if transactions else [])
     finally:
         await client.drop_database(name)

@@ -20,9 +20,9 @@ import pytest
 from pydantic import BaseModel
 
 from mongo_runevents import EventIdConflictError, InvalidEventError, RunEventStore
+from tests.conformance.test_records import NON_JSON_EVENTS
 from tests.conftest import StoreFactory
 from tests.factories import event, seqs, trace
-from tests.test_conformance import NON_JSON_EVENTS
 
 
 class AIMessage(BaseModel):

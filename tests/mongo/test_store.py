@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from mongo_runevents import (
     IntegrityError,
@@ -23,30 +22,10 @@ from mongo_runevents import (
     StoreUnavailableError,
 )
 from mongo_runevents.embedded import EmbeddedServer, free_port
+from tests.commands import CommandLog
 from tests.conftest import database_name
 from tests.factories import event, seqs, trace
 from tests.faults import fail_point, fail_point_off
-
-
-class CommandLog(CommandListener):
-    """Records the commands a client sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[CommandStartedEvent] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        """Keep the command."""
-        self.sent.append(event)
-
-    def succeeded(self, event: Any) -> None:
-        """Ignore replies."""
-
-    def failed(self, event: Any) -> None:
-        """Ignore failures."""
-
-    def named(self, *names: str) -> list[dict[str, Any]]:
-        """The commands sent with one of ``names``."""
-        return [dict(e.command) for e in self.sent if e.command_name in names]
 
 
 @pytest.fixture

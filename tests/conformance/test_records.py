@@ -1,6 +1,6 @@
-"""The conformance suite: the behaviour of CONTRACT.md, run against every backend.
+"""The conformance suite: the records, seqs, reads, deletes and bad input of docs/semantics.md, on every backend.
 
-Each test runs once per backend in ``conftest.BACKENDS`` (memory, mongomock,
+Each test runs once per backend of ``tests.backends.BACKENDS`` (memory, mongomock,
 pymongo and Motor on a replica set, pymongo on a standalone server).
 """
 

@@ -23,7 +23,7 @@ from mongo_runevents import (
 from mongo_runevents.deerflow import mongo_settings, open_run_event_store
 from tests.conftest import database_name
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "deerflow.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deerflow.md"
 
 #: The database every example names; each run gets a fresh one in its place.
 PLACEHOLDER = '"database": "deerflow"'

@@ -6,7 +6,6 @@ the out-of-line path; one writes a real 17 MiB ``run.end`` with the defaults.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ from mongo_runevents import (
     IntegrityError,
     InvalidEventError,
     MongoRunEventStore,
+    RunEventStore,
 )
-from mongo_runevents.embedded import EmbeddedServer
+from tests.backends import Connection
 from tests.conftest import database_name
 from tests.factories import event, seqs
 
@@ -38,27 +38,10 @@ def big_state(size: int, seed: str = "x") -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=["pymongo", "standalone", "mongomock"])
-async def mongo_store(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[MongoRunEventStore, Any]]:
-    """A MongoDB store with a 64 KiB inline limit, and its database."""
-    name = database_name()
-    if request.param == "mongomock":
-        from mongomock_motor import AsyncMongoMockClient
-
-        database = AsyncMongoMockClient()[name]
-        yield MongoRunEventStore(database, inline_limit_bytes=SMALL_LIMIT), database
-        return
-    if request.param == "standalone":
-        server: EmbeddedServer = request.getfixturevalue("secantus_standalone")
-        uri = server.uri
-    else:
-        uri = request.getfixturevalue("server_uri")
-    client: AsyncMongoClient[Any] = AsyncMongoClient(uri)
-    yield MongoRunEventStore(client[name], inline_limit_bytes=SMALL_LIMIT), client[name]
-    await client.drop_database(name)
-    await client.close()
+@pytest.fixture
+def mongo_store(mongo_connection: Connection) -> tuple[RunEventStore, Any]:
+    """A MongoDB store with a 64 KiB inline limit, and its database, on each MongoDB backend."""
+    return mongo_connection.store(inline_limit_bytes=SMALL_LIMIT), mongo_connection.database
 
 
 async def blob_counts(database: Any) -> tuple[int, int]:
