@@ -21,7 +21,7 @@ from mongo_runevents import MongoRunEventStore
 from mongo_runevents.deerflow.config import DEFAULT_DATABASE as DEERFLOW_DATABASE
 from mongo_runevents.embedded import free_port
 from mongo_runevents.mongo import DEFAULT_DATABASE
-from tests.conftest import database_name
+from tests.backends import database_name
 from tests.factories import event, trace
 
 SCRIPT = Path(sys.executable).with_name("mongo-runevents")
