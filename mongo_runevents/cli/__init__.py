@@ -47,7 +47,7 @@ from .options import (
     add_thread_and_user_arguments,
     make_parser,
 )
-from .output import Progress
+from .progress import Progress
 from .reading import (
     PAGE_SIZE,
     add_events_arguments,

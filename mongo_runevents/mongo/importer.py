@@ -1,27 +1,101 @@
-"""Importing records exported elsewhere, keeping their seqs and timestamps.
+"""The MongoDB side of an import: the look-up, the renumbering reservation, the insert.
 
-Counters are raised to the highest imported seq first, so later writes
-continue after it; then blobs (only for events not stored yet, so a re-run
-leaves no orphans), then the events with one unordered ``insertMany``. A
-record whose thread already holds its seq is counted as skipped (imported
-before); one refused for an ``event_id`` held under another seq, as a conflict.
+What to do with each record is decided once for every store
+(:mod:`mongo_runevents.importing`); this module only answers the look-up and
+stores what the plan says. Counters are raised to the highest imported seq
+first, so later writes continue after it; then blobs, then the events with one
+unordered ``insertMany``. A record that the unique indexes refuse all the same
+(a concurrent writer took its seq or its ``event_id`` after the look-up) is
+reported back, and its blobs are removed again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from pymongo.errors import BulkWriteError
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from ..base import ImportResult
+from ..importing import ImportLookup, ThreadHoldings
 from ..models import NewEvent, utc_now_iso
 from .driver_errors import DUPLICATE_KEY, translated
+from .reads import Reader
 from .setup import UPDATED_AT_FIELD, USERS_FIELD, Collections, Deployment
 from .writes import Prepared, Writer
 
+#: Set on a thread's counter once an import renumbered some of its events: a
+#: later import then looks for its records at other seqs too.
+RENUMBERED_FIELD = "renumbered_by_import"
 
-def _key(item: Prepared) -> tuple[str, int]:
-    return item.document["thread_id"], item.document["seq"]
+
+def _lookup_filter(lookup: ImportLookup) -> dict[str, Any] | None:
+    """The events of one thread that ``lookup`` asks for, each branch served by an index."""
+    branches: list[dict[str, Any]] = []
+    if lookup.seqs:
+        branches.append({"seq": {"$in": sorted(lookup.seqs)}})
+    if lookup.event_ids:
+        branches.append({"event_id": {"$in": sorted(lookup.event_ids)}})
+    if lookup.times:
+        branches.append(
+            {
+                "run_id": {"$in": sorted({run for run, _ in lookup.times})},
+                "created_at": {"$in": sorted({time for _, time in lookup.times})},
+            }
+        )
+    if not branches:
+        return None
+    return {"thread_id": lookup.thread_id, "$or": branches}
+
+
+async def look_up(
+    collections: Collections, reader: Reader, lookups: list[ImportLookup]
+) -> dict[str, ThreadHoldings]:
+    """What the collection holds of each looked-up thread: its counter and the matching events."""
+    threads = [lookup.thread_id for lookup in lookups]
+    with translated("looking up imported events"):
+        counters = await collections.counters.find(
+            {"_id": {"$in": threads}}, {"last_seq": 1, RENUMBERED_FIELD: 1}
+        ).to_list(None)
+
+    async def matching(lookup: ImportLookup) -> list[dict[str, Any]]:
+        found = _lookup_filter(lookup)
+        if found is None:
+            return []
+        return await reader.find(found, ASCENDING, None, "looking up imported events")
+
+    records = await asyncio.gather(*(matching(lookup) for lookup in lookups))
+    by_id = {counter["_id"]: counter for counter in counters}
+    held = {}
+    for thread_id, rows in zip(threads, records, strict=True):
+        counter = by_id.get(thread_id, {})
+        held[thread_id] = ThreadHoldings(
+            int(counter.get("last_seq", 0)),
+            bool(counter.get(RENUMBERED_FIELD, False)),
+            tuple(record for record in rows if record["thread_id"] == thread_id),
+        )
+    return held
+
+
+async def reserve_renumbered(collections: Collections, thread_id: str, count: int) -> int:
+    """Reserve ``count`` seqs after the thread's last for renumbered records; the first of them."""
+    update = {
+        "$inc": {"last_seq": count},
+        "$set": {UPDATED_AT_FIELD: utc_now_iso(), RENUMBERED_FIELD: True},
+    }
+    with translated("reserving seqs for renumbered records"):
+        for attempt in (1, 2):
+            try:
+                counter = await collections.counters.find_one_and_update(
+                    {"_id": thread_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                break
+            except DuplicateKeyError:
+                # Another writer created the thread's counter at the same moment.
+                if attempt == 2:
+                    raise
+    last: int = counter["last_seq"]
+    return last - count + 1
 
 
 async def import_records(
@@ -29,43 +103,44 @@ async def import_records(
     writer: Writer,
     records: list[tuple[NewEvent, int]],
     deployment: Deployment,
-) -> ImportResult:
-    """Store validated records with their seqs; see the module's description."""
+) -> list[int]:
+    """Store validated records with their seqs; the positions of those the indexes refused."""
     prepared = [
         writer.prepare(index, event, event.created_at or "", deployment)
         for index, (event, _) in enumerate(records)
     ]
     for (_, seq), item in zip(records, prepared, strict=True):
         item.document["seq"] = seq
-    result = ImportResult()
+    refused: list[int] = []
     with translated("importing events"):
         for thread_id, update in _counter_updates(records, prepared).items():
             await collections.counters.update_one({"_id": thread_id}, update, upsert=True)
-        with_blobs = [item for item in prepared if item.files]
-        if with_blobs:
-            stored = await _stored_seqs(collections, with_blobs)
-            fresh = [item for item in with_blobs if _key(item) not in stored]
-            files = [file for item in fresh for file in item.files]
-            chunks = [chunk for item in fresh for chunk in item.chunks]
-            await collections.blobs.insert(files, chunks, None)
+        files = [file for item in prepared for file in item.files]
+        chunks = [chunk for item in prepared for chunk in item.chunks]
+        await collections.blobs.insert(files, chunks, None)
         try:
             await collections.events.insert_many(
                 [item.document for item in prepared], ordered=False
             )
-            result.inserted = len(prepared)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
-            # A refused record whose seq its thread holds was imported before
-            # (whichever unique index spoke first); one whose seq is free was
-            # refused for an event_id held under another seq.
-            refused = [prepared[error["index"]] for error in errors]
-            taken = await _stored_seqs(collections, refused)
-            result.conflicts = sum(_key(item) not in taken for item in refused)
-            result.skipped = len(errors) - result.conflicts
-            result.inserted = len(prepared) - len(errors)
-    return result
+            refused = sorted(error["index"] for error in errors)
+            await _remove_blobs(collections, [prepared[index] for index in refused])
+    return refused
+
+
+async def _remove_blobs(collections: Collections, refused: list[Prepared]) -> None:
+    """Delete the blobs written for refused records, so that nothing is left without its event."""
+    by_thread: dict[str, list[Any]] = {}
+    for item in refused:
+        if item.files:
+            by_thread.setdefault(item.document["thread_id"], []).extend(
+                file["_id"] for file in item.files
+            )
+    for thread_id, file_ids in by_thread.items():
+        await collections.blobs.delete(thread_id, file_ids, None)
 
 
 def _counter_updates(
@@ -91,17 +166,3 @@ def _counter_updates(
             if event.user_id not in users["$each"]:
                 users["$each"].append(event.user_id)
     return dict(sorted(updates.items()))
-
-
-async def _stored_seqs(collections: Collections, prepared: list[Prepared]) -> set[tuple[str, int]]:
-    """Which (thread_id, seq) of ``prepared`` the collection already holds."""
-    by_thread: dict[str, list[int]] = {}
-    for item in prepared:
-        by_thread.setdefault(item.document["thread_id"], []).append(item.document["seq"])
-    found: set[tuple[str, int]] = set()
-    for thread_id, seqs in by_thread.items():
-        rows = await collections.events.find(
-            {"thread_id": thread_id, "seq": {"$in": seqs}}, {"_id": 0, "seq": 1}
-        ).to_list(None)
-        found.update((thread_id, row["seq"]) for row in rows)
-    return found

@@ -34,8 +34,9 @@ from pymongo.errors import PyMongoError
 
 from .._json import JsonDefault
 from .._version import __version__
-from ..base import ImportResult, RunEventStore
+from ..base import RunEventStore
 from ..errors import ConfigurationError
+from ..importing import ImportLookup, ThreadHoldings
 from ..models import NewEvent
 from ..queries import (
     Deletion,
@@ -53,7 +54,7 @@ from ..uri import mask_uri, redact, uri_hint
 from . import compat
 from .changes import ChangeStreamWaiter
 from .deletes import Deleter
-from .importer import import_records
+from .importer import import_records, look_up, reserve_renumbered
 from .reads import Reader
 from .seqs import ThreadLocks
 from .setup import Collections, Deployment, check_retention, set_up
@@ -267,7 +268,15 @@ class MongoRunEventStore(RunEventStore):
     async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
         return await self._writer.write_if_absent(event, await self._ready())
 
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
+    async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
+        await self._ready()
+        return await look_up(self._collections, self._reader, lookups)
+
+    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
+        await self._ready()
+        return await reserve_renumbered(self._collections, thread_id, count)
+
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
         return await import_records(self._collections, self._writer, records, await self._ready())
 
     async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:

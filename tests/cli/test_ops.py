@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -183,3 +184,268 @@ def test_user_filters_every_read_command(server_uri: str, database: str) -> None
     deleted = run(*base, "delete", "thread-1", "--user", "bob", "--yes")
     assert json.loads(deleted.out)["deleted"] == 1
     assert json.loads(run(*base, "count", "thread-1").out)["messages"] == 1
+
+
+# --- import never loses an event ------------------------------------------------------
+
+
+def _deerflow_two_writers(root: Path) -> Path:
+    """DeerFlow's JSONL store after two processes each numbered thread t-1 from 1 to 3."""
+    runs = root / "threads" / "t-1" / "runs"
+    runs.mkdir(parents=True)
+    for offset, run_id in enumerate(["r1", "r2"]):
+        lines = [
+            json.dumps(
+                {
+                    "event_type": "llm.ai.response",
+                    "category": "message",
+                    "content": f"{run_id} #{seq}",
+                    "metadata": {},
+                    "seq": seq,
+                    "created_at": f"2025-07-01T12:00:{2 * seq + offset:02d}+00:00",
+                }
+            )
+            for seq in (1, 2, 3)
+        ]
+        (runs / f"{run_id}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def _contents(uri: str, database: str, thread: str = "t-1") -> list[tuple[int, Any]]:
+    result = run("--uri", uri, "--database", database, "--json", "tail", thread)
+    assert result.code == 0, result.err
+    return [(r["seq"], r["content"]) for r in map(json.loads, result.out.splitlines())]
+
+
+def test_two_writers_of_one_thread_import_renumbered_and_a_rerun_finds_them_there(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """Colliding seqs are kept, renumbered in the stable order, reported, and written to --mapping."""
+    root = _deerflow_two_writers(tmp_path / ".deer-flow")
+    mapping = tmp_path / "mapping.jsonl"
+    base = ["--uri", server_uri, "--database", database]
+
+    result = run(*base, "import", str(root), "--mapping", str(mapping))
+
+    assert result.code == 0, result.err
+    assert result.out == (
+        "read 2 files (deerflow-jsonl), 6 lines: 6 inserted, 0 already there, 0 bad; "
+        "3 conflicts: 5 renumbered, 0 skipped\n"
+    )
+    r1, r2 = root / "threads/t-1/runs/r1.jsonl", root / "threads/t-1/runs/r2.jsonl"
+    assert (
+        f"mongo-runevents: renumbered 5 records of thread 't-1': {r2}:1 seq 1 -> 2, "
+        f"{r1}:2 seq 2 -> 3, {r2}:2 seq 2 -> 4, {r1}:3 seq 3 -> 5, {r2}:3 seq 3 -> 6"
+    ) in result.err
+    assert _contents(server_uri, database) == [
+        (1, "r1 #1"),
+        (2, "r2 #1"),
+        (3, "r1 #2"),
+        (4, "r2 #2"),
+        (5, "r1 #3"),
+        (6, "r2 #3"),
+    ]
+    lines = [json.loads(line) for line in mapping.read_text().splitlines()]
+    assert lines[0] == {
+        "source": str(r2),
+        "line": 1,
+        "thread_id": "t-1",
+        "old_seq": 1,
+        "new_seq": 2,
+    }
+    assert len(lines) == 5
+
+    again = run(*base, "import", str(root))
+    assert again.code == 0, again.err
+    assert (
+        again.out == "read 2 files (deerflow-jsonl), 6 lines: 0 inserted, 6 already there, 0 bad\n"
+    )
+
+
+def test_skip_leaves_conflicts_out_and_exits_1_with_the_summary(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """--on-conflict skip stores the first record of each seq, names each skipped line, exits 1."""
+    root = _deerflow_two_writers(tmp_path / ".deer-flow")
+    result = run(
+        "--uri", server_uri, "--database", database, "import", str(root), "--on-conflict", "skip"
+    )
+    assert result.code == 1
+    assert result.out == (
+        "read 2 files (deerflow-jsonl), 6 lines: 3 inserted, 0 already there, 0 bad; "
+        "3 conflicts: 0 renumbered, 3 skipped\n"
+    )
+    r2 = root / "threads/t-1/runs/r2.jsonl"
+    assert (
+        f"mongo-runevents: skipped {r2}:1 (thread 't-1', seq 1): record 0 of the input"
+        not in result.err
+    )
+    assert f"mongo-runevents: skipped {r2}:1 (thread 't-1', seq 1): " in result.err
+    assert result.err.splitlines()[-1] == (
+        "mongo-runevents: error: 3 lines not imported (0 bad, 3 skipped for a conflict); see above"
+    )
+    assert [c for _, c in _contents(server_uri, database)] == ["r1 #1", "r1 #2", "r1 #3"]
+
+
+def test_stop_writes_nothing_when_any_record_collides(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """--on-conflict stop checks every batch first and writes nothing at all on a conflict."""
+    root = _deerflow_two_writers(tmp_path / ".deer-flow")
+    (root / "threads" / "t-0" / "runs").mkdir(parents=True)
+    line = {
+        "event_type": "run.start",
+        "category": "lifecycle",
+        "seq": 1,
+        "created_at": "2025-07-01",
+    }
+    (root / "threads" / "t-0" / "runs" / "r0.jsonl").write_text(json.dumps(line) + "\n")
+    result = run(
+        "--uri", server_uri, "--database", database, "import", str(root),
+        "--on-conflict", "stop", "--batch", "1",
+    )  # fmt: skip
+    assert result.code == 1
+    assert "mongo-runevents: error: stopped: 3 records collide with other events" in result.err
+    assert result.out.startswith("read 3 files (deerflow-jsonl), 7 lines: 0 inserted")
+    assert result.err.rstrip().endswith("nothing was written")
+    assert _contents(server_uri, database, "t-0") == []
+    assert _contents(server_uri, database) == []
+
+
+def test_a_dry_run_reports_what_would_happen_and_writes_nothing(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """--dry-run prints the summary and the renumbering an import would do; the database stays empty."""
+    root = _deerflow_two_writers(tmp_path / ".deer-flow")
+    result = run("--uri", server_uri, "--database", database, "import", str(root), "--dry-run")
+    assert result.code == 0, result.err
+    assert result.out.startswith(
+        "dry run, nothing written: read 2 files (deerflow-jsonl), 6 lines: 6 inserted"
+    )
+    assert "mongo-runevents: would renumber 5 records of thread 't-1': " in result.err
+    assert _contents(server_uri, database) == []
+
+
+def test_an_import_into_a_thread_with_events_follows_them(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """Records colliding with a thread's events are numbered after them, in their own order."""
+    put(server_uri, database, [event("t-1", content="live 1"), event("t-1", content="live 2")])
+    root = _deerflow_two_writers(tmp_path / ".deer-flow")
+    result = run("--uri", server_uri, "--database", database, "import", str(root))
+    assert result.code == 0, result.err
+    assert [c for _, c in _contents(server_uri, database)] == [
+        "live 1", "live 2", "r1 #1", "r2 #1", "r1 #2", "r2 #2", "r1 #3", "r2 #3",
+    ]  # fmt: skip
+
+
+def test_export_piped_into_import_moves_a_history_between_servers(
+    server_uri: str, standalone_uri: str, database: str
+) -> None:
+    """`export | import -` copies every thread from one server to another, exactly."""
+    put(server_uri, database, [event("a", content=n) for n in range(5)] + [trace("b")])
+    pipeline = (
+        f"{SCRIPT} --uri '{server_uri}' --database {database} export | "
+        f"{SCRIPT} --uri '{standalone_uri}' --database {database} --json import -"
+    )
+    try:
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", pipeline],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert (summary["format"], summary["lines"], summary["inserted"]) == ("jsonl", 6, 6)
+        assert "exported 6 events of 2 threads to stdout" in done.stderr
+        source = run("--uri", server_uri, "--database", database, "export").out
+        copied = run("--uri", standalone_uri, "--database", database, "export").out
+        assert copied == source
+    finally:
+        with MongoClient(standalone_uri) as client:
+            client.drop_database(database)
+
+
+def test_progress_on_a_terminal_shows_totals_and_rates(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """On a terminal, import shows reading and importing progress: counts, percentage, rate."""
+    import pty
+
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({**event(content=n), "seq": n, "created_at": "2025-07-01"}) + "\n"
+            for n in range(1, 41)
+        )
+    )
+    leader, follower = pty.openpty()
+    env = {name: value for name, value in os.environ.items() if name != "MONGODB_URI"}
+    env["COLUMNS"] = "200"
+    try:
+        done = subprocess.run(
+            [str(SCRIPT), "--uri", server_uri, "--database", database, "import", str(path)],
+            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120, env=env, check=False,
+        )  # fmt: skip
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    text = shown.decode("utf-8", "replace")
+    assert "reading 40 lines (100.0%)" in text
+    assert "importing 40 of 40 events (100.0%)" in text
+    assert " events/s" in text
+
+
+def test_ctrl_c_during_an_import_says_what_landed_and_a_rerun_completes_it(
+    server_uri: str, database: str, tmp_path: Path
+) -> None:
+    """SIGINT mid-import exits 130 saying how much landed; the same import again completes it."""
+    total = 3000
+    path = tmp_path / "many.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({**event(f"t-{n % 300}", content=n), "seq": n, "created_at": "2025-07-01"})
+            + "\n"
+            for n in range(1, total + 1)
+        )
+    )
+    env = {name: value for name, value in os.environ.items() if name != "MONGODB_URI"}
+    argv = [str(SCRIPT), "--uri", server_uri, "--database", database, "import", str(path)]
+    process = subprocess.Popen(
+        [*argv, "--batch", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        with MongoClient(server_uri) as client:
+            deadline = time.monotonic() + 60
+            while client[database]["run_events"].estimated_document_count() < 50:
+                assert time.monotonic() < deadline, "the import did not start"
+                time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    [note] = [line for line in err.splitlines() if "interrupted after" in line]
+    landed = int(note.split("interrupted after ")[1].split(" events")[0].replace(",", ""))
+    assert 0 < landed < total
+    assert err.splitlines()[-1] == "mongo-runevents: interrupted"
+
+    rerun = run(*argv[1:], "--json")
+    summary = json.loads(rerun.out)
+    assert rerun.code == 0, rerun.err
+    assert summary["inserted"] + summary["already_there"] == total
+    assert summary["already_there"] >= landed
+    with MongoClient(server_uri) as client:
+        assert client[database]["run_events"].count_documents({}) == total
