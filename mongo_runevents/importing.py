@@ -28,6 +28,8 @@ Everything here is pure but the look-up; see ``docs/semantics.md``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -223,6 +225,29 @@ def _same(event: NewEvent, stored: dict[str, Any] | None) -> bool:
     )
 
 
+def fingerprint(record: dict[str, Any]) -> bytes:
+    """A digest that two records share when they may be the same event (:func:`_same` decides).
+
+    JSON with sorted keys tells ``1``, ``1.0`` and ``true`` apart, as the exact
+    comparison does, so equal events always share it.
+    """
+    text = json.dumps([record.get(name) for name in _COMPARED], sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+#: The fields that make two records the same event.
+_COMPARED = (
+    "run_id",
+    "event_type",
+    "category",
+    "created_at",
+    "user_id",
+    "event_id",
+    "content",
+    "metadata",
+)
+
+
 def _as_record(event: NewEvent) -> dict[str, Any]:
     """The fields :meth:`NewEvent.same_event_as` compares, without copying content."""
     record = {
@@ -251,23 +276,26 @@ def _plan_thread(
     plan = ThreadPlan(thread_id, held.last_seq)
     stored_at = {record["seq"]: record for record in held.records}
     stored_key = {record["event_id"]: record for record in held.records if "event_id" in record}
-    stored_time: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for record in held.records:
-        stored_time.setdefault((record["run_id"], record["created_at"]), []).append(record)
+    # Stored events at other seqs matter only in a thread an import renumbered.
+    stored_like: dict[bytes, list[dict[str, Any]]] = {}
+    if held.renumbered:
+        for record in held.records:
+            stored_like.setdefault(fingerprint(record), []).append(record)
     # What the plan takes, as records would be stored (earlier records of the input).
     taken_at: dict[int, tuple[int, NewEvent]] = {}
     taken_key: dict[str, tuple[int, NewEvent]] = {}
-    taken_time: dict[tuple[str, str], list[NewEvent]] = {}
+    taken_like: dict[bytes, list[NewEvent]] = {}
     seq_conflicts: list[ImportConflict] = []
 
     for index, event, seq in items:
-        time = (event.run_id, event.created_at or "")
-        if _same(event, stored_at.get(seq)) or (
-            held.renumbered and any(_same(event, r) for r in stored_time.get(time, ()))
-        ):
+        if _same(event, stored_at.get(seq)):
             result.already_there += 1
             continue
-        if any(_same(event, _as_record(earlier)) for earlier in taken_time.get(time, ())):
+        like = fingerprint(_as_record(event))
+        if any(_same(event, r) for r in stored_like.get(like, ())):
+            result.already_there += 1
+            continue
+        if any(_same(event, _as_record(earlier)) for earlier in taken_like.get(like, ())):
             result.already_there += 1  # a repeat of an earlier record of the input
             continue
         key = event.event_id
@@ -301,7 +329,7 @@ def _plan_thread(
             taken_at[seq] = (index, event)
         if key is not None:
             taken_key[key] = (index, event)
-        taken_time.setdefault(time, []).append(event)
+        taken_like.setdefault(like, []).append(event)
         plan.to_store.append(planned)
 
     plan.renumber = bool(seq_conflicts) and on_conflict == "renumber"

@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from ..importing import ImportLookup, ThreadHoldings
+from ..importing import ImportLookup, ThreadHoldings, matches
 from ..models import NewEvent, utc_now_iso
 from .driver_errors import DUPLICATE_KEY, translated
 from .reads import Reader
@@ -29,23 +29,33 @@ from .writes import Prepared, Writer
 RENUMBERED_FIELD = "renumbered_by_import"
 
 
-def _lookup_filter(lookup: ImportLookup) -> dict[str, Any] | None:
-    """The events of one thread that ``lookup`` asks for, each branch served by an index."""
-    branches: list[dict[str, Any]] = []
+def _lookup_filters(lookup: ImportLookup) -> list[dict[str, Any]]:
+    """The finds of one thread that ``lookup`` asks for, each one served by an index.
+
+    Separate finds rather than one ``$or``: some servers (SecantusDB) scan the
+    whole collection for an ``$or``.
+    """
+    thread = {"thread_id": lookup.thread_id}
+    filters: list[dict[str, Any]] = []
     if lookup.seqs:
-        branches.append({"seq": {"$in": sorted(lookup.seqs)}})
+        low, high = min(lookup.seqs), max(lookup.seqs)
+        if high - low < 4 * len(lookup.seqs):
+            # Dense seqs (an export, a run file): one range of the (thread, seq)
+            # index, fast everywhere; the seqs not asked for are left out later.
+            filters.append({**thread, "seq": {"$gte": low, "$lte": high}})
+        else:
+            filters.append({**thread, "seq": {"$in": sorted(lookup.seqs)}})
     if lookup.event_ids:
-        branches.append({"event_id": {"$in": sorted(lookup.event_ids)}})
+        filters.append({**thread, "event_id": {"$in": sorted(lookup.event_ids)}})
     if lookup.times:
-        branches.append(
+        filters.append(
             {
+                **thread,
                 "run_id": {"$in": sorted({run for run, _ in lookup.times})},
                 "created_at": {"$in": sorted({time for _, time in lookup.times})},
             }
         )
-    if not branches:
-        return None
-    return {"thread_id": lookup.thread_id, "$or": branches}
+    return filters
 
 
 async def look_up(
@@ -59,20 +69,23 @@ async def look_up(
         ).to_list(None)
 
     async def matching(lookup: ImportLookup) -> list[dict[str, Any]]:
-        found = _lookup_filter(lookup)
-        if found is None:
-            return []
-        return await reader.find(found, ASCENDING, None, "looking up imported events")
+        found: dict[int, dict[str, Any]] = {}
+        for query in _lookup_filters(lookup):
+            for record in await reader.find(query, ASCENDING, None, "looking up imported events"):
+                if matches(record, lookup):
+                    found[record["seq"]] = record
+        return [found[seq] for seq in sorted(found)]
 
     records = await asyncio.gather(*(matching(lookup) for lookup in lookups))
     by_id = {counter["_id"]: counter for counter in counters}
     held = {}
-    for thread_id, rows in zip(threads, records, strict=True):
+    for lookup, rows in zip(lookups, records, strict=True):
+        thread_id = lookup.thread_id
         counter = by_id.get(thread_id, {})
         held[thread_id] = ThreadHoldings(
             int(counter.get("last_seq", 0)),
             bool(counter.get(RENUMBERED_FIELD, False)),
-            tuple(record for record in rows if record["thread_id"] == thread_id),
+            tuple(rows),
         )
     return held
 
