@@ -21,6 +21,7 @@ by the conformance suite in ``tests/conformance/``.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
@@ -310,6 +311,19 @@ class RunEventStore(abc.ABC):
         self._check_open()
         return await self._list_threads(query)
 
+    @observed("get_thread")
+    async def get_thread(self, thread_id: str) -> dict[str, Any] | None:
+        """The thread's numbering: ``last_seq``, ``generation`` and ``updated_at``; ``None`` if unknown.
+
+        ``generation`` counts how often the thread was reset (deleted whole, or
+        emptied by a per-user delete), after which its seqs start again at 1:
+        a reader polling with ``after_seq`` compares it to tell a reset from
+        "no news". :meth:`watch` does so by itself.
+        """
+        query = queries.check_id(thread_id, "thread_id")
+        self._check_open()
+        return await self._thread_info(query)
+
     @observed("count_messages")
     async def count_messages(self, thread_id: str, *, user_id: str | None = None) -> int:
         """Return how many messages (``category == "message"``) the thread holds."""
@@ -386,7 +400,10 @@ class RunEventStore(abc.ABC):
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield the thread's events after ``after_seq``, then new ones as they are written.
 
-        Each event once, in seq order, until the caller stops iterating.
+        Each event once, in seq order, until the caller stops iterating. When
+        the thread is reset meanwhile (``delete_by_thread``), the tail notices
+        (its :meth:`get_thread` generation changed) and goes on from the start
+        of the new thread, whose seqs begin again at 1.
         ``category="message"`` follows what a chat UI shows. Where the store
         can say that a thread changed (a change stream, the Memory store's own
         writes) the tail waits for that; elsewhere it polls with back-off from
@@ -401,10 +418,15 @@ class RunEventStore(abc.ABC):
             self._read_after,
             query,
             self._news(query.thread_id, longest),
+            functools.partial(self._generation, query.thread_id),
             poll_interval=first,
             max_poll_interval=longest,
         ):
             yield record
+
+    async def _generation(self, thread_id: str) -> int:
+        info = await self._thread_info(thread_id)
+        return 0 if info is None else int(info["generation"])
 
     async def export_events(
         self, thread_id: str | None = None, *, page_size: int = PAGE_SIZE
@@ -562,6 +584,10 @@ class RunEventStore(abc.ABC):
     @abc.abstractmethod
     async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
         """A page of threads, newest activity first (:meth:`list_threads`)."""
+
+    @abc.abstractmethod
+    async def _thread_info(self, thread_id: str) -> dict[str, Any] | None:
+        """The thread's ``last_seq``, ``generation`` and ``updated_at`` (:meth:`get_thread`)."""
 
     @abc.abstractmethod
     async def _thread_ids(self, after: str | None, limit: int) -> list[str]:

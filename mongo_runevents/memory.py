@@ -128,6 +128,8 @@ class MemoryRunEventStore(RunEventStore):
         super().__init__(json_default=json_default, max_trace_content=max_trace_content)
         self._threads: dict[str, _Thread] = {}
         self._signals: dict[str, asyncio.Event] = {}
+        #: How often each thread was reset (deleted whole), kept across resets.
+        self._generations: dict[str, int] = {}
 
     # --- writes --------------------------------------------------------------------
 
@@ -147,7 +149,8 @@ class MemoryRunEventStore(RunEventStore):
         return results
 
     async def _write_if_absent(self, event: NewEvent) -> tuple[Record, bool]:
-        for row in self._rows(event.thread_id, messages=False):
+        # Scoped to the writer's user, like every read: never another user's event.
+        for row in _owned(self._rows(event.thread_id, messages=False), event.user_id):
             if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
                 return _copy(row), False
         return (await self._write([event]))[0], True
@@ -292,8 +295,20 @@ class MemoryRunEventStore(RunEventStore):
             for updated_at, thread_id, thread in threads[: query.limit]
         ]
 
+    async def _thread_info(self, thread_id: str) -> Record | None:
+        thread = self._threads.get(thread_id)
+        generation = self._generations.get(thread_id, 0)
+        if thread is None and not generation:
+            return None
+        return {
+            "thread_id": thread_id,
+            "last_seq": 0 if thread is None else thread.last_seq,
+            "generation": generation,
+            "updated_at": "" if thread is None else thread.updated_at,
+        }
+
     async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
-        ids = sorted(t for t, thread in self._threads.items() if thread.events)
+        ids = sorted(t for t, thread in self._threads.items() if thread.last_seq)
         start = 0 if after is None else bisect.bisect_right(ids, after)
         return ids[start : start + limit]
 
@@ -321,7 +336,7 @@ class MemoryRunEventStore(RunEventStore):
         if thread is None:
             return 0
         if query.whole_thread:
-            del self._threads[query.thread_id]
+            self._reset(query.thread_id)
             return len(thread.events)
 
         def doomed(row: Record) -> bool:
@@ -332,8 +347,14 @@ class MemoryRunEventStore(RunEventStore):
         deleted = self._remove(thread, doomed)
         if query.run_id is None and not thread.events:
             # The user's events were all the thread had: it starts again at 1.
-            del self._threads[query.thread_id]
+            self._reset(query.thread_id)
         return deleted
+
+    def _reset(self, thread_id: str) -> None:
+        """Forget the thread: its numbering starts again at 1, in a new generation."""
+        del self._threads[thread_id]
+        self._generations[thread_id] = self._generations.get(thread_id, 0) + 1
+        self._signal(thread_id)
 
     @staticmethod
     def _remove(thread: _Thread, doomed: Callable[[Record], bool]) -> int:

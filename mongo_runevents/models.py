@@ -52,6 +52,11 @@ from .errors import InvalidEventError, StorageError
 #: ``str`` (a dict in an id field is a query-injection attempt, not a typo).
 Identifier = Annotated[StrictStr, Field(min_length=1)]
 
+#: The longest id (thread, run, type, category, event or user id) accepted, in
+#: UTF-8 bytes: MongoDB's index keys (thread id, category and seq together)
+#: have been limited to 1024 bytes, and one huge id slows a whole collection.
+MAX_ID_BYTES = 512
+
 #: The keys a ``put_batch`` event dict may have: ``put``'s keyword arguments.
 EVENT_FIELDS = (
     "thread_id",
@@ -79,10 +84,11 @@ MESSAGE_CATEGORY = "message"
 #: The keys of every record a store returns (``event_id`` only when the event has one).
 RECORD_FIELDS = (*EVENT_FIELDS, "seq")
 
+# ASCII digits only: \d would take any Unicode digit ("١٢").
 _ISO_8601 = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})"
-    r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)"
-    r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?)?"
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)"
+    r"(?P<offset>Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
 
 
@@ -150,9 +156,24 @@ def check_iso_8601(text: str) -> str:
     return text
 
 
-def _check_identifier_text(value: str) -> str:
+def id_problem(value: str) -> str | None:
+    """What is wrong with a (non-empty) id string, or ``None``: no lone surrogate, a bounded length."""
+    if value.isascii():
+        if len(value) > MAX_ID_BYTES:
+            return f"is {len(value)} bytes long; ids are limited to {MAX_ID_BYTES} bytes"
+        return None
     if _SURROGATE.search(value) is not None:
-        raise ValueError("holds a lone surrogate (not valid Unicode)")
+        return "holds a lone surrogate (not valid Unicode)"
+    size = len(value.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        return f"is {size} bytes long (UTF-8); ids are limited to {MAX_ID_BYTES} bytes"
+    return None
+
+
+def _check_identifier_text(value: str) -> str:
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

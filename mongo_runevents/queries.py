@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._json import _SURROGATE, INT64_MAX
+from ._json import INT64_MAX
 from .errors import InvalidEventError
-from .models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY
+from .models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY, id_problem
 
 # --- single arguments ---------------------------------------------------------------
 
@@ -31,8 +31,9 @@ def check_id(value: Any, name: str) -> str:
         raise InvalidEventError(f"must be a str, got {type(value).__name__}", field=name)
     if not value:
         raise InvalidEventError("must not be empty", field=name)
-    if not value.isascii() and _SURROGATE.search(value) is not None:
-        raise InvalidEventError("holds a lone surrogate (not valid Unicode)", field=name)
+    problem = id_problem(value)
+    if problem is not None:
+        raise InvalidEventError(problem, field=name)
     return value
 
 
@@ -71,10 +72,9 @@ def check_ids(value: Any, name: str) -> tuple[str, ...]:
             raise InvalidEventError(
                 f"must be a str, got {type(item).__name__}", field=f"{name}[{index}]"
             )
-        if not item.isascii() and _SURROGATE.search(item) is not None:
-            raise InvalidEventError(
-                "holds a lone surrogate (not valid Unicode)", field=f"{name}[{index}]"
-            )
+        problem = id_problem(item) if item else None
+        if problem is not None:
+            raise InvalidEventError(problem, field=f"{name}[{index}]")
     return tuple(dict.fromkeys(str.__str__(item) for item in items if item))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -47,12 +47,20 @@ async def follow(
     read: ThreadRead,
     query: ThreadEvents,
     news: NewsWaiter | None,
+    generation: Callable[[], Awaitable[int]],
     *,
     poll_interval: float,
     max_poll_interval: float,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Yield the thread's events after ``query.after_seq``, then new ones as they come, forever."""
+    """Yield the thread's events after ``query.after_seq``, then new ones as they come, forever.
+
+    ``generation()`` tells how often the thread was reset. It is read at the
+    start and at every wake-up, before reading: when it changed, the thread
+    was deleted and begun again at seq 1, and the tail goes on from there.
+    """
     interval = poll_interval
+    # None: not known yet (the server was away); the first answer sets it.
+    current = await _generation(generation, query.thread_id, None)
     try:
         while True:
             try:
@@ -70,10 +78,34 @@ async def follow(
                 await asyncio.sleep(interval)
                 interval = min(interval * 2, max_poll_interval)
                 continue
-            if news is not None and await news.wait():
-                continue
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, max_poll_interval)
+            if news is None or not await news.wait():
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, max_poll_interval)
+            latest = await _generation(generation, query.thread_id, current)
+            if current is None:
+                current = latest
+            elif latest is not None and latest != current:
+                logger.info(
+                    "thread %r was reset (generation %d -> %d): following it from seq 1",
+                    query.thread_id,
+                    current,
+                    latest,
+                )
+                current = latest
+                query = replace(query, after_seq=0)
     finally:
         if news is not None:
             await news.close()
+
+
+async def _generation(
+    generation: Callable[[], Awaitable[int]], thread_id: str, current: int | None
+) -> int | None:
+    """The thread's generation now; ``current`` if the store cannot say right now."""
+    try:
+        return await generation()
+    except StorageError as exc:
+        if not exc.retryable:
+            raise
+        logger.warning("tail of thread %r: %s; reading on", thread_id, exc)
+        return current

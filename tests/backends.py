@@ -95,7 +95,11 @@ class Connection:
         self.database_name = database_name()
         self._memory: dict[str, MemoryRunEventStore] = {}
         self._client: Any = None
+        self._raw_client: Any = None
         self.database: Any = None
+        #: The same database through a client of its own, for a test's raw
+        #: look-ups (not in the command log).
+        self.raw: Any = None
         if backend.driver == "mongomock":
             from mongomock_motor import AsyncMongoMockClient
 
@@ -110,6 +114,10 @@ class Connection:
             self._client = AsyncMongoClient(uri, event_listeners=[self.commands], **client_options)
         if self._client is not None:
             self.database = self._client[self.database_name]
+            self._raw_client = (
+                self._client if backend.driver == "mongomock" else AsyncMongoClient(uri)
+            )
+            self.raw = self._raw_client[self.database_name]
 
     def store(self, collection: str = "run_events", **options: Any) -> RunEventStore:
         """A store on ``collection`` with the store ``options``."""
@@ -122,9 +130,9 @@ class Connection:
     async def drop(self, collection: str) -> None:
         """Drop a collection and its companions (no-op on the Memory store)."""
         self._memory.pop(collection, None)
-        if self.database is not None:
+        if self.raw is not None:
             for name in (collection, f"{collection}_counters", f"{collection}_settings"):
-                await self.database.drop_collection(name)
+                await self.raw.drop_collection(name)
 
     async def close(self) -> None:
         """Drop the database and close the client."""
@@ -132,7 +140,8 @@ class Connection:
             return
         if self.backend.driver == "mongomock":
             return
-        await self._client.drop_database(self.database_name)
+        await self._raw_client.drop_database(self.database_name)
+        await self._raw_client.close()
         if self.backend.driver == "motor":
             self._client.close()
         else:

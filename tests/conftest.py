@@ -29,6 +29,7 @@ from pymongo import AsyncMongoClient
 from mongo_runevents import RunEventStore
 from mongo_runevents.embedded import EmbeddedServer
 from tests.backends import BACKENDS, MONGO_BACKENDS, Backend, Connection, database_name
+from tests.commands import untargeted
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 
@@ -124,22 +125,38 @@ async def _open(backend: Backend, request: pytest.FixtureRequest) -> Connection:
     return Connection(backend, uri)
 
 
+def _check_targeting(opened: Connection, request: pytest.FixtureRequest) -> None:
+    """Every command the test's stores sent named its thread (unless marked ``cluster_wide``)."""
+    if request.node.get_closest_marker("cluster_wide") is not None:
+        return
+    scattered = untargeted(opened.commands)
+    assert not scattered, (
+        "commands that name no thread (every shard would get them):\n" + "\n".join(scattered)
+    )
+
+
 @pytest.fixture
 async def connection(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[Connection]:
-    """``backend`` opened for one test."""
+    """``backend`` opened for one test; afterwards, every command it sent must have named a thread."""
     opened = await _open(backend, request)
-    yield opened
-    await opened.close()
+    try:
+        yield opened
+        _check_targeting(opened, request)
+    finally:
+        await opened.close()
 
 
 @pytest.fixture
 async def mongo_connection(
     mongo_backend: Backend, request: pytest.FixtureRequest
 ) -> AsyncIterator[Connection]:
-    """``mongo_backend`` opened for one test."""
+    """``mongo_backend`` opened for one test; its commands are checked as ``connection``'s are."""
     opened = await _open(mongo_backend, request)
-    yield opened
-    await opened.close()
+    try:
+        yield opened
+        _check_targeting(opened, request)
+    finally:
+        await opened.close()
 
 
 StoreFactory = Callable[..., RunEventStore]

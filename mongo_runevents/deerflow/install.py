@@ -53,7 +53,37 @@ def install() -> None:
     config_class.model_rebuild(force=True)
     app_config.AppConfig.model_rebuild(force=True)
     deerflow_stores.make_run_event_store = _with_mongodb(deerflow_stores.make_run_event_store)
+    _allow_several_workers()
     _installed = True
+
+
+def _allow_several_workers() -> None:
+    """Let DeerFlow's gateway run several workers on ``backend: mongodb`` as it does on ``db``.
+
+    Its start-up gate refuses ``GATEWAY_WORKERS > 1`` (and the multi-instance
+    scheduler) unless ``run_events.backend`` is ``db``, because memory and
+    JSONL stores are process-local and cannot keep ``put_if_absent`` receipts
+    single across workers. The MongoDB store keeps them single across
+    processes (in transaction mode), so the gate is shown ``db`` for it.
+    """
+    try:
+        from app.gateway import deps
+    except ImportError:  # only DeerFlow's harness is installed, not its gateway
+        return
+    gate = getattr(deps, "_enforce_postgres_for_multi_worker", None)
+    if gate is None:
+        return
+
+    @functools.wraps(gate)
+    def check(config: Any) -> Any:
+        run_events: Any = getattr(config, "run_events", None)
+        if getattr(run_events, "backend", None) == BACKEND:
+            config = config.model_copy(
+                update={"run_events": run_events.model_copy(update={"backend": "db"})}
+            )
+        return gate(config)
+
+    deps._enforce_postgres_for_multi_worker = check
 
 
 def _with_mongodb(make_run_event_store: Any) -> Any:

@@ -114,10 +114,19 @@ class Blobs:
             await self.chunks.insert_many(chunks, ordered=True, session=session)
             await self.files.insert_many(files, ordered=True, session=session)
 
-    async def sizes(self, file_ids: list[Any], session: Any) -> dict[Any, int]:
-        """The length in bytes of each blob, from its ``files`` document."""
+    async def file_ids(self, thread_id: str, run_id: str) -> list[Any]:
+        """The ids of a run's blobs (the ``files`` collection's (thread, run) index)."""
         rows = await self.files.find(
-            {"_id": {"$in": file_ids}}, {"length": 1}, session=session
+            {"metadata.thread_id": thread_id, "metadata.run_id": run_id}, {"_id": 1}
+        ).to_list(None)
+        return [row["_id"] for row in rows]
+
+    async def sizes(self, thread_id: str, file_ids: list[Any], session: Any) -> dict[Any, int]:
+        """The length in bytes of each blob of a thread, from its ``files`` document."""
+        rows = await self.files.find(
+            {"metadata.thread_id": thread_id, "_id": {"$in": file_ids}},
+            {"length": 1},
+            session=session,
         ).to_list(None)
         return {row["_id"]: row["length"] for row in rows}
 

@@ -67,11 +67,23 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def event_document_id(thread_id: str, event_id: str) -> dict[str, str]:
+    """The ``_id`` of an event with an idempotency key: its thread and key.
+
+    The ``_id`` index then refuses a second event with the same key in the
+    thread, with no index of its own; on a cluster sharded by thread, both
+    copies would land on the same shard, where ``_id`` is unique.
+    """
+    return {"thread_id": thread_id, "event_id": event_id}
+
+
 def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
     """The document stored for ``event``; its ``_id`` is made here so a failed write can be traced."""
     content, metadata = event.content, event.metadata
     document: dict[str, Any] = {
-        "_id": ObjectId(),
+        "_id": ObjectId()
+        if event.event_id is None
+        else event_document_id(event.thread_id, event.event_id),
         "thread_id": event.thread_id,
         "run_id": event.run_id,
         "event_type": event.event_type,

@@ -1,7 +1,8 @@
 """Deletes: a thread's events, one run's, or one user's part of either, with their blobs.
 
-Deleting a whole thread also deletes its counter, so its numbering starts
-again at 1; so does a per-user delete that leaves the thread empty. In
+Deleting a whole thread also resets its counter (to a new generation), so its
+numbering starts again at 1; so does a per-user delete that leaves the thread
+empty. In
 transaction mode both run in one transaction. Blobs are found before their
 events are deleted and deleted after them, so no reader ever meets an event
 whose blob is gone for good; a crash in between leaves an orphan blob, never a
@@ -18,7 +19,7 @@ from .blobs import BLOBS_FIELD
 from .driver_errors import translated
 from .reads import owned
 from .seqs import ThreadLocks
-from .setup import Collections, Deployment
+from .setup import GENERATION_FIELD, USERS_FIELD, Collections, Deployment
 from .transactions import TransactionRunner
 
 
@@ -51,25 +52,52 @@ class Deleter:
     async def _in_mode(self, body: Any, thread_id: str, deployment: Deployment) -> Any:
         """``body(thread_id, session)`` in a transaction in transaction mode, else plainly."""
         if deployment.transactions:
-            return await self._runner.run(functools.partial(body, thread_id), "deleting a thread")
+            return await self._runner.run(
+                functools.partial(body, thread_id),
+                "deleting a thread",
+                deployment.transaction_lifetime_seconds,
+            )
         with translated("deleting a thread"):
             return await body(thread_id, None)
 
     async def _delete_thread(self, thread_id: str, session: Any) -> int:
-        # Events first, then the counter. In plain mode a writer in another
-        # process that reserved a seq before the delete may still insert it
-        # afterwards; this order makes that race fail loudly later (a duplicate
-        # seq raises IntegrityError) instead of deleting the write silently.
+        """Delete every event of the thread and reset its counter to a new generation.
+
+        The counter is kept (``last_seq: 0``, ``generation`` + 1) rather than
+        deleted, so that a live tail can tell the thread was reset.
+
+        In a transaction the counter is reset first: writers of the thread
+        update it too, so whoever comes second conflicts and retries; taking it
+        last would let a steady stream of writers starve the delete. Without a
+        transaction the events go first: a writer in another process that
+        reserved a seq just before may still insert it afterwards, and a later
+        write reaching the same seq then fails loudly (IntegrityError) instead
+        of the first write vanishing silently.
+        """
+        in_transaction = session is not None
+        counter = await self._reset_counter(thread_id, session) if in_transaction else None
         result = await self._collections.events.delete_many(
             {"thread_id": thread_id}, session=session
         )
-        counter = await self._collections.counters.find_one_and_delete(
-            {"_id": thread_id}, session=session
-        )
+        if not in_transaction:
+            counter = await self._reset_counter(thread_id, session)
         if counter is not None and counter.get("has_blobs"):
             await self._collections.blobs.delete(thread_id, None, session)
         deleted: int = result.deleted_count
         return deleted
+
+    async def _reset_counter(self, thread_id: str, session: Any) -> dict[str, Any] | None:
+        """The thread's counter as it was before being reset (``None`` for an unknown thread)."""
+        counter: dict[str, Any] | None = await self._collections.counters.find_one_and_update(
+            {"_id": thread_id},
+            {
+                "$set": {"last_seq": 0},
+                "$inc": {GENERATION_FIELD: 1},
+                "$unset": {"has_blobs": "", USERS_FIELD: ""},
+            },
+            session=session,
+        )
+        return counter
 
     async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
         """Delete the thread's counter (and blobs) if it holds no event.
@@ -89,17 +117,27 @@ class Deleter:
         with translated("deleting events"):
             # Only threads whose counter says they ever had blobs are searched
             # for them: reading the counter by _id is cheap on every server.
-            with_blobs: list[dict[str, Any]] = []
             flagged = await counters.find_one(
                 {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
             )
-            if flagged is not None:
-                with_blobs = await events.find(
-                    {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
-                ).to_list(None)
+            file_ids = await self._blob_ids(query) if flagged is not None else []
             result = await events.delete_many(query)
-            file_ids = [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]
             if file_ids:
                 await self._collections.blobs.delete(query["thread_id"], file_ids, None)
         deleted: int = result.deleted_count
         return deleted
+
+    async def _blob_ids(self, query: dict[str, Any]) -> list[Any]:
+        """The blobs of the events ``query`` names (a run's, or one user's part of a thread).
+
+        A whole run's are found by the bucket's own (thread, run) index; one
+        user's only through their events, which records no blob index costs
+        every write: those are read from the thread's events (rare: a
+        per-user delete in a thread that has large events).
+        """
+        if "user_id" not in query:
+            return await self._collections.blobs.file_ids(query["thread_id"], query["run_id"])
+        with_blobs = await self._collections.events.find(
+            {**query, BLOBS_FIELD: {"$exists": True}}, {BLOBS_FIELD: 1}
+        ).to_list(None)
+        return [file_id for doc in with_blobs for file_id in doc[BLOBS_FIELD].values()]

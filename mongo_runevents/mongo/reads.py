@@ -29,7 +29,7 @@ from . import compat
 from .blobs import BLOBS_FIELD
 from .codec import EXPIRES_AT_FIELD, from_document
 from .driver_errors import translated
-from .setup import UPDATED_AT_FIELD, USERS_FIELD, Collections
+from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections
 
 #: The largest first batch asked for; a reply is capped at 16 MiB anyway.
 _MAX_BATCH = 100_000
@@ -70,7 +70,9 @@ def run_filter(query: RunEvents) -> dict[str, Any]:
     if query.event_types is not None:
         found["event_type"] = {"$in": list(query.event_types)}
     if query.task_id is not None:
-        found["metadata.task_id"] = query.task_id
+        # A scalar match only: MongoDB would also match a list holding the
+        # value, which the Memory store (and DeerFlow's stores) do not.
+        found["metadata.task_id"] = {"$eq": query.task_id, "$not": {"$type": "array"}}
     if query.after_seq is not None:
         found["seq"] = {"$gt": query.after_seq}
     return found
@@ -94,6 +96,17 @@ def count_filter(query: EventCount) -> dict[str, Any]:
     return owned(found, query.user_id)
 
 
+#: A visible reply's caller: anything but a string starting with the hidden
+#: prefix. A list is visible whatever it holds (MongoDB's own matching would
+#: look inside it; the Memory store, like DeerFlow's, does not).
+_VISIBLE_CALLER = {
+    "$or": [
+        {"metadata.caller": {"$not": Regex(f"^{re.escape(HIDDEN_CALLER_PREFIX)}")}},
+        {"metadata.caller": {"$type": "array"}},
+    ]
+}
+
+
 def replies_filter(query: LastVisibleReplies) -> dict[str, Any]:
     """The filter of the visible AI replies of some runs."""
     return owned(
@@ -102,7 +115,7 @@ def replies_filter(query: LastVisibleReplies) -> dict[str, Any]:
             "run_id": {"$in": list(query.run_ids)},
             "category": MESSAGE_CATEGORY,
             "event_type": {"$in": list(AI_REPLY_TYPES)},
-            "metadata.caller": {"$not": Regex(f"^{re.escape(HIDDEN_CALLER_PREFIX)}")},
+            **_VISIBLE_CALLER,
         },
         query.user_id,
     )
@@ -179,7 +192,11 @@ class Reader:
             if document is None:
                 return None
             references = document.pop(BLOBS_FIELD, {})
-            sizes = await self._blobs.sizes(list(references.values()), None) if references else {}
+            sizes = (
+                await self._blobs.sizes(query.thread_id, list(references.values()), None)
+                if references
+                else {}
+            )
         [record] = stored_records([from_document(document)])
         if references:
             record["large_fields"] = {
@@ -210,7 +227,8 @@ class Reader:
 
     async def list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
         """A page of threads from their counters, newest activity first."""
-        found: dict[str, Any] = {}
+        # A thread reset by a delete keeps its counter at last_seq 0: not listed.
+        found: dict[str, Any] = {"last_seq": {"$gt": 0}}
         if query.user_id is not None:
             found[USERS_FIELD] = query.user_id
         if query.before is not None:
@@ -239,9 +257,24 @@ class Reader:
             )
         return threads
 
+    async def thread_info(self, thread_id: str) -> dict[str, Any] | None:
+        """The thread's counter: ``last_seq``, ``generation`` and ``updated_at`` (``None``: unknown)."""
+        with translated("reading a thread"):
+            row = await self._counters.find_one({"_id": thread_id})
+        if row is None:
+            return None
+        return {
+            "thread_id": thread_id,
+            "last_seq": int(row.get("last_seq", 0)),
+            "generation": int(row.get(GENERATION_FIELD, 0)),
+            "updated_at": str(row.get(UPDATED_AT_FIELD, "")),
+        }
+
     async def thread_ids(self, after: str | None, limit: int) -> list[str]:
         """Thread ids after ``after``, ascending, from the counters."""
-        found = {} if after is None else {"_id": {"$gt": after}}
+        found: dict[str, Any] = {"last_seq": {"$gt": 0}}
+        if after is not None:
+            found["_id"] = {"$gt": after}
         with translated("listing threads"):
             rows = await self._counters.find(
                 found, {"_id": 1}, sort=[("_id", ASCENDING)], limit=limit

@@ -15,44 +15,41 @@ from types import MappingProxyType
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import PyMongoError
 
 from ..errors import ConfigurationError
 from . import compat
-from .blobs import BLOBS_FIELD, Blobs
+from .blobs import Blobs
 from .codec import EXPIRES_AT_FIELD
 from .driver_errors import translated
 
-#: Index names: by thread (unique seq), by thread and category, by thread and
-#: run, and by thread and idempotency key (unique where the key is set).
+#: Index names: by thread (unique seq), by thread and category, by thread and run.
 BY_SEQ, BY_CATEGORY, BY_RUN = "thread_seq", "thread_category_seq", "thread_run_seq"
-BY_EVENT_ID = "thread_event_id"
 
-#: The indexes of the events collection. Every query and delete the store
-#: sends names the thread and is served by one of them.
+#: The indexes of the events collection: the two the interface's reads need
+#: and the run index. Every query and delete the store sends names the thread
+#: and is served by one of them. Idempotency keys need no index of their own:
+#: an event with an ``event_id`` gets a deterministic ``_id`` (see
+#: :func:`~.codec.event_document_id`), so the ``_id`` index refuses a second
+#: copy; blobs are found through the bucket's own indexes.
 EVENT_INDEXES = (
     IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name=BY_SEQ, unique=True),
     IndexModel(
         [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
     ),
     IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
-    # Only the (rare) events with out-of-line fields, for deleting their blobs.
-    IndexModel(
-        [("thread_id", ASCENDING), ("run_id", ASCENDING)],
-        name="thread_run_blobs",
-        partialFilterExpression={BLOBS_FIELD: {"$exists": True}},
-    ),
-    IndexModel(
-        [("thread_id", ASCENDING), ("event_id", ASCENDING)],
-        name=BY_EVENT_ID,
-        unique=True,
-        partialFilterExpression={"event_id": {"$exists": True}},
-    ),
 )
+
+#: Indexes earlier versions created on the events collection, which no query
+#: needs any more; set-up drops them (each cost every write an index update).
+OBSOLETE_INDEXES = ("thread_run_blobs", "thread_event_id")
 
 #: The field of a counter holding when its thread was last written to.
 UPDATED_AT_FIELD = "updated_at"
 #: The field of a counter listing the users who wrote to its thread.
 USERS_FIELD = "users"
+#: The field of a counter counting how often its thread was reset (deleted whole).
+GENERATION_FIELD = "generation"
 
 #: Listing threads, newest activity first (all of them, or one user's).
 COUNTER_INDEXES = (
@@ -65,6 +62,9 @@ COUNTER_INDEXES = (
 
 #: Deletes documents once their ``expires_at`` has passed (categories with retention).
 EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
+
+#: MongoDB's default ``transactionLifetimeLimitSeconds``.
+DEFAULT_TRANSACTION_LIFETIME_SECONDS = 60.0
 
 #: The settings document holding the collection's retention periods (seconds).
 RETENTION_SETTING = "retention"
@@ -104,6 +104,9 @@ class Deployment:
     bson_server: bool
     #: Categories mapped to how long their events are kept.
     retention: Mapping[str, timedelta] = field(default_factory=lambda: MappingProxyType({}))
+    #: How long the server lets a transaction stay open (its
+    #: ``transactionLifetimeLimitSeconds``; MongoDB's default when it does not say).
+    transaction_lifetime_seconds: float = DEFAULT_TRANSACTION_LIFETIME_SECONDS
 
 
 def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
@@ -132,14 +135,8 @@ async def set_up(
     """
     with translated("creating indexes"):
         hello = await compat.server_hello(collections.database)
-        indexes = list(EVENT_INDEXES)
-        if hello is None:
-            # mongomock ignores partialFilterExpression, so the unique
-            # event_id index would refuse every second event without a key.
-            # There, keys are looked up before writing (plain mode) under
-            # the per-thread lock instead.
-            indexes = [index for index in indexes if index.document["name"] != BY_EVENT_ID]
-        await collections.events.create_indexes(indexes)
+        await collections.events.create_indexes(list(EVENT_INDEXES))
+        await _drop_obsolete_indexes(collections.events)
         await collections.counters.create_indexes(list(COUNTER_INDEXES))
         await collections.blobs.create_indexes()
         settled = await _settle_retention(collections.settings, retention)
@@ -156,7 +153,42 @@ async def set_up(
         change_streams=capable,
         bson_server=hello is not None,
         retention=MappingProxyType(settled),
+        transaction_lifetime_seconds=await _transaction_lifetime(collections.database)
+        if capable
+        else DEFAULT_TRANSACTION_LIFETIME_SECONDS,
     )
+
+
+async def _drop_obsolete_indexes(events: Any) -> None:
+    """Drop the indexes of :data:`OBSOLETE_INDEXES` where an earlier version made them.
+
+    An event written before the upgrade keeps its ``ObjectId``: a retry of it
+    under the same ``event_id`` is not recognised any more (only within the
+    minutes a journal retries, across the upgrade itself).
+    """
+    cursor = await compat.resolve(events.list_indexes())
+    names = {index["name"] for index in await cursor.to_list(None)}
+    for name in OBSOLETE_INDEXES:
+        if name in names:
+            await events.drop_index(name)
+
+
+async def _transaction_lifetime(database: Any) -> float:
+    """The server's ``transactionLifetimeLimitSeconds``, or MongoDB's default if it will not say.
+
+    ``getParameter`` needs a privilege many application users lack (and
+    ``mongos`` does not know the parameter), so failing to read it is normal.
+    """
+    try:
+        reply = await database.client.admin.command(
+            "getParameter", 1, transactionLifetimeLimitSeconds=1
+        )
+    except (PyMongoError, NotImplementedError):
+        return DEFAULT_TRANSACTION_LIFETIME_SECONDS
+    value = reply.get("transactionLifetimeLimitSeconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return DEFAULT_TRANSACTION_LIFETIME_SECONDS
+    return float(value)
 
 
 async def _settle_retention(

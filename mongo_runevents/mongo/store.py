@@ -78,7 +78,11 @@ class MongoRunEventStore(RunEventStore):
     replica set member or ``mongos``; ``True`` / ``False`` force the choice.
     ``transaction_retry_seconds`` bounds how long a write keeps retrying
     transient transaction errors (write conflicts between processes writing
-    the same thread) before it gives up with a retryable error.
+    the same thread) before it gives up with a retryable error; by default it
+    outlasts the server's transaction lifetime (``transactionLifetimeLimitSeconds``,
+    read at set-up; 60 s when the server does not say) by 15 s, so that a
+    transaction left open by a killed writer delays the thread's other writers
+    but does not fail them.
 
     An event whose document would pass ``inline_limit_bytes`` (default 15 MiB,
     under MongoDB's 16 MiB) has its content, and if need be its metadata,
@@ -106,7 +110,7 @@ class MongoRunEventStore(RunEventStore):
         collection: str = "run_events",
         counters_collection: str | None = None,
         transactions: bool | None = None,
-        transaction_retry_seconds: float = 30.0,
+        transaction_retry_seconds: float | None = None,
         inline_limit_bytes: int = DEFAULT_INLINE_LIMIT_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         retention: Mapping[str, timedelta] | None = None,
@@ -298,6 +302,10 @@ class MongoRunEventStore(RunEventStore):
     async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
         await self._ready()
         return await self._reader.list_threads(query)
+
+    async def _thread_info(self, thread_id: str) -> dict[str, Any] | None:
+        await self._ready()
+        return await self._reader.thread_info(thread_id)
 
     async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
         await self._ready()

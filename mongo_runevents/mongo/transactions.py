@@ -10,6 +10,18 @@ the transactions specification: retry the whole body on a
 ``UnknownTransactionCommitResult`` (committing again is idempotent), abort
 whatever else failed; with jittered exponential back-off, within a time
 budget (``transaction_retry_seconds``).
+
+Two things it adds, because a transaction left open on the server blocks
+every other writer of its thread (their counter updates conflict with it)
+until the server gives up on it, ``transactionLifetimeLimitSeconds`` later
+(60 s by default):
+
+- a commit that failed with a definite outcome leaves the transaction open,
+  and the driver refuses to abort after a commit; the runner then kills the
+  session on the server (``killSessions``), which aborts it at once;
+- the default budget outlasts the server's transaction lifetime (read at
+  set-up, 60 s if the server does not say), so that a transaction abandoned
+  by a killed process delays other writers but does not fail them.
 """
 
 from __future__ import annotations
@@ -39,29 +51,57 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(0.2, 0.002 * 2**attempt))
 
 
-class TransactionRunner:
-    """Runs ``body(session)`` in a transaction on ``database``'s client."""
+#: How much longer than the server's transaction lifetime the default budget is.
+BUDGET_MARGIN_SECONDS = 15.0
 
-    def __init__(self, database: Any, retry_seconds: float) -> None:
+
+def default_budget(transaction_lifetime_seconds: float) -> float:
+    """The retry budget when the caller sets none: the server's transaction lifetime and a margin."""
+    return transaction_lifetime_seconds + BUDGET_MARGIN_SECONDS
+
+
+class TransactionRunner:
+    """Runs ``body(session)`` in a transaction on ``database``'s client.
+
+    ``retry_seconds`` is the budget for retrying transient errors; ``None``
+    takes :func:`default_budget` of the lifetime each call is given.
+    """
+
+    def __init__(self, database: Any, retry_seconds: float | None) -> None:
         self._database = database
         self._retry_seconds = retry_seconds
 
-    async def run(self, body: Callable[[Any], Awaitable[T]], action: str) -> T:
+    async def run(
+        self,
+        body: Callable[[Any], Awaitable[T]],
+        action: str,
+        transaction_lifetime_seconds: float = 60.0,
+    ) -> T:
         """The result of ``body(session)``, committed; transient errors retried for a while."""
-        deadline = time.monotonic() + self._retry_seconds
+        budget = self._retry_seconds
+        if budget is None:
+            budget = default_budget(transaction_lifetime_seconds)
+        deadline = time.monotonic() + budget
         attempt = 0
         while True:
             attempt += 1
             with translated(action):
                 session = await compat.start_session(self._database)
+            committing = False
             try:
                 await compat.start_transaction(session)
                 result = await body(session)
+                committing = True
                 await self._commit(session, deadline)
                 return result
             except Exception as exc:
                 if session.in_transaction:
                     await _abort(session)
+                elif committing:
+                    # The commit failed and the driver will not abort after a
+                    # commit: end the transaction on the server, or it blocks
+                    # the thread's other writers until it times out.
+                    await self._kill(session)
                 # The body may have translated the driver's error already.
                 driver_error = exc if isinstance(exc, (PyMongoError, BSONError)) else exc.__cause__
                 transient = isinstance(driver_error, PyMongoError) and driver_error.has_error_label(
@@ -92,6 +132,17 @@ class TransactionRunner:
                 if not unknown or time.monotonic() >= deadline:
                     raise
                 await asyncio.sleep(backoff(attempt))
+
+    async def _kill(self, session: Any) -> None:
+        """Kill ``session`` on the server, aborting its open transaction (best effort)."""
+        try:
+            await self._database.client.admin.command("killSessions", [session.session_id])
+        except (PyMongoError, AttributeError, NotImplementedError):
+            logger.debug(
+                "could not kill a session after a failed commit; the server ends its "
+                "transaction after transactionLifetimeLimitSeconds",
+                exc_info=True,
+            )
 
 
 async def _abort(session: Any) -> None:

@@ -4,9 +4,10 @@ In transaction mode both steps run in one transaction (:mod:`.transactions`),
 so a batch is all-or-nothing and leaves no seq gap. In plain mode (standalone,
 mongomock) a failed insert is cleaned up before the error is raised, but its
 reserved seqs stay unused. Events with an ``event_id`` are idempotent: in a
-transaction they are written optimistically and looked up only when the unique
-``(thread_id, event_id)`` index refuses one; in plain mode they are looked up
-first, since a refused insert would waste the seqs it reserved.
+transaction they are written optimistically and looked up only when the
+``_id`` index refuses one (their ``_id`` is derived from thread and key); in
+plain mode they are looked up first, since a refused insert would waste the
+seqs it reserved.
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ from typing import Any
 import bson
 from bson.errors import BSONError
 from pymongo import ASCENDING
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .._json import copy_json
 from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
 from ..models import NewEvent, utc_now_iso
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
-from .codec import EXPIRES_AT_FIELD, to_document
+from .codec import EXPIRES_AT_FIELD, event_document_id, to_document
 from .driver_errors import duplicate_key_refusals, translate, translated
-from .reads import PROJECTION, Reader
+from .reads import PROJECTION, Reader, owned
 from .seqs import Block, ThreadLocks, reserve_blocks
-from .setup import BY_EVENT_ID, Collections, Deployment
+from .setup import Collections, Deployment
 from .transactions import TransactionRunner
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,24 @@ class Prepared:
 
 
 def is_event_id_collision(exc: BaseException) -> bool:
-    """Whether ``exc`` is the unique (thread_id, event_id) index refusing a key."""
+    """Whether ``exc`` is the ``_id`` index refusing an event whose key the thread holds.
+
+    Events with a key have a deterministic ``_id``; an ``ObjectId`` never
+    collides. (mongomock names no key pattern for the ``_id`` index.)
+    """
     return any(
-        "event_id" in refusal["keyPattern"] or refusal["index"] == BY_EVENT_ID
+        refusal["index"] == "_id_" or "_id" in refusal["keyPattern"] or not refusal["keyPattern"]
         for refusal in duplicate_key_refusals(exc)
     )
+
+
+#: The metadata fields reads filter on (``task_id``; ``caller`` for hidden replies).
+QUERIED_METADATA = ("task_id", "caller")
+
+
+def _queried_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The part of an out-of-line metadata field that is kept inline, for queries."""
+    return {name: metadata[name] for name in QUERIED_METADATA if name in metadata}
 
 
 def _conflict(index: int, event: NewEvent, found: dict[str, Any]) -> EventIdConflictError:
@@ -118,7 +132,8 @@ class Writer:
             file_document, chunks = blob_documents(
                 data, thread_id=event.thread_id, run_id=event.run_id, field=name
             )
-            document[name] = None if name == "content" else {}
+            # What queries filter on stays inline (the whole field is in the blob).
+            document[name] = None if name == "content" else _queried_metadata(document[name])
             document.setdefault(BLOBS_FIELD, {})[name] = file_document["_id"]
             if EXPIRES_AT_FIELD in document:
                 for blob_document in (file_document, *chunks):
@@ -155,7 +170,9 @@ class Writer:
                         self._write_once, events, prepared, created, look_up_keys, deployment
                     )
                     if deployment.transactions:
-                        return await self._runner.run(attempt_write, "writing events")
+                        return await self._runner.run(
+                            attempt_write, "writing events", deployment.transaction_lifetime_seconds
+                        )
                     return await attempt_write(None)
                 except IntegrityError as exc:
                     if not (keyed and is_event_id_collision(exc)) or attempt == _EVENT_ID_ATTEMPTS:
@@ -175,11 +192,11 @@ class Writer:
         """
         created = event.created_at or utc_now_iso()
         prepared = self.prepare(0, event, created, deployment)
-        query = {
-            "thread_id": event.thread_id,
-            "run_id": event.run_id,
-            "event_type": event.event_type,
-        }
+        # Scoped to the writer's user, like every read: never another user's event.
+        query = owned(
+            {"thread_id": event.thread_id, "run_id": event.run_id, "event_type": event.event_type},
+            event.user_id,
+        )
 
         async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
             with translated("looking for an existing event"):
@@ -196,7 +213,9 @@ class Writer:
 
         async with self._locks.hold([event.thread_id]):
             if deployment.transactions:
-                return await self._runner.run(attempt, "writing an event if absent")
+                return await self._runner.run(
+                    attempt, "writing an event if absent", deployment.transaction_lifetime_seconds
+                )
             return await attempt(None)
 
     async def _write_once(
@@ -236,17 +255,32 @@ class Writer:
             )
             for thread_id, indexes in by_thread.items()
         }
-        with translated("reserving seqs"):
+        items = [prepared[index] for index in fresh]
+        documents = [item.document for item in items]
+        files = [file for item in items for file in item.files]
+        chunks = [chunk for item in items for chunk in item.chunks]
+        if not deployment.bson_server:
+            # mongomock keeps the very objects it is given: give it copies.
+            for document in documents:
+                document["content"] = copy_json(document["content"])
+                document["metadata"] = copy_json(document["metadata"])
+        try:
+            # Blobs first: they need no seq, so the thread's counter is held
+            # for as short a time as possible (reserve, insert, commit).
+            await self._collections.blobs.insert(files, chunks, session)
             firsts = await reserve_blocks(
                 self._collections.counters, blocks, utc_now_iso(), session
             )
-        for thread_id, indexes in by_thread.items():
-            for offset, index in enumerate(indexes):
-                seq = firsts[thread_id] + offset
-                records[index] = events[index].to_record(seq, created[index])
-                prepared[index].document["seq"] = seq
-        if fresh:
-            await self._insert([prepared[index] for index in fresh], by_thread, deployment, session)
+            for thread_id, indexes in by_thread.items():
+                for offset, index in enumerate(indexes):
+                    seq = firsts[thread_id] + offset
+                    records[index] = events[index].to_record(seq, created[index])
+                    prepared[index].document["seq"] = seq
+            if documents:
+                await self._collections.events.insert_many(documents, ordered=True, session=session)
+        except (PyMongoError, BSONError) as exc:
+            if session is not None or not await self._recovered(exc, documents, files, by_thread):
+                raise translate(exc, "writing events") from exc
         return [record for record in records if record is not None]
 
     async def _stored_by_event_id(
@@ -259,35 +293,43 @@ class Writer:
                 keys.setdefault(event.thread_id, []).append(event.event_id)
         stored: dict[tuple[str, str | None], dict[str, Any]] = {}
         for thread_id, event_ids in keys.items():
-            query = {"thread_id": thread_id, "event_id": {"$in": event_ids, "$exists": True}}
+            document_ids = [event_document_id(thread_id, event_id) for event_id in event_ids]
+            query = {"thread_id": thread_id, "_id": {"$in": document_ids}}
             cursor = self._collections.events.find(query, PROJECTION, session=session)
             for record in await self._reader.records(await cursor.to_list(None), session):
                 stored[(thread_id, record["event_id"])] = record
         return stored
 
-    async def _insert(
+    async def _recovered(
         self,
-        prepared: list[Prepared],
+        exc: BaseException,
+        documents: list[dict[str, Any]],
+        files: list[dict[str, Any]],
         by_thread: dict[str, list[int]],
-        deployment: Deployment,
-        session: Any,
-    ) -> None:
-        """Insert blobs, then events; outside a transaction, undo a partial insert on failure."""
-        documents = [item.document for item in prepared]
-        if not deployment.bson_server:
-            # mongomock keeps the very objects it is given: give it copies.
-            for document in documents:
-                document["content"] = copy_json(document["content"])
-                document["metadata"] = copy_json(document["metadata"])
-        files = [file for item in prepared for file in item.files]
-        chunks = [chunk for item in prepared for chunk in item.chunks]
-        try:
-            await self._collections.blobs.insert(files, chunks, session)
-            await self._collections.events.insert_many(documents, ordered=True, session=session)
-        except (PyMongoError, BSONError) as exc:
-            if session is None:
-                await self._remove_partial_write(documents, files, by_thread)
-            raise translate(exc, "writing events") from exc
+    ) -> bool:
+        """After a failed plain-mode write: whether it took effect whole after all.
+
+        When the reply was lost (a broken connection, a time-out) the insert
+        may have been applied: if every document is there, the write
+        succeeded, and deleting it would let a reader see its events twice
+        (now, and again under new seqs when the caller retries). Otherwise the
+        part that reached the server is removed, so that nothing of a failed
+        batch stays.
+        """
+        if isinstance(exc, ConnectionFailure) and documents:
+            try:
+                landed = await self._collections.events.count_documents(
+                    {
+                        "thread_id": {"$in": list(by_thread)},
+                        "_id": {"$in": [document["_id"] for document in documents]},
+                    }
+                )
+            except PyMongoError:
+                landed = -1
+            if landed == len(documents):
+                return True
+        await self._remove_partial_write(documents, files, by_thread)
+        return False
 
     async def _remove_partial_write(
         self,

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..base import RunEventStore
 from ..errors import InvalidEventError, RunEventStoreError
 from . import live, render, timeline
 from .security import Guard
@@ -42,41 +43,8 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _STATIC = {"viewer.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8"}
 
 
-class ViewerStore(Protocol):
-    """The store calls the viewer makes (a store's ``watch``, if it has one, feeds the live tail)."""
-
-    async def list_threads(
-        self, *, limit: int = 50, before: str | None = None, user_id: str | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    async def list_messages(
-        self,
-        thread_id: str,
-        *,
-        limit: int = 50,
-        before_seq: int | None = None,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    async def list_events(
-        self,
-        thread_id: str,
-        run_id: str,
-        *,
-        limit: int = 500,
-        after_seq: int | None = None,
-        user_id: str | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    async def get_event(
-        self,
-        thread_id: str,
-        seq: int,
-        *,
-        user_id: str | None = None,
-        load_large_fields: bool = True,
-    ) -> dict[str, Any] | None: ...
+#: The viewer reads through the store interface (``RunEventStore``), nothing else.
+ViewerStore = RunEventStore
 
 
 def _text(request: Request, name: str, *, required: bool = False) -> str | None:

@@ -70,6 +70,8 @@ def examples(count: int, **options: Any) -> settings:
 
 #: Containers may nest this deep inside content or metadata (docs/semantics.md).
 MAX_NESTING = 90
+#: Ids are at most this many UTF-8 bytes long (docs/semantics.md).
+MAX_ID_BYTES = 512
 INT64 = range(-(2**63), 2**63)
 
 
@@ -128,8 +130,13 @@ def kept(value: Any) -> Any:
 
 
 def id_ok(value: Any) -> bool:
-    """Whether the documented rules accept ``value`` as an id (thread, run, type, category)."""
-    return type(value) is str and value != "" and not has_surrogate(value)
+    """Whether the documented rules accept ``value`` as an id: a non-empty str of at most 512 UTF-8 bytes."""
+    return (
+        type(value) is str
+        and value != ""
+        and not has_surrogate(value)
+        and len(value.encode("utf-8")) <= MAX_ID_BYTES
+    )
 
 
 _REPR = reprlib.Repr()
@@ -354,7 +361,11 @@ any_value = st.one_of(
     deeply_nested(valid_leaves),
 )
 ids = st.one_of(
-    st.sampled_from(["t", "run-1", "llm.ai.response", "message"]), texts, st.just("x" * 1100)
+    st.sampled_from(["t", "run-1", "llm.ai.response", "message"]),
+    texts,
+    st.just("x" * MAX_ID_BYTES),
+    st.just("x" * (MAX_ID_BYTES + 1)),
+    st.just("é" * (MAX_ID_BYTES // 2 + 1)),
 )
 
 PLACEMENTS = ("content", "metadata", "metadata_value", "both")

@@ -159,7 +159,7 @@ def test_the_store_serves_several_event_loops(server_uri: str, database: str) ->
 
 
 def test_install_makes_deerflows_factory_accept_mongodb(server_uri: str, database: str) -> None:
-    """After install(), DeerFlow's config takes backend: mongodb and its factory builds our store."""
+    """After install(), DeerFlow's config takes backend: mongodb, its factory builds our store, several workers pass."""
     script = textwrap.dedent(
         f"""
         import asyncio
@@ -190,6 +190,17 @@ def test_install_makes_deerflows_factory_accept_mongodb(server_uri: str, databas
             await store.close()
 
         asyncio.run(main())
+
+        import os
+        from app.gateway import deps
+        os.environ["GATEWAY_WORKERS"] = "4"
+        deps.start(config)  # several workers pass the gate on mongodb
+        try:
+            deps.start(AppConfig.model_validate({{"run_events": {{"backend": "memory"}}}}))
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError("the gate must still refuse the memory backend")
         print("installed ok")
         """
     )

@@ -29,7 +29,7 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deerflow.md"
 PLACEHOLDER = '"database": "deerflow"'
 
 #: What each example prints as its last line when all its assertions held.
-EXPECTED_OUTPUT = ("journal ok", "reads ok", "runs and users ok")
+EXPECTED_OUTPUT = ("deerflow store ok", "journal ok", "reads ok", "runs and users ok")
 
 
 def python_blocks() -> list[str]:
@@ -129,7 +129,7 @@ async def test_mongodb_backend_opens_a_ready_store(server_uri: str, fresh_databa
         assert store.events_collection.name == "events"
         assert store.events_collection.database.name == fresh_database
         names = {index["name"] async for index in await store.events_collection.list_indexes()}
-        assert {"thread_seq", "thread_event_id"} <= names
+        assert {"thread_seq", "thread_category_seq", "thread_run_seq"} <= names
         record = await store.put(thread_id="t", run_id="r", event_type="x", category="message")
         assert record["seq"] == 1
         assert await store.count_messages("t") == 1

@@ -41,7 +41,7 @@ def big_state(size: int, seed: str = "x") -> dict[str, Any]:
 @pytest.fixture
 def mongo_store(mongo_connection: Connection) -> tuple[RunEventStore, Any]:
     """A MongoDB store with a 64 KiB inline limit, and its database, on each MongoDB backend."""
-    return mongo_connection.store(inline_limit_bytes=SMALL_LIMIT), mongo_connection.database
+    return mongo_connection.store(inline_limit_bytes=SMALL_LIMIT), mongo_connection.raw
 
 
 async def blob_counts(database: Any) -> tuple[int, int]:
@@ -168,3 +168,31 @@ async def test_a_run_end_over_16_mib_is_stored_with_the_defaults(server_uri: str
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+async def test_out_of_line_metadata_stays_queryable(mongo_store: Any) -> None:
+    """Metadata moved to a blob keeps task_id and caller inline: filters and hidden replies still work."""
+    store, _ = mongo_store
+    bulky = {"task_id": "t1", "caller": "middleware:title", "diff": "x" * (2 * SMALL_LIMIT)}
+    await store.put_batch(
+        [event(run_id="r1"), event(run_id="r1", metadata=bulky), event(run_id="r2", metadata=bulky)]
+    )
+    [found] = await store.list_events("thread-1", "r1", task_id="t1")
+    assert found["metadata"] == bulky
+    assert await store.get_last_visible_ai_seq_by_run("thread-1", ["r1", "r2"]) == {"r1": 1}
+
+
+async def test_imported_large_events_leave_no_orphan_blobs(mongo_connection: Connection) -> None:
+    """An imported event stored out of line is deleted with its blobs (its thread is marked)."""
+    store = mongo_connection.store("imported", inline_limit_bytes=SMALL_LIMIT)
+    record = {
+        **event(content=big_state(2 * SMALL_LIMIT)),
+        "seq": 3,
+        "created_at": "2025-01-01T00:00:00Z",
+    }
+    assert (await store.import_events([record])).inserted == 1
+    database = mongo_connection.raw
+    assert await database["imported_blobs.files"].count_documents({}) == 1
+    assert await store.delete_by_thread("thread-1") == 1
+    assert await database["imported_blobs.files"].count_documents({}) == 0
+    assert await database["imported_blobs.chunks"].count_documents({}) == 0

@@ -73,6 +73,38 @@ async def test_ensure_indexes_creates_the_documented_indexes_idempotently(
     assert keys["thread_run_seq"] == [("thread_id", 1), ("run_id", 1), ("seq", 1)]
 
 
+async def test_the_events_collection_has_only_the_indexes_the_work_needs(
+    mongo_database: Any,
+) -> None:
+    """Events carry the two mandated indexes, the run index and _id; nothing else costs a write."""
+    store = MongoRunEventStore(mongo_database, collection="events")
+    await store.put_batch([event(event_id="e1"), event()])
+    info = await mongo_database["events"].index_information()
+    assert set(info) == {"_id_", "thread_seq", "thread_category_seq", "thread_run_seq"}
+    stored = await mongo_database["events"].find_one({"event_id": "e1"})
+    assert stored["_id"] == {"thread_id": "thread-1", "event_id": "e1"}
+
+
+async def test_set_up_drops_the_indexes_earlier_versions_made(mongo_database: Any) -> None:
+    """The event-id and blob partial indexes of earlier versions are dropped by ensure_indexes."""
+    events = mongo_database["events"]
+    await events.create_index(
+        [("thread_id", 1), ("event_id", 1)],
+        name="thread_event_id",
+        unique=True,
+        partialFilterExpression={"event_id": {"$exists": True}},
+    )
+    await events.create_index(
+        [("thread_id", 1), ("run_id", 1)],
+        name="thread_run_blobs",
+        partialFilterExpression={"blobs": {"$exists": True}},
+    )
+    await MongoRunEventStore(mongo_database, collection="events").ensure_indexes()
+    info = await events.index_information()
+    assert "thread_event_id" not in info
+    assert "thread_run_blobs" not in info
+
+
 @pytest.mark.transactions
 async def test_constructor_does_no_io_and_first_call_sets_up(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
