@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 
-from ..embedded import EmbeddedServer
+from ..embedded import SharedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
 from ..mongo import MongoRunEventStore
 from ..uri import mask_uri, redact
@@ -36,15 +36,16 @@ def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> in
 def _run_on_store(command: Command, args: argparse.Namespace) -> int:
     """Start the embedded server if no URI is given, then run ``command`` on a store."""
     uri: str | None = args.uri
-    server: EmbeddedServer | None = None
+    server: SharedServer | None = None
     try:
         if uri is None:
-            server = EmbeddedServer(args.data_dir)
+            server = SharedServer(args.data_dir)
             try:
-                server.start()
+                what = server.start()
             except OSError as exc:
+                server = None
                 return fail(f"could not start the embedded server: {exc}", None)
-            description = f"embedded SecantusDB at {args.data_dir} (port {server.port})"
+            description = f"embedded SecantusDB at {args.data_dir} (port {server.port}, {what})"
             uri = server.uri
         else:
             description = mask_uri(uri)

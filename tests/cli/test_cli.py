@@ -79,7 +79,7 @@ def test_demo_text_output_and_cleanup_stop_the_embedded_server(
     assert "count_messages: " in captured.out
     assert "transactions: yes" in captured.out
     assert "deleted thread demo-" in captured.out
-    port = int(captured.err.split("(port ")[1].split(")")[0])
+    port = int(captured.err.split("(port ")[1].split(",")[0])
     with (
         pytest.raises(ConnectionRefusedError),
         socket.create_connection(("127.0.0.1", port), timeout=1),

@@ -449,3 +449,87 @@ def test_ctrl_c_during_an_import_says_what_landed_and_a_rerun_completes_it(
     assert summary["already_there"] >= landed
     with MongoClient(server_uri) as client:
         assert client[database]["run_events"].count_documents({}) == total
+
+
+# --- the embedded server, shared by the commands on one data folder -----------------------
+
+
+def _embedded(data_dir: Path, *argv: str) -> subprocess.Popen[str]:
+    """Start the console script on the embedded server of ``data_dir`` (no URI)."""
+    env = {name: value for name, value in os.environ.items() if name != "MONGODB_URI"}
+    return subprocess.Popen(
+        [str(SCRIPT), "--data-dir", str(data_dir), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _port_closed(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_for_server_line(process: subprocess.Popen[str]) -> str:
+    """The "using embedded SecantusDB ..." line a command prints first."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "using embedded SecantusDB" in line, line
+    return line
+
+
+def test_a_second_command_shares_the_server_a_following_tail_runs(tmp_path: Path) -> None:
+    """While `tail --follow` runs, `count` on the same folder uses its server; the last one out stops it."""
+    data_dir = tmp_path / "data"
+    tail = _embedded(data_dir, "tail", "t-1", "--follow")
+    try:
+        first = _wait_for_server_line(tail)
+        assert "started)" in first
+        port = int(first.split("(port ")[1].split(",")[0])
+
+        second = run("--data-dir", str(data_dir), "--json", "count", "t-1")
+        assert second.code == 0, second.err
+        assert f"(port {port}, shared with another command (pid {tail.pid}))" in second.err
+        assert json.loads(second.out)["messages"] == 0
+        assert tail.poll() is None
+        assert not _port_closed(port)
+    finally:
+        tail.send_signal(signal.SIGINT)
+        tail.communicate(timeout=60)
+    assert tail.returncode == 130
+    assert _port_closed(port)
+    assert not (data_dir / "mongo-runevents-server.json").exists()
+
+
+def test_a_server_left_by_a_killed_command_is_reused_then_stopped(tmp_path: Path) -> None:
+    """After a SIGKILLed `tail --follow`, the next command finds its server, says so, and stops it."""
+    data_dir = tmp_path / "data"
+    tail = _embedded(data_dir, "tail", "t-1", "--follow")
+    try:
+        first = _wait_for_server_line(tail)
+    finally:
+        tail.kill()
+        tail.communicate(timeout=60)
+    port = int(first.split("(port ")[1].split(",")[0])
+    assert not _port_closed(port)
+
+    result = run("--data-dir", str(data_dir), "count", "t-1")
+    assert result.code == 0, result.err
+    assert f"(port {port}, left running by a command that was killed; reusing it)" in result.err
+    assert _port_closed(port)
+
+
+def test_a_stale_record_is_replaced_by_a_new_server(tmp_path: Path) -> None:
+    """A record naming a server that is gone is replaced; the command starts its own and says so."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    record = {"pid": 2**22 + 12345, "port": free_port(), "standalone": False, "users": [1]}
+    (data_dir / "mongo-runevents-server.json").write_text(json.dumps(record))
+
+    result = run("--data-dir", str(data_dir), "count", "t-1")
+    assert result.code == 0, result.err
+    assert "started; replaced a stale record of a server that is gone)" in result.err
+    assert not (data_dir / "mongo-runevents-server.json").exists()
