@@ -533,3 +533,28 @@ def test_a_stale_record_is_replaced_by_a_new_server(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert "started; replaced a stale record of a server that is gone)" in result.err
     assert not (data_dir / "mongo-runevents-server.json").exists()
+
+
+# --- bench never writes over the committed results -------------------------------------
+
+
+def test_bench_results_go_to_a_temporary_folder_unless_one_is_given(tmp_path: Path) -> None:
+    """Without --out the results go to a new temporary folder, never to docs/benchmarks."""
+    from benchmarks.run import _output_folder
+
+    default = _output_folder(None, replace=False)
+    assert default is not None
+    assert default.is_dir()
+    assert "docs" not in default.parts
+    default.rmdir()
+    assert _output_folder(str(tmp_path / "new"), replace=False) == tmp_path / "new"
+
+
+def test_bench_refuses_a_folder_holding_results_unless_told_to_replace(tmp_path: Path) -> None:
+    """--out naming a folder with results exits 2 and leaves them; --replace is needed to renew."""
+    from benchmarks.run import _output_folder, main
+
+    (tmp_path / "results.json").write_text("{}")
+    assert main(["--out", str(tmp_path)]) == 2
+    assert (tmp_path / "results.json").read_text() == "{}"
+    assert _output_folder(str(tmp_path), replace=True) == tmp_path
