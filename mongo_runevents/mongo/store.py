@@ -190,8 +190,9 @@ class MongoRunEventStore(RunEventStore):
             # ValueError (a port out of range) or an OSError (a TLS file): ours
             # says which URI, with every secret in it masked.
             reason = redact(str(exc) or type(exc).__name__, uri)
+            hint = "" if "quote_plus" in reason else uri_hint(uri)
             raise ConfigurationError(
-                f"cannot use the MongoDB URI {mask_uri(uri)}: {reason}{uri_hint(uri)}"
+                f"cannot use the MongoDB URI {mask_uri(uri)}: {reason}{hint}"
             ) from exc
         store = cls(client[database], **options)
         store._owned_client = client
