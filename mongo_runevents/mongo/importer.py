@@ -21,12 +21,23 @@ from ..importing import ImportLookup, ThreadHoldings, matches
 from ..models import NewEvent, utc_now_iso
 from .driver_errors import DUPLICATE_KEY, translated
 from .reads import Reader
-from .setup import UPDATED_AT_FIELD, USERS_FIELD, Collections, Deployment
+from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections, Deployment
 from .writes import Prepared, Writer
 
-#: Set on a thread's counter once an import renumbered some of its events: a
-#: later import then looks for its records at other seqs too.
+#: Set on a thread's counter, to the counter's generation, once an import
+#: renumbered some of its events: a later import then looks for its records at
+#: other seqs too. A reset of the thread (a new generation) makes it stale.
 RENUMBERED_FIELD = "renumbered_by_import"
+
+
+def _renumbered(counter: dict[str, Any]) -> bool:
+    """Whether an import renumbered events of the thread in its current generation."""
+    mark = counter.get(RENUMBERED_FIELD)
+    return (
+        isinstance(mark, int)
+        and not isinstance(mark, bool)
+        and mark == counter.get(GENERATION_FIELD, 0)
+    )
 
 
 def _lookup_filters(lookup: ImportLookup) -> list[dict[str, Any]]:
@@ -65,7 +76,7 @@ async def look_up(
     threads = [lookup.thread_id for lookup in lookups]
     with translated("looking up imported events"):
         counters = await collections.counters.find(
-            {"_id": {"$in": threads}}, {"last_seq": 1, RENUMBERED_FIELD: 1}
+            {"_id": {"$in": threads}}, {"last_seq": 1, RENUMBERED_FIELD: 1, GENERATION_FIELD: 1}
         ).to_list(None)
 
     async def matching(lookup: ImportLookup) -> list[dict[str, Any]]:
@@ -84,7 +95,7 @@ async def look_up(
         counter = by_id.get(thread_id, {})
         held[thread_id] = ThreadHoldings(
             int(counter.get("last_seq", 0)),
-            bool(counter.get(RENUMBERED_FIELD, False)),
+            _renumbered(counter),
             tuple(rows),
         )
     return held
@@ -92,10 +103,7 @@ async def look_up(
 
 async def reserve_renumbered(collections: Collections, thread_id: str, count: int) -> int:
     """Reserve ``count`` seqs after the thread's last for renumbered records; the first of them."""
-    update = {
-        "$inc": {"last_seq": count},
-        "$set": {UPDATED_AT_FIELD: utc_now_iso(), RENUMBERED_FIELD: True},
-    }
+    update = {"$inc": {"last_seq": count}, "$set": {UPDATED_AT_FIELD: utc_now_iso()}}
     with translated("reserving seqs for renumbered records"):
         for attempt in (1, 2):
             try:
@@ -107,6 +115,10 @@ async def reserve_renumbered(collections: Collections, thread_id: str, count: in
                 # Another writer created the thread's counter at the same moment.
                 if attempt == 2:
                     raise
+        if not _renumbered(counter):
+            await collections.counters.update_one(
+                {"_id": thread_id}, {"$set": {RENUMBERED_FIELD: counter.get(GENERATION_FIELD, 0)}}
+            )
     last: int = counter["last_seq"]
     return last - count + 1
 

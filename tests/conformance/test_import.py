@@ -217,3 +217,13 @@ async def test_a_seq_taken_between_the_look_up_and_the_write_is_reported_not_los
     assert result.skipped[0].seq == 1
     assert "taken by another writer during the import" in result.skipped[0].reason
     assert await stored(store) == [(1, "live"), (2, "run-a #2")]
+
+
+async def test_a_thread_reset_forgets_that_an_import_renumbered_it(store: RunEventStore) -> None:
+    """After delete_by_thread, a record is looked for at its own seq only, as in any new thread."""
+    await store.import_events(two_writers())
+    await store.delete_by_thread("thread-1")
+    await store.put(**{k: v for k, v in record(1).items() if k != "seq"})
+    result = await store.import_events([record(5, content="run-a #1")])
+    assert summary(result) == (1, 0, 0, 0)
+    assert [seq for seq, _ in await stored(store)] == [1, 5]
