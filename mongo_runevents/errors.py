@@ -5,7 +5,7 @@ rather than on classes: is the input wrong (:class:`InvalidEventError`, also a
 ``ValueError``: fix the call, do not retry) or did the database fail
 (:class:`StorageError`, whose ``retryable`` and ``timeout`` say whether the same
 call may succeed later). Driver exceptions never escape: they are wrapped in
-exactly one place (``mongo_runevents._driver_errors``) and kept as ``__cause__``.
+exactly one place (``mongo_runevents.mongo.driver_errors``) and kept as ``__cause__``.
 """
 
 from __future__ import annotations
