@@ -9,6 +9,7 @@ import pytest
 from typing_extensions import NotRequired, get_type_hints
 
 from mongo_runevents import RunEventRecord, RunEventStore, StorageError, StoreClosedError
+from mongo_runevents.models import RECORD_FIELDS
 from tests.factories import event
 
 CALLS: dict[str, Callable[[RunEventStore], Awaitable[Any]]] = {
@@ -59,19 +60,7 @@ async def test_closing_twice_is_harmless(store: RunEventStore) -> None:
 
 def test_the_record_type_names_every_key_of_a_record() -> None:
     """RunEventRecord, the exported TypedDict, has the record's keys; event_id and user_id optional."""
-    keys = set(get_type_hints(RunEventRecord))
-    assert keys == {
-        "thread_id",
-        "run_id",
-        "event_type",
-        "category",
-        "content",
-        "metadata",
-        "seq",
-        "created_at",
-        "event_id",
-        "user_id",
-    }
+    assert set(get_type_hints(RunEventRecord)) == set(RECORD_FIELDS)
     hints = get_type_hints(RunEventRecord, include_extras=True)
     optional = {name for name, hint in hints.items() if get_origin(hint) is NotRequired}
     assert optional == {"event_id", "user_id"}
