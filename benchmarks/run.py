@@ -1,12 +1,18 @@
 """Run the benchmark and write its results.
 
-    python -m benchmarks.run [--quick] [--uri URI] [--out docs/benchmarks]
+    python -m benchmarks.run [--quick] [--uri URI] [--out DIR [--replace]]
 
 Without ``--uri`` it starts an embedded SecantusDB (replica-set mode, so writes
 run in transactions) in a temporary folder and stops it at the end. With
 ``--uri`` it uses that server, in databases named ``bench_*`` that it drops at
 the end. ``--quick`` runs fewer rounds and stops the scale test at 10,000
 events (under a minute); the full run takes about four minutes on two cores.
+
+The results go to ``--out DIR``, or without it to a new temporary folder
+(printed at the end): a run never replaces the committed results in
+``docs/benchmarks`` by accident. A folder that already holds results is
+refused unless ``--replace`` is given (that is how the committed results are
+renewed: ``--out docs/benchmarks --replace``).
 
 Needs the ``bench`` extra (matplotlib for the plots) and the ``embedded`` extra
 (SecantusDB) unless ``--uri`` is given; the peers (``openai-agents[mongodb]``,
@@ -109,8 +115,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, scale up to 10,000")
     parser.add_argument("--uri", help="use this MongoDB instead of an embedded SecantusDB")
-    parser.add_argument("--out", default="docs/benchmarks", help="folder for the results")
+    parser.add_argument(
+        "--out",
+        help="folder for the results (default: a new temporary folder; never the committed "
+        "docs/benchmarks unless named)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over results already in --out (to renew docs/benchmarks)",
+    )
     args = parser.parse_args(argv)
+    out = _output_folder(args.out, replace=args.replace)
+    if out is None:
+        print(
+            f"{args.out} already holds benchmark results; pass --replace to write over them, "
+            "or another --out",
+            file=sys.stderr,
+        )
+        return 2
     # The code state now, next to when the package was imported, not at the end.
     git, source = _git(), _source_digest()
     started = time.monotonic()
@@ -142,10 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         cpus=os.cpu_count(),
         platform=platform.platform(),
     )
-    out = Path(args.out)
     report.write(results, out)
     print(f"results in {out}/results.md", file=sys.stderr)
     return 0
+
+
+def _output_folder(given: str | None, *, replace: bool) -> Path | None:
+    """Where the results go: ``given`` (``None`` if it holds results and not ``replace``), else a temp folder."""
+    if given is None:
+        return Path(tempfile.mkdtemp(prefix="mongo-runevents-bench-"))
+    out = Path(given)
+    if (out / "results.json").exists() and not replace:
+        return None
+    return out
 
 
 def _distribution_version(name: str) -> str:

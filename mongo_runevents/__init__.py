@@ -4,6 +4,10 @@ A :class:`RunEventStore` keeps everything an agent run does: the chat messages
 a UI displays (``category="message"``) and the traces kept for debugging and
 audit. :class:`MongoRunEventStore` keeps them in MongoDB;
 :class:`MemoryRunEventStore` is the dependency-free reference.
+
+Every read returns plain dicts; :data:`RunEventRecord` is their ``TypedDict``,
+for callers who want a type checker to know the keys
+(``cast(RunEventRecord, record)``). The package ships ``py.typed``.
 """
 
 from ._version import __version__
@@ -12,29 +16,39 @@ from .errors import (
     ConfigurationError,
     EventIdConflictError,
     EventTooLargeError,
+    ImportConflictError,
     IntegrityError,
     InvalidEventError,
     RunEventStoreError,
     StorageError,
+    StoreClosedError,
     StoreUnavailableError,
 )
+from .importing import ImportConflict, ImportResult, Renumbered
 from .memory import MemoryRunEventStore
 from .models import NewEvent, RunEvent
+from .models import StoredRecord as RunEventRecord
 from .mongo import MongoRunEventStore
 
 __all__ = [
     "ConfigurationError",
     "EventIdConflictError",
     "EventTooLargeError",
+    "ImportConflict",
+    "ImportConflictError",
+    "ImportResult",
     "IntegrityError",
     "InvalidEventError",
     "MemoryRunEventStore",
     "MongoRunEventStore",
     "NewEvent",
+    "Renumbered",
     "RunEvent",
+    "RunEventRecord",
     "RunEventStore",
     "RunEventStoreError",
     "StorageError",
+    "StoreClosedError",
     "StoreUnavailableError",
     "__version__",
 ]

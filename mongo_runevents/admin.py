@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bson import MaxKey, MinKey
+from pymongo.errors import OperationFailure
 
 from .errors import ConfigurationError
 from .mongo.compat import resolve
@@ -19,6 +20,9 @@ from .mongo.driver_errors import translated
 
 if TYPE_CHECKING:
     from .mongo import MongoRunEventStore
+
+#: The server's code for a collection that does not exist.
+NAMESPACE_NOT_FOUND = 26
 
 #: The ``$jsonSchema`` of an event document: the fixed fields and their types.
 #: Content and metadata stay free-form; out-of-line fields leave content null.
@@ -74,9 +78,9 @@ async def collect_stats(store: MongoRunEventStore) -> StoreStats:
     """Threads, events per category, and sizes of every collection the store uses.
 
     Counting per category reads the category index of every thread: fine for
-    an operator's command, not for a request path.
+    an operator's command, not for a request path. It reads only: on a fresh
+    database, missing collections count as empty and nothing is created.
     """
-    await store.ensure_indexes()
     events = store.events_collection
     with translated("collecting statistics"):
         threads = await store.counters_collection.count_documents({})
@@ -90,6 +94,10 @@ async def collect_stats(store: MongoRunEventStore) -> StoreStats:
                 raw = await collection.database.command("collStats", collection.name)
             except NotImplementedError:  # mongomock
                 continue
+            except OperationFailure as exc:
+                if exc.code != NAMESPACE_NOT_FOUND:
+                    raise
+                raw = {}  # the collection does not exist yet
             sizes[collection.name] = {
                 "count": raw.get("count", 0),
                 "size_bytes": raw.get("size", 0),

@@ -24,13 +24,22 @@ import abc
 import functools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import paging, queries
 from ._json import JsonDefault
-from .errors import InvalidEventError, StoreClosedError
+from .errors import ImportConflictError, InvalidEventError, StoreClosedError
+from .importing import (
+    ON_CONFLICT,
+    ImportConflict,
+    ImportLookup,
+    ImportResult,
+    OnConflict,
+    ThreadHoldings,
+    assign,
+    plan_import,
+)
 from .models import (
     MESSAGE_CATEGORY,
     NewEvent,
@@ -52,20 +61,18 @@ from .queries import (
 from .tail import NewsWaiter, follow
 from .telemetry import observed
 
-
-@dataclass
-class ImportResult:
-    """How many imported records were stored, were already there, or clashed."""
-
-    inserted: int = 0
-    #: Records whose thread already holds their seq (imported before).
-    skipped: int = 0
-    #: Records whose ``event_id`` the thread holds under another seq: not stored.
-    conflicts: int = 0
-
-
 #: Records read per query when the store walks a whole thread (export, tail).
 PAGE_SIZE = 500
+
+
+def _conflicts_text(conflicts: list[ImportConflict]) -> str:
+    """``2 records collide with other events ...: record 4 (thread 't', seq 3): ...``."""
+    shown = "; ".join(
+        f"record {c.index} (thread {c.thread_id!r}, seq {c.seq}): {c.reason}" for c in conflicts[:3]
+    )
+    more = f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+    count = "1 record collides" if len(conflicts) == 1 else f"{len(conflicts)} records collide"
+    return f"{count} with other events; nothing was written (on_conflict='stop'): {shown}{more}"
 
 
 def _interval(value: Any, name: str) -> float:
@@ -449,25 +456,83 @@ class RunEventStore(abc.ABC):
             after = page[-1]
 
     @observed("import_events")
-    async def import_events(self, records: Iterable[Mapping[str, Any]]) -> ImportResult:
-        """Store records exported elsewhere, keeping their seqs and timestamps.
+    async def import_events(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        on_conflict: OnConflict = "renumber",
+        dry_run: bool = False,
+    ) -> ImportResult:
+        """Store records exported elsewhere, keeping their seqs and timestamps; never lose one.
 
         Each record needs the fields of a stored record, ``seq`` and
-        ``created_at`` included. A record whose thread already holds its seq
-        (or its ``event_id``) is skipped, so re-running an import never
-        duplicates. Later writes continue after the highest imported seq.
-        Everything is validated before anything is written.
+        ``created_at`` included; everything is validated before anything is
+        written. A record whose thread holds the same event is already there
+        (so re-running an import never duplicates); a different event on a
+        taken seq is a conflict. ``on_conflict``: ``"renumber"`` (default)
+        stores every event, numbering the new records of a thread with a
+        conflict after its last seq in the order (seq, ``created_at``, input
+        position); ``"skip"`` leaves conflicting records out; ``"stop"``
+        raises :class:`~mongo_runevents.errors.ImportConflictError` before
+        writing anything. ``dry_run=True`` says what would happen and writes
+        nothing. The rules: :mod:`mongo_runevents.importing`.
         """
         if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
             raise InvalidEventError(
                 f"import_events takes an iterable of records, got {type(records).__name__}",
                 field="records",
             )
+        if on_conflict not in ON_CONFLICT:
+            raise InvalidEventError(
+                f"must be one of {', '.join(map(repr, ON_CONFLICT))}, got {on_conflict!r}",
+                field="on_conflict",
+            )
+        if not isinstance(dry_run, bool):
+            raise InvalidEventError(
+                f"must be a bool, got {type(dry_run).__name__}", field="dry_run"
+            )
         batch = [
             imported_event(record, index, self._policy) for index, record in enumerate(records)
         ]
         self._check_open()
-        return await self._import(batch) if batch else ImportResult()
+        if not batch:
+            return ImportResult(dry_run=dry_run)
+        plan = await plan_import(batch, self._import_lookup, on_conflict)
+        result = plan.result
+        result.dry_run = dry_run
+        if on_conflict == "stop" and result.conflicts:
+            raise ImportConflictError(_conflicts_text(result.conflicts), conflicts=result.conflicts)
+        to_write: list[tuple[NewEvent, int]] = []
+        positions: list[int] = []
+        for thread in plan.threads:
+            if not thread.to_store:
+                continue
+            first = 0
+            if thread.renumber:
+                count = len(thread.to_store)
+                first = (
+                    thread.last_seq + 1
+                    if dry_run
+                    else await self._reserve_for_import(thread.thread_id, count)
+                )
+            to_write += assign(thread, first, result)
+            positions += [item.index for item in thread.to_store]
+        refused = set(await self._import(to_write)) if to_write and not dry_run else set()
+        for position in sorted(refused):
+            event, seq = to_write[position]
+            conflict = ImportConflict(
+                positions[position],
+                event.thread_id,
+                seq,
+                f"seq {seq} or its event_id was taken by another writer during the import",
+            )
+            result.conflicts.append(conflict)
+            result.skipped.append(conflict)
+        if refused:
+            lost = {positions[position] for position in refused}
+            result.renumbered = [item for item in result.renumbered if item.index not in lost]
+        result.inserted = len(to_write) - len(refused)
+        return result
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -541,8 +606,24 @@ class RunEventStore(abc.ABC):
         """Delete matching events; a thread left empty starts again at 1."""
 
     @abc.abstractmethod
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
-        """Store validated records with their seqs (:meth:`import_events`)."""
+    async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
+        """For each thread looked up: its last seq, whether an import renumbered it, the matching records.
+
+        See :class:`~mongo_runevents.importing.ImportLookup`; a thread the store
+        does not hold may be left out.
+        """
+
+    @abc.abstractmethod
+    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
+        """Reserve ``count`` seqs after the thread's last, mark it renumbered; return the first."""
+
+    @abc.abstractmethod
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
+        """Store records with the given seqs, raising the counters; positions the store refused.
+
+        A record is refused (and not stored) when its thread holds its seq or
+        its ``event_id`` already: a concurrent writer took it after the look-up.
+        """
 
     def _news(self, thread_id: str, max_wait: float) -> NewsWaiter | None:
         """What tells the tail that a thread changed; ``None``: the tail polls."""

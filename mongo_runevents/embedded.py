@@ -5,10 +5,23 @@ Runs SecantusDB (the optional ``embedded`` extra: ``pip install
 in a folder. SecantusDB reports itself as a one-member replica set, so the store
 uses transactions on it; ``standalone=True`` makes it a plain standalone server.
 SecantusDB is GPL-2.0 and a pre-release: it is never a required dependency.
+
+:class:`SharedServer` is what the command line uses: one daemon per data
+folder, shared by every command that runs on that folder at the same time (a
+``tail --follow`` and a ``count`` beside it), since only one process can open
+the folder's storage. The daemon's pid and port and the pids of the commands
+using it are kept in ``mongo-runevents-server.json`` in the folder, changed
+under a lock (``mongo-runevents-server.lock``). A command that finds a record
+checks that the daemon is alive, is SecantusDB on that folder and port, and
+answers ``hello``; then it uses it. A daemon that a killed command left
+running is found the same way and used; a record whose daemon is gone is
+replaced by a new daemon. The last command to finish stops the daemon.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,8 +29,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .errors import ConfigurationError, StoreUnavailableError
 
@@ -71,8 +87,12 @@ class EmbeddedServer:
         test_commands: bool = False,
         extra_args: tuple[str, ...] = (),
         log_file: str | os.PathLike[str] | None = None,
+        detached: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: In a session of its own: a Ctrl-C in the terminal does not reach it,
+        #: and it may outlive the process that started it (:class:`SharedServer`).
+        self.detached = detached
         self.port = port or free_port()
         self.standalone = standalone
         self.test_commands = test_commands
@@ -86,6 +106,11 @@ class EmbeddedServer:
     def uri(self) -> str:
         """The connection string of the server (a direct connection)."""
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    @property
+    def pid(self) -> int | None:
+        """The daemon's process id, while this object runs it."""
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
@@ -106,7 +131,11 @@ class EmbeddedServer:
         command += list(self.extra_args)
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=self.detached,
             )
         self._wait_until_listening(timeout)
         return self
@@ -159,3 +188,211 @@ class EmbeddedServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- one daemon per data folder, shared by the commands using it -----------------------
+
+#: The record of a folder's daemon, in the folder.
+STATE_FILE = "mongo-runevents-server.json"
+#: The lock under which the record changes.
+LOCK_FILE = "mongo-runevents-server.lock"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (and is not a zombie we could reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # reap it if it is a child of ours that exited
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def _command_line(pid: int) -> list[str]:
+    """The command line of a process, or ``[]`` when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+    except OSError:
+        pass
+    try:  # macOS and other systems without /proc
+        shown = subprocess.run(
+            ["ps", "-o", "args=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+    except OSError:
+        return []
+    return shown.split()
+
+
+def _answers_hello(port: int, timeout: float = 3.0) -> bool:
+    """Whether a MongoDB-compatible server on 127.0.0.1:``port`` answers ``hello``."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        f"mongodb://127.0.0.1:{port}/?directConnection=true",
+        serverSelectionTimeoutMS=int(timeout * 1000),
+        connectTimeoutMS=int(timeout * 1000),
+    )
+    try:
+        client.admin.command("hello")
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock (an exclusive ``flock``; none where the system has no ``fcntl``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class _State:
+    """The record of a folder's daemon."""
+
+    pid: int
+    port: int
+    standalone: bool
+    users: list[int]
+
+    @classmethod
+    def read(cls, folder: Path) -> _State | None:
+        try:
+            raw = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+            return cls(
+                int(raw["pid"]), int(raw["port"]), bool(raw["standalone"]), list(raw["users"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, folder: Path) -> None:
+        partial = folder / (STATE_FILE + ".partial")
+        partial.write_text(json.dumps(self.__dict__), encoding="utf-8")
+        partial.replace(folder / STATE_FILE)
+
+    @staticmethod
+    def remove(folder: Path) -> None:
+        (folder / STATE_FILE).unlink(missing_ok=True)
+
+
+class SharedServer:
+    """The SecantusDB daemon of a data folder, started or joined; see the module's description.
+
+    :meth:`start` returns what happened, in words, for the command to print:
+    ``started``, ``shared with another command (pid N)``, ``left running by a
+    command that was killed; reusing it``, or ``started; replaced a stale
+    record of a server that is gone``. :meth:`stop` leaves the daemon to the
+    other commands using it, and stops it when none is left.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, standalone: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.standalone = standalone
+        self.port = 0
+        self._server: EmbeddedServer | None = None
+        self._joined = False
+
+    @property
+    def uri(self) -> str:
+        """The connection string of the daemon (a direct connection)."""
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def _ours(self, state: _State) -> bool:
+        """Whether the recorded daemon is alive, SecantusDB on this folder and port, and answers."""
+        if not _alive(state.pid):
+            return False
+        words = _command_line(state.pid)
+        folder = str(self.data_dir)
+        on_folder = any(
+            word == folder or Path(word).resolve() == self.data_dir.resolve()
+            for word in words
+            if word and not word.startswith("-")
+        )
+        if not (any(_DAEMON in word for word in words) and on_folder and str(state.port) in words):
+            return False
+        return _answers_hello(state.port)
+
+    def start(self) -> str:
+        """Start the folder's daemon, or join the one running; say which."""
+        me = os.getpid()
+        with _locked(self.data_dir):
+            state = _State.read(self.data_dir)
+            note = "started"
+            if state is not None:
+                if self._ours(state):
+                    users = [pid for pid in state.users if pid != me and _alive(pid)]
+                    if users:
+                        note = f"shared with another command (pid {users[0]})"
+                    else:
+                        note = "left running by a command that was killed; reusing it"
+                    state.users = [*users, me]
+                    state.write(self.data_dir)
+                    self.port, self._joined = state.port, True
+                    return note
+                note = "started; replaced a stale record of a server that is gone"
+                if _alive(state.pid) and _DAEMON in " ".join(_command_line(state.pid)):
+                    # Ours but not answering: stop it, so that its storage is free.
+                    _terminate(state.pid)
+                    note = "started; stopped a server on this folder that did not answer"
+                _State.remove(self.data_dir)
+            server = EmbeddedServer(self.data_dir, standalone=self.standalone, detached=True)
+            server.start()
+            assert server.pid is not None
+            _State(server.pid, server.port, self.standalone, [me]).write(self.data_dir)
+            self._server, self.port = server, server.port
+            return note
+
+    def stop(self) -> None:
+        """Leave the daemon; stop it if no other command uses it."""
+        me = os.getpid()
+        with _locked(self.data_dir):
+            state = _State.read(self.data_dir)
+            if state is None:
+                if self._server is not None:
+                    self._server.stop()
+                return
+            users = [pid for pid in state.users if pid != me and _alive(pid)]
+            if users:
+                state.users = users
+                state.write(self.data_dir)
+                return
+            _State.remove(self.data_dir)
+            if self._server is not None and self._server.pid == state.pid:
+                self._server.stop()
+            else:
+                _terminate(state.pid)
+        self._server = None
+
+
+def _terminate(pid: int, timeout: float = 20.0) -> None:
+    """Stop a daemon that is not our child: SIGTERM, then SIGKILL if it does not exit in time."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -5,10 +5,13 @@ rather than on classes: is the input wrong (:class:`InvalidEventError`, also a
 ``ValueError``: fix the call, do not retry) or did the database fail
 (:class:`StorageError`, whose ``retryable`` and ``timeout`` say whether the same
 call may succeed later). Driver exceptions never escape: they are wrapped in
-exactly one place (``mongo_runevents._driver_errors``) and kept as ``__cause__``.
+exactly one place (``mongo_runevents.mongo.driver_errors``) and kept as ``__cause__``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class RunEventStoreError(Exception):
@@ -69,6 +72,18 @@ class EventIdConflictError(IntegrityError):
     """
 
 
+class ImportConflictError(IntegrityError):
+    """An import (``on_conflict="stop"``) met records that collide with other events; nothing was written.
+
+    ``conflicts`` lists them (:class:`~mongo_runevents.base.ImportConflict`):
+    which record of the input, its thread and seq, and what it collides with.
+    """
+
+    def __init__(self, message: str, *, conflicts: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)
+
+
 class ConfigurationError(RunEventStoreError):
     """The store was set up in a way that cannot work (bad URI, missing extra)."""
 
@@ -81,6 +96,7 @@ __all__ = [
     "ConfigurationError",
     "EventIdConflictError",
     "EventTooLargeError",
+    "ImportConflictError",
     "IntegrityError",
     "InvalidEventError",
     "RunEventStoreError",

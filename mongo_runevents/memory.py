@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import JsonDefault, copy_json
-from .base import ImportResult, RunEventStore
+from .base import RunEventStore
 from .errors import EventIdConflictError
+from .importing import ImportLookup, ThreadHoldings, matches
 from .models import MESSAGE_CATEGORY, NewEvent, utc_now_iso
 from .queries import (
     Deletion,
@@ -58,6 +59,8 @@ class _Thread:
     messages: list[Record] = field(default_factory=list)
     by_event_id: dict[str, Record] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
+    #: Whether an import renumbered some of the thread's events.
+    renumbered: bool = False
 
     def add(self, record: Record) -> None:
         """Keep ``record`` in seq order (an import may bring an older seq)."""
@@ -173,34 +176,63 @@ class MemoryRunEventStore(RunEventStore):
     def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
         return _ChangeSignal(self, thread_id, max_wait)
 
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
-        result = ImportResult()
+    async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
+        held = {}
+        for lookup in lookups:
+            thread = self._threads.get(lookup.thread_id)
+            if thread is None:
+                continue
+            if lookup.times:
+                rows = [row for row in thread.events if matches(row, lookup)]
+            else:
+                found = {id(row): row for row in map(self._at_in(thread), lookup.seqs) if row}
+                for key in lookup.event_ids:
+                    if key in thread.by_event_id:
+                        found[id(thread.by_event_id[key])] = thread.by_event_id[key]
+                rows = sorted(found.values(), key=_seq_of)
+            held[lookup.thread_id] = ThreadHoldings(
+                thread.last_seq, thread.renumbered, tuple(_copy(row) for row in rows)
+            )
+        return held
+
+    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
+        thread = self._threads.setdefault(thread_id, _Thread())
+        first = thread.last_seq + 1
+        thread.last_seq += count
+        thread.renumbered = True
+        thread.updated_at = utc_now_iso()
+        return first
+
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
+        # First every check, then every write, as in _write. Counters are
+        # raised for every record given, as the MongoDB store does.
+        refused: list[int] = []
         taken: set[tuple[str, int]] = set()
-        keys: set[tuple[str, str | None]] = set()
-        for event, seq in records:
+        keys: set[tuple[str, str]] = set()
+        for position, (event, seq) in enumerate(records):
             thread = self._threads.get(event.thread_id)
-            key = (event.thread_id, event.event_id)
-            if self._at(event.thread_id, seq) is not None or (event.thread_id, seq) in taken:
-                result.skipped += 1
-            elif event.event_id is not None and (
-                key in keys or (thread is not None and event.event_id in thread.by_event_id)
+            key = (event.thread_id, event.event_id or "")
+            if (
+                (event.thread_id, seq) in taken
+                or self._at(event.thread_id, seq) is not None
+                or (event.event_id is not None and key in keys)
+                or (thread is not None and event.event_id in thread.by_event_id)
             ):
-                result.conflicts += 1
+                refused.append(position)
             else:
                 taken.add((event.thread_id, seq))
                 keys.add(key)
-        # Counters first (as the MongoDB store does), then the records.
         now = utc_now_iso()
         for event, seq in records:
             thread = self._threads.setdefault(event.thread_id, _Thread())
             thread.last_seq = max(thread.last_seq, seq)
             thread.updated_at = now
-        for event, seq in records:
-            if (event.thread_id, seq) in taken:
-                taken.discard((event.thread_id, seq))
+        skip = set(refused)
+        for position, (event, seq) in enumerate(records):
+            if position not in skip:
                 self._threads[event.thread_id].add(event.to_record(seq, event.created_at or ""))
-                result.inserted += 1
-        return result
+                self._signal(event.thread_id)
+        return refused
 
     # --- reads ---------------------------------------------------------------------
 
@@ -338,9 +370,19 @@ class MemoryRunEventStore(RunEventStore):
 
     def _at(self, thread_id: str, seq: int) -> Record | None:
         """The thread's event with ``seq``, if it holds one."""
-        rows = self._rows(thread_id, messages=False)
-        index = bisect.bisect_left(rows, seq, key=_seq_of)
-        return rows[index] if index < len(rows) and rows[index]["seq"] == seq else None
+        thread = self._threads.get(thread_id)
+        return None if thread is None else self._at_in(thread)(seq)
+
+    @staticmethod
+    def _at_in(thread: _Thread) -> Callable[[int], Record | None]:
+        """A function giving ``thread``'s event with a seq, if it holds one."""
+
+        def at(seq: int) -> Record | None:
+            rows = thread.events
+            index = bisect.bisect_left(rows, seq, key=_seq_of)
+            return rows[index] if index < len(rows) and rows[index]["seq"] == seq else None
+
+        return at
 
     def _rows(self, thread_id: str, messages: bool) -> list[Record]:
         """The thread's events (or only its messages), in seq order."""

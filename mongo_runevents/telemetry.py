@@ -1,10 +1,19 @@
 """What each store call did: a log record, and an OpenTelemetry span when that is installed.
 
-Every public call of :class:`~mongo_runevents.MongoRunEventStore` runs inside
-:func:`observed`. It logs one record on the ``mongo_runevents`` logger at
-DEBUG level (at WARNING when the call failed), with structured fields in
-``extra``: ``operation``, ``thread_id``, ``run_id``, ``rows``, ``retries``,
-``duration_ms`` and, on failure, ``error``. With the ``otel`` extra installed
+Every public call of a :class:`~mongo_runevents.RunEventStore` runs inside
+:func:`observed`. It logs one record on the ``mongo_runevents`` logger, with
+structured fields in ``extra``: ``operation``, ``thread_id``, ``run_id``,
+``rows``, ``retries``, ``duration_ms`` and, on failure, ``error`` (the error's
+class) and ``error_message``. A call that succeeded, or failed because of the
+caller's own input (:class:`~mongo_runevents.InvalidEventError`, an
+``event_id`` or import conflict, a closed store), is logged at DEBUG: the
+exception already tells the caller. Only a failure of the database (any other
+:class:`~mongo_runevents.StorageError`) is a WARNING, and its text says what
+failed, on which thread, and why: ``put_batch failed (thread 't-1'):
+StoreUnavailableError: writing events failed: ...``.
+
+The package logger has a :class:`logging.NullHandler`, so an application that
+configures no logging sees nothing (not Python's last-resort output on stderr). With the ``otel`` extra installed
 (``opentelemetry-api``), it also opens a span ``mongo_runevents.<operation>``
 carrying the same attributes; without a configured OpenTelemetry SDK the span
 is a no-op. Nothing here ever logs content, metadata or connection strings.
@@ -21,8 +30,10 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from ._version import __version__
+from .errors import EventIdConflictError, ImportConflictError, StorageError, StoreClosedError
 
 logger = logging.getLogger("mongo_runevents")
+logger.addHandler(logging.NullHandler())
 
 try:  # the optional "otel" extra
     from opentelemetry import trace as _otel_trace
@@ -55,6 +66,28 @@ def _rows(result: Any) -> int | None:
     if isinstance(result, int) and not isinstance(result, bool):
         return result
     return None
+
+
+#: Storage errors that the caller's own call caused: logged at DEBUG, like invalid input.
+_CALLERS_OWN = (EventIdConflictError, ImportConflictError, StoreClosedError)
+
+
+def failure_level(exc: BaseException) -> int:
+    """WARNING for a failure of the database, DEBUG for anything the caller's input caused."""
+    if isinstance(exc, StorageError) and not isinstance(exc, _CALLERS_OWN):
+        return logging.WARNING
+    return logging.DEBUG
+
+
+def _failure_text(operation: str, fields: dict[str, Any], exc: BaseException) -> str:
+    """``put failed (thread 't-1', run 'r-1'): StorageError: ...``: what, where and why."""
+    where = [
+        f"{name.removesuffix('_id')} {fields[name]!r}"
+        for name in _TRACED_ARGUMENTS
+        if name in fields
+    ]
+    place = f" ({', '.join(where)})" if where else ""
+    return f"{operation} failed{place}: {type(exc).__name__}: {exc}"
 
 
 def _timing(started: float) -> dict[str, Any]:
@@ -105,9 +138,14 @@ def observed(operation: str) -> Callable[[AsyncMethod[P, R]], AsyncMethod[P, R]]
                         operation, traced_fields(args, kwargs), method(*args, **kwargs)
                     )
             except Exception as exc:
-                fields = traced_fields(args, kwargs)
-                fields.update(_timing(started), error=type(exc).__name__)
-                logger.warning("%s failed", operation, extra={"operation": operation, **fields})
+                level = failure_level(exc)
+                if logger.isEnabledFor(level):
+                    fields = traced_fields(args, kwargs)
+                    text = _failure_text(operation, fields, exc)
+                    fields.update(
+                        _timing(started), error=type(exc).__name__, error_message=str(exc)
+                    )
+                    logger.log(level, "%s", text, extra={"operation": operation, **fields})
                 raise
             finally:
                 retries = _retries.get()

@@ -14,7 +14,7 @@ The package:
   messages and exit codes;
 - one module per group of commands: ``demo`` (with ``workload``, its synthetic
   agent thread, imported only when the demo runs), ``setup`` (init, stats),
-  ``reading`` (messages, events, count, tail), ``deleting`` (delete),
+  ``reading`` (threads, messages, events, count, tail), ``deleting`` (delete),
   ``transfer`` (export, import) and ``bench``.
 
 Commands live in the :data:`COMMANDS` table below: each has a name, a help
@@ -33,30 +33,32 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..mongo import DEFAULT_DATABASE
+from ..uri import mask_uri
 from .bench import add_bench_arguments, run_bench
 from .deleting import add_delete_arguments, run_delete
 from .demo import add_demo_arguments, run_demo
 from .options import (
     DEFAULT_DATA_DIR,
-    DEFAULT_DATABASE,
     PROG,
     Command,
     Context,
     LocalCommand,
-    add_thread_argument,
+    add_thread_and_user_arguments,
     make_parser,
-    mask_uri,
 )
-from .output import Progress
+from .progress import Progress
 from .reading import (
     PAGE_SIZE,
     add_events_arguments,
     add_messages_arguments,
     add_tail_arguments,
+    add_threads_arguments,
     run_count,
     run_events,
     run_messages,
     run_tail,
+    run_threads,
 )
 from .runner import run_command
 from .serve import add_serve_arguments, run_serve
@@ -101,6 +103,7 @@ __all__ = [
     "run_serve",
     "run_stats",
     "run_tail",
+    "run_threads",
 ]
 
 
@@ -126,6 +129,12 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         run=run_stats,
     ),
     Command(
+        name="threads",
+        help="a page of threads, newest activity first (--before CURSOR for the next page)",
+        add_arguments=add_threads_arguments,
+        run=run_threads,
+    ),
+    Command(
         name="messages",
         help="a page of a thread's messages (newest first page, or around --before / --after)",
         add_arguments=add_messages_arguments,
@@ -140,7 +149,7 @@ COMMANDS: Sequence[Command | LocalCommand] = (
     Command(
         name="count",
         help="the number of message events of a thread",
-        add_arguments=add_thread_argument,
+        add_arguments=add_thread_and_user_arguments,
         run=run_count,
     ),
     Command(

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .options import PROG, mask_uri
+from ..uri import mask_uri
+from .options import PROG
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from .options import Context, add_thread_argument, non_empty
+from .options import Context, add_thread_argument, add_user_argument, non_empty
 from .output import print_json
 from .runner import fail
 
@@ -14,6 +14,7 @@ from .runner import fail
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``delete``."""
     add_thread_argument(parser)
+    add_user_argument(parser)
     parser.add_argument(
         "--run",
         type=non_empty,
@@ -40,7 +41,7 @@ async def run_delete(context: Context) -> int:
     what = (
         f"thread {args.thread}" if args.run is None else f"run {args.run} of thread {args.thread}"
     )
-    count = await store.count_events(args.thread, run_id=args.run)
+    count = await store.count_events(args.thread, run_id=args.run, user_id=args.user)
     if count and not args.yes:
         if not sys.stdin.isatty():
             return fail(
@@ -54,9 +55,9 @@ async def run_delete(context: Context) -> int:
     if count == 0:
         deleted = 0
     elif args.run is None:
-        deleted = await store.delete_by_thread(args.thread)
+        deleted = await store.delete_by_thread(args.thread, user_id=args.user)
     else:
-        deleted = await store.delete_by_run(args.thread, args.run)
+        deleted = await store.delete_by_run(args.thread, args.run, user_id=args.user)
     if args.json:
         print_json({"thread_id": args.thread, "run_id": args.run, "deleted": deleted})
     elif count == 0:

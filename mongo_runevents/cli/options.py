@@ -1,4 +1,4 @@
-"""What every command shares: global options, argument types, URI masking and the parser.
+"""What every command shares: global options, argument types and the parser.
 
 The parser is built from a table of commands (:func:`make_parser`): each
 :class:`Command` (run on a store, through a :class:`Context`) or
@@ -11,58 +11,35 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
-from ..mongo import MongoRunEventStore
+from ..mongo import DEFAULT_DATABASE, MongoRunEventStore
 
 PROG = "mongo-runevents"
-DEFAULT_DATABASE = "mongo_runevents_demo"
 DEFAULT_DATA_DIR = "./.mongo-runevents-data"
+#: How long a command waits for a server before it gives up (``--timeout``).
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+#: The client options ``--timeout`` sets.
+_TIMEOUT_OPTIONS = ("serverSelectionTimeoutMS", "connectTimeoutMS")
 
 
-# --- hiding passwords -----------------------------------------------------------
+def client_options(uri: str, timeout: float | None) -> dict[str, Any]:
+    """The ``client_kwargs`` of the command's store: its time-outs, in milliseconds.
 
-_PASSWORD_OPTION = re.compile(r"([?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
-
-
-def _split_userinfo(uri: str) -> tuple[str, str, str] | None:
-    """``uri`` as (text before the password, password, text after), if it holds a password.
-
-    The host part is found the way pymongo finds it: up to the first ``/``
-    after the scheme, and the user info ends at the last ``@`` in it.
+    ``--timeout`` sets both; without it, the default applies to each the URI
+    does not set itself.
     """
-    scheme_end = uri.find("://")
-    start = scheme_end + 3 if scheme_end >= 0 else 0
-    slash = uri.find("/", start)
-    host_end = slash if slash >= 0 else len(uri)
-    at = uri.rfind("@", start, host_end)
-    if at < 0:
-        return None
-    colon = uri.find(":", start, at)
-    if colon < 0:
-        return None
-    return uri[: colon + 1], uri[colon + 1 : at], uri[at:]
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with its password, and any ``...password=`` option, replaced by ``***``."""
-    parts = _split_userinfo(uri)
-    if parts is not None:
-        before, _password, after = parts
-        uri = f"{before}***{after}"
-    return _PASSWORD_OPTION.sub(r"\1***", uri)
-
-
-def redact(text: str, uri: str | None) -> str:
-    """``text`` with the password of ``uri`` (if any) replaced by ``***``: a second safety net."""
-    parts = _split_userinfo(uri) if uri else None
-    if parts is not None and parts[1]:
-        text = text.replace(parts[1], "***")
-    return text
+    given = uri.lower()
+    milliseconds = int((DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout) * 1000)
+    return {
+        name: milliseconds
+        for name in _TIMEOUT_OPTIONS
+        if timeout is not None or f"{name.lower()}=" not in given
+    }
 
 
 # --- the commands --------------------------------------------------------------
@@ -156,9 +133,36 @@ def retention_item(text: str) -> tuple[str, int]:
     return non_empty(category), positive_int(days)
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < 86_400):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return value
+
+
 def add_thread_argument(parser: argparse.ArgumentParser) -> None:
     """Add the positional ``THREAD`` argument: a thread id."""
     parser.add_argument("thread", type=non_empty, metavar="THREAD", help="thread id")
+
+
+def add_user_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--user``: only that user's events (the stores' ``user_id``)."""
+    parser.add_argument(
+        "--user",
+        type=non_empty,
+        metavar="USER",
+        help="only the events of this user (their user_id); others are not seen",
+    )
+
+
+def add_thread_and_user_arguments(parser: argparse.ArgumentParser) -> None:
+    """``THREAD`` and ``--user``: what ``count`` takes."""
+    add_thread_argument(parser)
+    add_user_argument(parser)
 
 
 # --- the parser ----------------------------------------------------------------
@@ -192,6 +196,15 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
         default=default(DEFAULT_DATA_DIR),
         help=f"data folder of the embedded server, used when no URI is given "
         f"(default: {DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=default(None),
+        metavar="SECONDS",
+        help=f"give up on a server that does not answer within SECONDS "
+        f"(default: {DEFAULT_TIMEOUT_SECONDS:g}, unless the URI sets serverSelectionTimeoutMS "
+        "or connectTimeoutMS)",
     )
     group.add_argument(
         "--json",

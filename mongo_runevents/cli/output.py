@@ -1,4 +1,4 @@
-"""What the commands print: JSON, JSON Lines, previews of content, event lines, sizes, progress."""
+"""What the commands print: JSON, JSON Lines, previews of content, event lines, counts and sizes."""
 
 from __future__ import annotations
 
@@ -76,8 +76,12 @@ def print_messages(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def number_of(count: int, noun: str) -> str:
-    """``1 file``, ``2 files``: a count and a noun, plural unless the count is 1."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """``1 file``, ``2 files``, ``12,345 events``: a count and a noun, plural unless the count is 1.
+
+    Every count the commands print goes through here (or is written ``f"{n:,}"``),
+    so numbers look the same everywhere.
+    """
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def human_size(size: float) -> str:
@@ -87,52 +91,3 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-class Progress:
-    """A running count on stderr, rewritten in place (carriage return) every ``every`` items.
-
-    Shown only when the stream is a terminal, so that logs and pipes never
-    receive it.
-    """
-
-    def __init__(self, label: str, *, every: int = 1000, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.every = every
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = self.stream.isatty()
-        self.count = 0
-        self._started = False  # whether a count was ever shown
-        self._on_screen = 0  # length of the progress line now shown, 0 if none
-
-    def advance(self, items: int = 1) -> None:
-        """Count ``items`` more, and show the count if it passed a multiple of ``every``."""
-        before, self.count = self.count, self.count + items
-        if self.enabled and self.count // self.every > before // self.every:
-            self._show(f"{self.label} {self.count:,} ...")
-
-    def note(self, message: str) -> None:
-        """Print ``message`` on a line of its own, erasing the progress line first."""
-        self._erase()
-        print(message, file=self.stream)
-
-    def finish(self) -> None:
-        """End the progress line with the final count (if a count was ever shown)."""
-        if self._started:
-            self._show(f"{self.label} {self.count:,}")
-            self.stream.write("\n")
-            self.stream.flush()
-            self._on_screen = 0
-            self._started = False
-
-    def _show(self, text: str) -> None:
-        self._erase()
-        self.stream.write(text)
-        self.stream.flush()
-        self._on_screen = len(text)
-        self._started = True
-
-    def _erase(self) -> None:
-        if self._on_screen:
-            self.stream.write("\r" + " " * self._on_screen + "\r")
-            self._on_screen = 0

@@ -1,4 +1,7 @@
-"""``messages``, ``events``, ``count`` and ``tail``: reading a thread."""
+"""``threads``, ``messages``, ``events``, ``count`` and ``tail``: reading the threads.
+
+Each takes ``--user``: with it, only that user's events (and threads) are seen.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,60 @@ from contextlib import aclosing
 from typing import Any
 
 from ..models import MESSAGE_CATEGORY
-from .options import Context, add_thread_argument, non_empty, non_negative_int, positive_int
+from .options import (
+    Context,
+    add_thread_argument,
+    add_user_argument,
+    non_empty,
+    non_negative_int,
+    positive_int,
+)
 from .output import event_line, json_line, message_rows, print_json, print_messages
 
 #: Records read per query when a command pages through a thread or a run.
 PAGE_SIZE = 1000
 
 
+def add_threads_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``threads``."""
+    add_user_argument(parser)
+    parser.add_argument(
+        "--before",
+        type=non_empty,
+        metavar="CURSOR",
+        help="the page after this one: the cursor the previous page printed",
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=50,
+        help="at most this many threads (default: 50)",
+    )
+
+
+async def run_threads(context: Context) -> int:
+    """A page of threads, newest activity first, and the cursor of the next page."""
+    args = context.args
+    threads = await context.store.list_threads(
+        limit=args.limit, before=args.before, user_id=args.user
+    )
+    following = threads[-1]["cursor"] if len(threads) == args.limit else None
+    if args.json:
+        print_json({"threads": threads, "next": following})
+        return 0
+    if not threads:
+        print("(no threads)")
+    for row in threads:
+        print(f"{row['updated_at'] or '-':<34} {row['last_seq']:>8}  {row['thread_id']}")
+    if following is not None:
+        print(f"next page: --before {following}")
+    return 0
+
+
 def add_messages_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``messages``."""
     add_thread_argument(parser)
+    add_user_argument(parser)
     parser.add_argument(
         "--before",
         type=non_negative_int,
@@ -41,7 +88,11 @@ async def run_messages(context: Context) -> int:
     """A page of the thread's messages (what a chat UI shows), in seq order."""
     args = context.args
     messages = await context.store.list_messages(
-        args.thread, limit=args.limit, before_seq=args.before, after_seq=args.after
+        args.thread,
+        limit=args.limit,
+        before_seq=args.before,
+        after_seq=args.after,
+        user_id=args.user,
     )
     if args.json:
         print_json({"thread_id": args.thread, "messages": messages})
@@ -54,6 +105,7 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``events``."""
     add_thread_argument(parser)
     parser.add_argument("run", type=non_empty, metavar="RUN", help="run id")
+    add_user_argument(parser)
     parser.add_argument(
         "--type",
         dest="types",
@@ -81,6 +133,7 @@ async def run_events(context: Context) -> int:
         task_id=args.task,
         after_seq=args.after,
         limit=args.limit,
+        user_id=args.user,
     )
     if args.json:
         print_json({"thread_id": args.thread, "run_id": args.run, "events": events})
@@ -96,7 +149,7 @@ async def run_events(context: Context) -> int:
 async def run_count(context: Context) -> int:
     """The number of message events of a thread."""
     args = context.args
-    count = await context.store.count_messages(args.thread)
+    count = await context.store.count_messages(args.thread, user_id=args.user)
     if args.json:
         print_json({"thread_id": args.thread, "messages": count})
     else:
@@ -107,6 +160,7 @@ async def run_count(context: Context) -> int:
 def add_tail_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``tail``."""
     add_thread_argument(parser)
+    add_user_argument(parser)
     parser.add_argument(
         "-f",
         "--follow",
@@ -143,7 +197,9 @@ async def run_tail(context: Context) -> int:
     if not args.follow:
         after = args.after
         while limit is None or printed < limit:
-            page = await store.read_after(args.thread, after, category, limit=PAGE_SIZE)
+            page = await store.read_after(
+                args.thread, after, category, user_id=args.user, limit=PAGE_SIZE
+            )
             for record in page[: None if limit is None else limit - printed]:
                 show(record)
                 printed += 1
@@ -152,7 +208,7 @@ async def run_tail(context: Context) -> int:
             after = page[-1]["seq"]
         return 0
 
-    watch = store.watch(args.thread, after_seq=args.after, category=category)
+    watch = store.watch(args.thread, after_seq=args.after, category=category, user_id=args.user)
     async with aclosing(watch) as records:
         async for record in records:
             show(record)

@@ -11,10 +11,11 @@ import asyncio
 import os
 import sys
 
-from ..embedded import EmbeddedServer
+from ..embedded import SharedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
 from ..mongo import MongoRunEventStore
-from .options import PROG, Command, Context, LocalCommand, mask_uri, redact
+from ..uri import mask_uri, redact
+from .options import PROG, Command, Context, LocalCommand, client_options
 
 
 def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> int:
@@ -35,15 +36,16 @@ def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> in
 def _run_on_store(command: Command, args: argparse.Namespace) -> int:
     """Start the embedded server if no URI is given, then run ``command`` on a store."""
     uri: str | None = args.uri
-    server: EmbeddedServer | None = None
+    server: SharedServer | None = None
     try:
         if uri is None:
-            server = EmbeddedServer(args.data_dir)
+            server = SharedServer(args.data_dir)
             try:
-                server.start()
+                what = server.start()
             except OSError as exc:
+                server = None
                 return fail(f"could not start the embedded server: {exc}", None)
-            description = f"embedded SecantusDB at {args.data_dir} (port {server.port})"
+            description = f"embedded SecantusDB at {args.data_dir} (port {server.port}, {what})"
             uri = server.uri
         else:
             description = mask_uri(uri)
@@ -60,18 +62,23 @@ def _run_on_store(command: Command, args: argparse.Namespace) -> int:
 
 async def _run(command: Command, args: argparse.Namespace, uri: str, server: str) -> int:
     options = command.store_options(args)
-    async with MongoRunEventStore.from_uri(uri, database=args.database, **options) as store:
+    async with MongoRunEventStore.from_uri(
+        uri,
+        database=args.database,
+        client_kwargs=client_options(uri, args.timeout),
+        **options,
+    ) as store:
         return await command.run(Context(args=args, store=store, server=server))
 
 
 def _error_message(exc: RunEventStoreError, *, hint: bool) -> str:
-    """The text of ``exc``, with a hint about the URI when the server could not be reached."""
+    """The text of ``exc``, with what to check when the server could not be reached."""
     message = str(exc) or type(exc).__name__
-    # pymongo appends its whole topology description to a server selection
-    # time-out; the part before it already says what went wrong.
-    message = message.split(", Topology Description:")[0]
     if hint and isinstance(exc, StoreUnavailableError):
-        message += " (is the server running and the URI right? see --uri / MONGODB_URI)"
+        message += (
+            "; check that the server is running and that --uri (or MONGODB_URI) names it: "
+            "host, port, replicaSet, TLS; --timeout waits longer"
+        )
     return message
 
 

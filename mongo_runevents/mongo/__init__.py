@@ -1,6 +1,6 @@
 """The MongoDB store, one module per concern (see :mod:`mongo_runevents.mongo.store`)."""
 
-from ..base import ImportResult
+from ..importing import ImportResult
 from .setup import BY_CATEGORY, BY_RUN, BY_SEQ, EVENT_INDEXES, Deployment
 from .store import DEFAULT_DATABASE, MongoRunEventStore
 from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES

@@ -79,7 +79,9 @@ def check_database(database: Any) -> None:
         raise ConfigurationError(
             f"got pymongo's synchronous Database; {expected}: the store is async only"
         )
-    if hasattr(database, "list_database_names") and not hasattr(database, "list_collection_names"):
+    # A client answers any attribute with a database of that name, so look at
+    # its class: pymongo's (Async)MongoClient, Motor's and mongomock-motor's clients.
+    if kind.__name__.endswith("Client") or hasattr(kind, "list_database_names"):
         raise ConfigurationError(f"got a client ({name}), not a database; {expected}")
     if not (hasattr(database, "client") and hasattr(database, "list_collection_names")):
         raise ConfigurationError(f"got {name}; {expected}")

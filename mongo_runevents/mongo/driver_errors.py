@@ -3,8 +3,14 @@
 Callers never see a pymongo (or Motor, or mongomock) exception: every call the
 MongoDB store makes runs inside :func:`translated`, which re-raises the
 driver's error as a :class:`~mongo_runevents.errors.RunEventStoreError` with
-the original as ``__cause__``. The messages are the driver's, which never
-carry credentials.
+the original as ``__cause__``.
+
+The message says in words what failed and why (:func:`describe`): the
+server's error text with its code name, never the raw reply document (no
+``$clusterTime``, no signature hashes, no ``full error: {...}``) and never the
+documents a write sent: a refused write names the event (its thread and seq,
+or its position in the batch), the index and key fields, and the size of
+anything long, but not the values of content or metadata.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pymongo.errors import (
     DuplicateKeyError,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
 )
 from pymongo.errors import (
     ConfigurationError as DriverConfigurationError,
@@ -91,14 +98,117 @@ def is_retryable(exc: PyMongoError) -> bool:
     )
 
 
+#: The longest piece of a server's or driver's text that a message quotes.
+_MAX_TEXT = 300
+#: The longest value (an id, a seq) a message shows; longer ones are given by their size.
+_MAX_VALUE = 80
+
+_DUP_KEY_IN_MESSAGE = re.compile(r"\s*dup key: \{.*", re.S)
+_TOPOLOGY = re.compile(r",? Topology Description: .*", re.S)
+_SELECTION_TIMEOUT = re.compile(r",? Timeout: ([0-9.]+)s")
+_CONFIGURED = re.compile(r" \(configured timeouts: [^)]*\)")
+
+
+def _short_text(text: str, limit: int = _MAX_TEXT) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was left out."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def _value(value: Any) -> str:
+    """A key value as a message shows it: its repr when short, else its type and size."""
+    shown = repr(value)
+    if len(shown) <= _MAX_VALUE:
+        return shown
+    size = len(value.encode("utf-8", "replace")) if isinstance(value, str) else len(shown)
+    return f"<{type(value).__name__} of {size:,} bytes>"
+
+
+def _keys(values: Any) -> str:
+    """``thread_id='t', seq=5``: the fields of a key, each value shortened."""
+    if not isinstance(values, dict):
+        return ""
+    return ", ".join(f"{name}={_value(value)}" for name, value in values.items())
+
+
+def _event(document: Any) -> str:
+    """Which event a refused document is: its thread and seq, and its largest fields' sizes."""
+    if not isinstance(document, dict):
+        return ""
+    parts = [
+        f"{name} {_value(document[name])}"
+        for name in ("thread_id", "seq", "event_id")
+        if name in document
+    ]
+    sizes = []
+    for name in ("content", "metadata"):
+        if name in document:
+            size = len(repr(document[name]))
+            if size > _MAX_VALUE:
+                sizes.append(f"{name} about {size:,} bytes")
+    return "; ".join(filter(None, [", ".join(parts), ", ".join(sizes)]))
+
+
+def _server_text(error: dict[str, Any]) -> str:
+    """A server error (a reply or one write error) in words: message, code name, key, event."""
+    message = str(error.get("errmsg") or error.get("message") or "")
+    key = _keys(error.get("keyValue"))
+    if key or error.get("code") == DUPLICATE_KEY:
+        message = _DUP_KEY_IN_MESSAGE.sub("", message)
+    text = _short_text(message) or "the server refused it"
+    name = error.get("codeName")
+    code = error.get("code")
+    if name or code is not None:
+        text += f" ({', '.join(str(part) for part in (name, code and f'code {code}') if part)})"
+    if key:
+        text += f"; key {key}"
+    event = _event(error.get("op"))
+    if event:
+        text += f"; event: {event}"
+    if "index" in error and "op" in error:
+        text += f"; document {error['index']} of the write"
+    return text
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, in words, without reply documents or the documents that were sent."""
+    if isinstance(exc, BulkWriteError):
+        details = exc.details or {}
+        errors = list(details.get("writeErrors") or []) + list(
+            details.get("writeConcernErrors") or []
+        )
+        if not errors:
+            return "the server refused the write"
+        first = _server_text(errors[0])
+        if len(errors) == 1:
+            return first
+        return f"{len(errors)} documents refused; the first: {first}"
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = _CONFIGURED.sub("", _TOPOLOGY.sub("", str(exc)))
+        waited = _SELECTION_TIMEOUT.search(text)
+        text = _SELECTION_TIMEOUT.sub("", text)
+        if waited:
+            text = f"no server answered within {float(waited.group(1)):g} s ({_short_text(text)})"
+        return _short_text(text)
+    if isinstance(exc, OperationFailure):
+        details = dict(exc.details or {})
+        if not (details.get("errmsg") or details.get("message")):
+            details["errmsg"] = str(exc).split(", full error:")[0]
+        details.setdefault("code", exc.code)
+        return _server_text(details)
+    return _short_text(str(exc) or type(exc).__name__)
+
+
 def translate(exc: BaseException, action: str) -> RunEventStoreError:
     """This package's error for a driver exception raised while doing ``action``."""
     if isinstance(exc, RunEventStoreError):
         return exc
-    message = f"{action} failed: {exc}"
+    message = f"{action} failed: {describe(exc)}"
     if isinstance(exc, DocumentTooLarge):
         return EventTooLargeError(
-            f"{action} failed: an event is larger than a MongoDB document allows ({exc})"
+            f"{action} failed: an event is larger than a MongoDB document allows ({describe(exc)})"
         )
     if isinstance(exc, BSONError):
         return InvalidEventError(message)

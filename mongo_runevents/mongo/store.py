@@ -30,10 +30,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from .._json import JsonDefault
 from .._version import __version__
-from ..base import ImportResult, RunEventStore
+from ..base import RunEventStore
 from ..errors import ConfigurationError
+from ..importing import ImportLookup, ThreadHoldings
 from ..models import NewEvent
 from ..queries import (
     Deletion,
@@ -47,11 +50,11 @@ from ..queries import (
 )
 from ..tail import NewsWaiter
 from ..telemetry import observed
+from ..uri import mask_uri, redact, uri_hint
 from . import compat
 from .changes import ChangeStreamWaiter
 from .deletes import Deleter
-from .driver_errors import translated
-from .importer import import_records
+from .importer import import_records, look_up, reserve_renumbered
 from .reads import Reader
 from .seqs import ThreadLocks
 from .setup import Collections, Deployment, check_retention, set_up
@@ -180,8 +183,17 @@ class MongoRunEventStore(RunEventStore):
             raise ConfigurationError(f"the URI must be a str, got {type(uri).__name__}")
         keywords = {"driver": DriverInfo(name="mongo_runevents", version=__version__)}
         keywords.update(client_kwargs or {})
-        with translated("connecting"):
+        try:
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **keywords)
+        except (PyMongoError, ValueError, TypeError, OSError) as exc:
+            # pymongo refuses a bad URI with its ConfigurationError, a plain
+            # ValueError (a port out of range) or an OSError (a TLS file): ours
+            # says which URI, with every secret in it masked.
+            reason = redact(str(exc) or type(exc).__name__, uri)
+            hint = "" if "quote_plus" in reason else uri_hint(uri)
+            raise ConfigurationError(
+                f"cannot use the MongoDB URI {mask_uri(uri)}: {reason}{hint}"
+            ) from exc
         store = cls(client[database], **options)
         store._owned_client = client
         return store
@@ -261,7 +273,15 @@ class MongoRunEventStore(RunEventStore):
     async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
         return await self._writer.write_if_absent(event, await self._ready())
 
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> ImportResult:
+    async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
+        await self._ready()
+        return await look_up(self._collections, self._reader, lookups)
+
+    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
+        await self._ready()
+        return await reserve_renumbered(self._collections, thread_id, count)
+
+    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
         return await import_records(self._collections, self._writer, records, await self._ready())
 
     async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:

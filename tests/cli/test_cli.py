@@ -21,6 +21,8 @@ from pymongo import MongoClient
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.cli import Progress, main, mask_uri
+from mongo_runevents.cli import progress as progress_module
+from mongo_runevents.cli.progress import Tally, duration, progress_text
 from mongo_runevents.cli.workload import JOURNAL_BATCH_SIZE
 from mongo_runevents.embedded import free_port
 from tests.conftest import database_name
@@ -77,7 +79,7 @@ def test_demo_text_output_and_cleanup_stop_the_embedded_server(
     assert "count_messages: " in captured.out
     assert "transactions: yes" in captured.out
     assert "deleted thread demo-" in captured.out
-    port = int(captured.err.split("(port ")[1].split(")")[0])
+    port = int(captured.err.split("(port ")[1].split(",")[0])
     with (
         pytest.raises(ConnectionRefusedError),
         socket.create_connection(("127.0.0.1", port), timeout=1),
@@ -487,7 +489,7 @@ def test_tail_follow_exits_130_on_ctrl_c(server_uri: str, database: str) -> None
 def test_export_then_import_round_trips_and_never_duplicates(
     cli: Cli, server_uri: str, database: str, new_database: Callable[[], str], tmp_path: Path
 ) -> None:
-    """Export, import elsewhere, export again: identical lines; a second import skips them all."""
+    """Export, import elsewhere, export again: identical lines; a second import finds them all there."""
     _put(server_uri, database, _sample("thread-1") + _sample("thread-2"))
 
     exported = cli("export")
@@ -509,15 +511,12 @@ def test_export_then_import_round_trips_and_never_duplicates(
     assert first.code == 0, first.err
     summary = json.loads(first.out)
     assert (summary["files"], summary["lines"], summary["inserted"]) == (1, 10, 10)
-    assert (summary["skipped"], summary["bad"], summary["format"]) == (0, 0, "jsonl")
+    assert (summary["already_there"], summary["bad"], summary["format"]) == (0, 0, "jsonl")
     assert cli("export", database=target).out == exported.out
 
     second = cli("import", str(path), "--batch", "3", database=target)
     assert second.code == 0, second.err
-    assert (
-        second.out
-        == "read 1 file (jsonl), 10 lines: 0 inserted, 10 skipped (already there), 0 bad\n"
-    )
+    assert second.out == "read 1 file (jsonl), 10 lines: 0 inserted, 10 already there, 0 bad\n"
     assert cli("export", database=target).out == exported.out
 
 
@@ -613,22 +612,23 @@ def _jsonl_with_bad_lines(path: Path) -> Path:
 
 
 def test_import_skips_bad_lines_and_names_them(cli: Cli, tmp_path: Path) -> None:
-    """--on-error skip (the default) reports each bad line as file:line and imports the rest."""
+    """--on-error skip (the default) reports each bad line as file:line, imports the rest, exits 1."""
     path = _jsonl_with_bad_lines(tmp_path / "mixed.jsonl")
 
     result = cli("import", str(path))
 
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err
+    assert result.err.splitlines()[-1] == (
+        "mongo-runevents: error: 2 lines not imported (2 bad, 0 skipped for a conflict); see above"
+    )
     assert f"skipped {path}:4: created_at: is required in an imported record" in result.err
     assert f"skipped {path}:6: not valid JSON" in result.err
-    assert (
-        result.out == "read 1 file (jsonl), 6 lines: 4 inserted, 0 skipped (already there), 2 bad\n"
-    )
+    assert result.out == "read 1 file (jsonl), 6 lines: 4 inserted, 0 already there, 2 bad\n"
     assert _seqs_of_lines(cli("tail", "thread-1").out) == [1, 2, 3, 5]
 
 
-def test_import_stop_writes_nothing_of_the_bad_lines_batch(cli: Cli, tmp_path: Path) -> None:
-    """--on-error stop exits 1 at the first bad line; its batch is not written, earlier ones are."""
+def test_import_stop_at_a_bad_line_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    """--on-error stop exits 1 at the first bad line, before anything of any batch is written."""
     path = _jsonl_with_bad_lines(tmp_path / "mixed.jsonl")
 
     result = cli("import", str(path), "--on-error", "stop", "--batch", "2")
@@ -638,12 +638,13 @@ def test_import_stop_writes_nothing_of_the_bad_lines_batch(cli: Cli, tmp_path: P
     assert last.startswith(
         f"mongo-runevents: error: stopped at a bad line (--on-error stop): {path}:4: "
     )
-    assert "2 inserted" in result.out
-    assert _seqs_of_lines(cli("tail", "thread-1").out) == [1, 2]
+    assert last.endswith("nothing was written; fix it and run the import again")
+    assert "0 inserted" in result.out
+    assert cli("tail", "thread-1").out == ""
 
     rerun = cli("--json", "import", str(path))
     summary = json.loads(rerun.out)
-    assert (summary["inserted"], summary["skipped"], summary["bad"]) == (2, 2, 2)
+    assert (summary["inserted"], summary["already_there"], summary["bad"]) == (4, 0, 2)
 
 
 def test_import_of_a_missing_file_exits_1(cli: Cli, tmp_path: Path) -> None:
@@ -653,25 +654,55 @@ def test_import_of_a_missing_file_exits_1(cli: Cli, tmp_path: Path) -> None:
     assert result.err.splitlines()[-1].endswith("nope.jsonl: no such file or folder")
 
 
-def test_progress_is_shown_in_place_on_a_terminal_only() -> None:
-    """The progress counter is rewritten in place every `every` items, and only on a terminal."""
+def test_plain_progress_is_one_line_rewritten_in_place_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without rich: totals, percentage, rate and time left on one line, rewritten; none off a terminal."""
+    monkeypatch.setattr(progress_module, "REFRESH_SECONDS", 0.0)
     terminal = _Terminal()
-    progress = Progress("exported", every=2, stream=terminal)
-    for _ in range(5):
-        progress.advance()
+    progress = Progress("importing", stream=terminal, fancy=False)
+    progress.totals(items=2000)
+    progress.advance(1000, size=3 * 1024 * 1024)
     progress.note("a message")
+    progress.advance(1000)
     progress.finish()
     shown = terminal.getvalue()
-    assert shown.startswith("exported 2 ...")
-    assert "\rexported 4 ..." in shown
+    assert shown.startswith("importing 1,000 of 2,000 events (50.0%), 3.0 MiB, ")
+    assert " events/s, " in shown
+    assert " left" in shown
     assert "\ra message\n" in shown
-    assert shown.endswith("exported 5\n")
+    assert shown.endswith(
+        "\rimporting 2,000 of 2,000 events (100.0%), 3.0 MiB, " + shown.rsplit(", ", 1)[-1]
+    )
 
     log = io.StringIO()
-    quiet = Progress("exported", every=2, stream=log)
+    quiet = Progress("exporting", stream=log, fancy=False)
     quiet.advance(10)
     quiet.finish()
     assert log.getvalue() == ""
+
+
+def test_rich_progress_shows_the_same_text_as_the_plain_line() -> None:
+    """With the progress extra (rich), the bar carries the very text of the plain line."""
+    pytest.importorskip("rich")
+    terminal = _Terminal()
+    progress = Progress("reading", unit="line", stream=terminal, fancy=True)
+    progress.totals(size=2048, files=2)
+    progress.advance(5, size=1024, files=1)
+    text = progress.text()
+    progress.finish()
+    assert text.startswith("reading 5 lines (50.0%), 1.0 KiB of 2.0 KiB, 1 of 2 files, ")
+    assert "reading 5 lines (50.0%)" in terminal.getvalue()
+
+
+def test_progress_text_formats_numbers_one_way() -> None:
+    """Counts with thousands separators, binary sizes, rates per second, durations as m:ss."""
+    tally = Tally(items=12_345, items_total=50_000, size=5 * 1024**3)
+    assert progress_text("importing", "event", tally, 10.0) == (
+        "importing 12,345 of 50,000 events (24.7%), 5.0 GiB, 1,234 events/s, 0:31 left"
+    )
+    assert duration(3723) == "1:02:03"
+    assert progress_text("exporting", "event", Tally(items=1), 0.0) == "exporting 1 event"
 
 
 def test_bench_outside_a_checkout_explains_how_to_run_it(

@@ -37,7 +37,7 @@ async def test_export_then_import_reproduces_the_history(mongo_database: Any) ->
         ("b", 2),
     ]
     result = await target.import_events(exported)
-    assert (result.inserted, result.skipped) == (12, 0)
+    assert (result.inserted, result.already_there, result.conflicts) == (12, 0, [])
     assert await all_records(target) == exported
     assert (await target.put(**event("a")))["seq"] == 11
 
@@ -51,7 +51,7 @@ async def test_import_is_idempotent(mongo_database: Any) -> None:
     ]
     assert (await store.import_events(records)).inserted == 3
     again = await store.import_events(records)
-    assert (again.inserted, again.skipped) == (0, 3)
+    assert (again.inserted, again.already_there) == (0, 3)
     assert seqs(await store.list_messages("thread-1")) == [3, 5, 9]
     assert (await store.put(**event()))["seq"] == 10
 
@@ -130,8 +130,8 @@ async def test_count_events_counts_a_thread_a_run_or_a_category(mongo_database: 
         await store.count_events("thread-1", run_id={"$ne": ""})
 
 
-async def test_import_counts_event_id_clashes_apart(mongo_database: Any) -> None:
-    """A record whose event_id the thread holds under another seq is a conflict, not a skip."""
+async def test_import_skips_event_id_clashes_and_renumbers_seq_clashes(mongo_database: Any) -> None:
+    """A reused event_id is skipped; the thread with a taken seq is renumbered after its last seq."""
     store = MongoRunEventStore(mongo_database)
     await store.put(**event(event_id="e1"))
     result = await store.import_events(
@@ -141,4 +141,6 @@ async def test_import_counts_event_id_clashes_apart(mongo_database: Any) -> None
             {**event(), "seq": 1, "created_at": "2025-01-01T00:00:00Z"},
         ]
     )
-    assert (result.inserted, result.skipped, result.conflicts) == (1, 1, 1)
+    assert (result.inserted, result.already_there, len(result.conflicts)) == (2, 0, 2)
+    assert [(c.index, c.seq) for c in result.skipped] == [(0, 7)]
+    assert [(r.index, r.old_seq, r.new_seq) for r in result.renumbered] == [(2, 1, 2), (1, 8, 3)]

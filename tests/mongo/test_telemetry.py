@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from mongo_runevents import InvalidEventError, MongoRunEventStore
+from mongo_runevents import (
+    InvalidEventError,
+    MemoryRunEventStore,
+    MongoRunEventStore,
+    StoreUnavailableError,
+)
+from mongo_runevents.embedded import free_port
 from tests.factories import event
 
 
@@ -32,17 +40,66 @@ async def test_calls_are_logged_with_structured_fields(
     assert "very secret text" not in caplog.text
 
 
-async def test_failed_calls_are_logged_as_warnings(
-    mongo_database: Any, caplog: pytest.LogCaptureFixture
+async def test_invalid_input_is_logged_at_debug_not_warning(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A failing call logs a WARNING naming the error type."""
+    """A call refused for the caller's own input logs at DEBUG, naming operation, thread and error."""
     caplog.set_level(logging.DEBUG, logger="mongo_runevents")
-    store = MongoRunEventStore(mongo_database)
+    store = MemoryRunEventStore()
     with pytest.raises(InvalidEventError):
         await store.list_messages("thread-1", limit=0)
     [failed] = [r for r in caplog.records if getattr(r, "operation", None) == "list_messages"]
-    assert failed.levelno == logging.WARNING
+    assert failed.levelno == logging.DEBUG
     assert failed.error == "InvalidEventError"
+    assert failed.getMessage().startswith(
+        "list_messages failed (thread 'thread-1'): InvalidEventError: limit: "
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_database_failures_are_warnings_that_say_what_where_and_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unreachable server is a WARNING whose text holds the operation, the thread and the error."""
+    caplog.set_level(logging.DEBUG, logger="mongo_runevents")
+    uri = f"mongodb://127.0.0.1:{free_port()}/"
+    store = MongoRunEventStore.connect(uri, client_kwargs={"serverSelectionTimeoutMS": 200})
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await store.count_messages("thread-9")
+    finally:
+        await store.close()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings, caplog.text
+    text = warnings[-1].getMessage()
+    assert text.startswith("count_messages failed (thread 'thread-9'): StoreUnavailableError: ")
+    assert warnings[-1].thread_id == "thread-9"
+    assert warnings[-1].error_message in text
+
+
+def test_the_package_logger_prints_nothing_unless_configured() -> None:
+    """The package logger has a NullHandler: a failing call prints no stray line on stderr."""
+    assert any(
+        isinstance(handler, logging.NullHandler)
+        for handler in logging.getLogger("mongo_runevents").handlers
+    )
+    script = (
+        "import asyncio\n"
+        "from mongo_runevents import MongoRunEventStore, StoreUnavailableError\n"
+        "async def main():\n"
+        f"    store = MongoRunEventStore.connect('mongodb://127.0.0.1:{free_port()}/',\n"
+        "        client_kwargs={'serverSelectionTimeoutMS': 200})\n"
+        "    try:\n"
+        "        await store.ensure_indexes()\n"
+        "    except StoreUnavailableError:\n"
+        "        print('refused')\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "refused\n", "")
 
 
 async def test_calls_open_opentelemetry_spans(mongo_database: Any) -> None:

@@ -1,0 +1,229 @@
+"""Import never loses an event, on every backend: already there, conflicts, renumbering, skip, stop, dry run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mongo_runevents import InvalidEventError, RunEventStore
+from mongo_runevents.errors import ImportConflictError
+from mongo_runevents.importing import ImportResult, Renumbered, order_key, time_key
+from tests.factories import event
+
+
+def record(seq: int, run: str = "run-a", second: int = 0, **fields: Any) -> dict[str, Any]:
+    """An exported record of thread-1 with ``seq``, written at 12:00:``second``."""
+    return {
+        **event(run_id=run, content=f"{run} #{seq}"),
+        "seq": seq,
+        "created_at": f"2025-07-01T12:00:{second:02d}+00:00",
+        **fields,
+    }
+
+
+def two_writers() -> list[dict[str, Any]]:
+    """Two processes that each numbered thread-1 from 1 to 3 (DeerFlow's JSONL store, two writers)."""
+    a = [record(n, "run-a", second=2 * n) for n in (1, 2, 3)]
+    b = [record(n, "run-b", second=2 * n + 1) for n in (1, 2, 3)]
+    return a + b
+
+
+async def stored(store: RunEventStore, thread_id: str = "thread-1") -> list[tuple[int, Any]]:
+    """(seq, content) of every event of the thread, in seq order."""
+    return [(r["seq"], r["content"]) async for r in store.export_events(thread_id)]
+
+
+def summary(result: ImportResult) -> tuple[int, int, int, int]:
+    """(inserted, already there, conflicts, skipped)."""
+    return result.inserted, result.already_there, len(result.conflicts), len(result.skipped)
+
+
+async def test_two_writers_on_one_thread_are_both_kept_renumbered_in_a_stable_order(
+    store: RunEventStore,
+) -> None:
+    """Colliding seqs are renumbered (seq, created_at, position) and the old-to-new mapping is reported."""
+    result = await store.import_events(two_writers())
+    assert summary(result) == (6, 0, 3, 0)
+    assert await stored(store) == [
+        (1, "run-a #1"),
+        (2, "run-b #1"),
+        (3, "run-a #2"),
+        (4, "run-b #2"),
+        (5, "run-a #3"),
+        (6, "run-b #3"),
+    ]
+    assert [(c.index, c.seq) for c in result.conflicts] == [(3, 1), (4, 2), (5, 3)]
+    assert result.conflicts[0].reason == "record 0 of the input has seq 1 too"
+    assert result.renumbered == [
+        Renumbered(3, "thread-1", 1, 2),
+        Renumbered(1, "thread-1", 2, 3),
+        Renumbered(4, "thread-1", 2, 4),
+        Renumbered(2, "thread-1", 3, 5),
+        Renumbered(5, "thread-1", 3, 6),
+    ]
+    assert (await store.put(**event()))["seq"] == 7
+
+
+async def test_rerunning_a_renumbered_import_finds_everything_already_there(
+    store: RunEventStore,
+) -> None:
+    """A second run of the same import (even records far from their new seqs) writes nothing."""
+    records = [*two_writers(), record(100, "run-a", second=59)]
+    first = await store.import_events(records)
+    assert first.inserted == 7
+    assert (await stored(store))[-1] == (7, "run-a #100")
+
+    again = await store.import_events(list(reversed(records)))
+    assert summary(again) == (0, 7, 0, 0)
+    assert again.renumbered == []
+    assert len(await stored(store)) == 7
+
+
+async def test_an_import_into_a_thread_with_events_follows_them_in_its_own_order(
+    store: RunEventStore,
+) -> None:
+    """A colliding imported thread is numbered after the events there, which stay untouched."""
+    await store.put_batch([event(content="live 1"), event(content="live 2")])
+    result = await store.import_events([record(1), record(2), record(3)])
+    assert summary(result) == (3, 0, 2, 0)
+    assert [c.reason for c in result.conflicts] == [f"seq {n} holds another event" for n in (1, 2)]
+    assert await stored(store) == [
+        (1, "live 1"),
+        (2, "live 2"),
+        (3, "run-a #1"),
+        (4, "run-a #2"),
+        (5, "run-a #3"),
+    ]
+
+
+async def test_records_without_conflicts_keep_their_seqs(store: RunEventStore) -> None:
+    """Threads without a collision keep their seqs, gaps included; later writes follow the highest."""
+    result = await store.import_events([record(2), record(5), {**record(1), "thread_id": "t-2"}])
+    assert summary(result) == (3, 0, 0, 0)
+    assert [seq for seq, _ in await stored(store)] == [2, 5]
+    assert (await store.put(**event()))["seq"] == 6
+
+
+async def test_the_same_event_is_compared_exactly(store: RunEventStore) -> None:
+    """Content that is only equal in Python ({'a': 1} and {'a': True}) is another event: a conflict."""
+    await store.import_events([record(1, content={"a": 1})])
+    result = await store.import_events([record(1, content={"a": True})])
+    assert summary(result) == (1, 0, 1, 0)
+    assert [content for _, content in await stored(store)] == [{"a": 1}, {"a": True}]
+    same = await store.import_events([record(1, content={"a": 1})])
+    assert summary(same) == (0, 1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"run_id": "run-z"},
+        {"event_type": "llm.other"},
+        {"category": "trace"},
+        {"metadata": {"k": 1}},
+        {"user_id": "alice"},
+        {"created_at": "2025-07-01T12:00:00.5+00:00"},
+    ],
+)
+async def test_any_field_that_differs_makes_another_event(
+    store: RunEventStore, change: dict[str, Any]
+) -> None:
+    """Run, type, category, metadata, user and time all belong to what makes an event the same."""
+    await store.import_events([record(1)])
+    result = await store.import_events([{**record(1), **change}])
+    assert summary(result) == (1, 0, 1, 0)
+
+
+async def test_a_record_repeated_in_the_input_is_stored_once(store: RunEventStore) -> None:
+    """The same event twice in one input, at any seq, is stored once; the repeat is already there."""
+    result = await store.import_events([record(1), record(1), record(9, content="run-a #1")])
+    assert summary(result) == (1, 2, 0, 0)
+
+
+async def test_skip_stores_what_does_not_collide_and_reports_the_rest(store: RunEventStore) -> None:
+    """on_conflict='skip' keeps the first record of each seq (in the stable order) and skips others."""
+    result = await store.import_events(two_writers(), on_conflict="skip")
+    assert summary(result) == (3, 0, 3, 3)
+    assert [(c.index, c.seq) for c in result.skipped] == [(3, 1), (4, 2), (5, 3)]
+    assert [content for _, content in await stored(store)] == ["run-a #1", "run-a #2", "run-a #3"]
+
+
+async def test_stop_raises_before_writing_anything(store: RunEventStore) -> None:
+    """on_conflict='stop' raises ImportConflictError listing the conflicts; nothing is written."""
+    with pytest.raises(ImportConflictError, match="3 records collide") as raised:
+        await store.import_events([record(7, "run-c"), *two_writers()], on_conflict="stop")
+    assert [c.index for c in raised.value.conflicts] == [4, 5, 6]
+    assert await stored(store) == []
+    assert (await store.put(**event()))["seq"] == 1
+
+
+async def test_a_dry_run_reports_the_renumbering_and_writes_nothing(store: RunEventStore) -> None:
+    """dry_run=True returns what the import would do, seqs included, and leaves the store alone."""
+    await store.put(**event(content="live"))
+    planned = await store.import_events(two_writers(), dry_run=True)
+    assert planned.dry_run is True
+    assert summary(planned) == (6, 0, 4, 0)
+    assert [r.new_seq for r in planned.renumbered] == [2, 3, 4, 5, 6, 7]
+    assert await stored(store) == [(1, "live")]
+    done = await store.import_events(two_writers())
+    assert done.renumbered == planned.renumbered
+
+
+async def test_an_event_id_held_by_another_event_is_skipped_even_when_renumbering(
+    store: RunEventStore,
+) -> None:
+    """Renumbering cannot resolve a reused event_id: that record is skipped and reported."""
+    await store.put(**event(event_id="e-1", content="first"))
+    result = await store.import_events([record(5, event_id="e-1"), record(6)])
+    assert summary(result) == (1, 0, 1, 1)
+    assert "event_id 'e-1' is held by another event (seq 1)" in result.skipped[0].reason
+    assert [seq for seq, _ in await stored(store)] == [1, 6]
+
+
+async def test_import_arguments_are_checked(store: RunEventStore) -> None:
+    """A bad on_conflict, dry_run or records argument is an InvalidEventError; nothing is written."""
+    with pytest.raises(InvalidEventError, match="on_conflict"):
+        await store.import_events([record(1)], on_conflict="merge")  # type: ignore[arg-type]
+    with pytest.raises(InvalidEventError, match="dry_run"):
+        await store.import_events([record(1)], dry_run="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidEventError, match="records"):
+        await store.import_events(None)  # type: ignore[arg-type]
+    assert await stored(store) == []
+
+
+def test_the_stable_order_reads_times_in_any_iso_form() -> None:
+    """Offsets, fractions and spaces are read as times; the order is seq, time, then position."""
+    assert time_key("2025-07-01T12:00:00+02:00")[0] < time_key("2025-07-01 11:00:00Z")[0]
+    assert time_key("2025-07-01T10:00:00.5")[0] == time_key("2025-07-01T10:00:00,500000Z")[0]
+    assert time_key("2025-07-01")[0] < time_key("2025-07-01T00:00:00.000001")[0]
+    assert time_key("not a time")[0] > time_key("9999-12-31T23:59:59")[0]
+    assert order_key(1, "2025-07-02", 0) < order_key(2, "2025-07-01", 0)
+    assert order_key(1, "2025-07-01", 5) < order_key(1, "2025-07-02", 0)
+
+
+async def test_a_seq_taken_between_the_look_up_and_the_write_is_reported_not_lost(
+    store: RunEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the store refuses at write time (another writer took its seq) is listed as skipped."""
+
+    async def sees_nothing(lookups: Any) -> dict[str, Any]:
+        return {}
+
+    await store.put(**event(content="live"))
+    monkeypatch.setattr(store, "_import_lookup", sees_nothing)
+    result = await store.import_events([record(1), record(2)])
+    assert summary(result) == (1, 0, 1, 1)
+    assert result.skipped[0].seq == 1
+    assert "taken by another writer during the import" in result.skipped[0].reason
+    assert await stored(store) == [(1, "live"), (2, "run-a #2")]
+
+
+async def test_a_thread_reset_forgets_that_an_import_renumbered_it(store: RunEventStore) -> None:
+    """After delete_by_thread, a record is looked for at its own seq only, as in any new thread."""
+    await store.import_events(two_writers())
+    await store.delete_by_thread("thread-1")
+    await store.put(**{k: v for k, v in record(1).items() if k != "seq"})
+    result = await store.import_events([record(5, content="run-a #1")])
+    assert summary(result) == (1, 0, 0, 0)
+    assert [seq for seq, _ in await stored(store)] == [1, 5]
