@@ -37,9 +37,10 @@ import bson
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents._json import storable
-from mongo_runevents.models import new_events, stored_records, utc_now_iso
+from mongo_runevents.models import new_events, utc_now_iso
 from mongo_runevents.mongo import Deployment
 from mongo_runevents.mongo.codec import from_document, to_document
+from mongo_runevents.records import stored_records
 
 from .common import Bench
 from .payloads import BATCH_SIZE, batches, small_event

@@ -27,8 +27,8 @@ from .errors import (
 from .importing import ImportConflict, ImportResult, Renumbered
 from .memory import MemoryRunEventStore
 from .models import NewEvent, RunEvent
-from .models import StoredRecord as RunEventRecord
 from .mongo import MongoRunEventStore
+from .records import StoredRecord as RunEventRecord
 
 __all__ = [
     "ConfigurationError",

@@ -32,11 +32,11 @@ from .importing import (
 )
 from .models import (
     MESSAGE_CATEGORY,
-    WritePolicy,
     new_event_from_arguments,
     new_events,
 )
 from .operations import PAGE_SIZE, StoreOperations
+from .policy import WritePolicy
 from .telemetry import observed
 
 __all__ = ["PAGE_SIZE", "ImportResult", "RunEventStore"]
@@ -55,7 +55,7 @@ class RunEventStore(StoreOperations):
        :class:`~mongo_runevents.RunEvent`, which the caller may mutate freely.
 
     ``json_default`` and ``max_trace_content`` say how values that are not
-    JSON and long trace content are kept (:class:`~mongo_runevents.models.WritePolicy`).
+    JSON and long trace content are kept (:class:`~mongo_runevents.policy.WritePolicy`).
     A store is an async context manager: leaving the block closes it.
     """
 

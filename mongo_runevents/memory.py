@@ -119,7 +119,7 @@ class MemoryRunEventStore(RunEventStore):
     """A :class:`RunEventStore` kept in a dict; lost when the process ends.
 
     ``json_default`` and ``max_trace_content`` are those of
-    :class:`~mongo_runevents.models.WritePolicy`.
+    :class:`~mongo_runevents.policy.WritePolicy`.
     """
 
     def __init__(

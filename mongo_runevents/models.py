@@ -2,21 +2,20 @@
 
 :class:`NewEvent` is what a caller hands to ``put`` / ``put_batch``;
 :class:`RunEvent` is a stored record, the same fields plus the ``seq`` the store
-assigned. Stores validate every event written with :class:`NewEvent` and every
-record read back with :class:`RunEvent`, and give callers plain ``dict`` objects
-(:meth:`RunEvent.as_dict`), as the interface promises.
+assigned. Stores validate every event written with :class:`NewEvent` (how it
+is converted and cut: :mod:`mongo_runevents.policy`) and give callers plain
+``dict`` objects; reads are validated against the same fields
+(:mod:`mongo_runevents.records`).
 
-Pydantic errors never reach callers: :func:`new_event` and :func:`stored_records`
-turn them into :class:`~mongo_runevents.errors.InvalidEventError`, naming the
-field and, in a batch, the event's index.
+Pydantic errors never reach callers: :func:`new_event` turns them into
+:class:`~mongo_runevents.errors.InvalidEventError`, naming the field and, in a
+batch, the event's index.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
@@ -24,7 +23,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     PrivateAttr,
     StrictInt,
     StrictStr,
@@ -32,20 +30,18 @@ from pydantic import (
     ValidationInfo,
     field_validator,
     model_validator,
-    with_config,
 )
-from typing_extensions import NotRequired, TypedDict
 
 from . import _fastpath
 from ._json import (
     _SURROGATE,
     INT64_MAX,
-    JsonDefault,
     StorableValue,
     same_json,
     storable,
 )
-from .errors import InvalidEventError, StorageError
+from .errors import InvalidEventError
+from .policy import DEFAULT_POLICY, TRACE_CATEGORY, WritePolicy, truncated
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
 #: ``str`` (a dict in an id field is a query-injection attempt, not a typo).
@@ -89,38 +85,6 @@ _ISO_8601 = re.compile(
     r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)"
     r"(?P<offset>Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
-
-
-@dataclass(frozen=True)
-class WritePolicy:
-    """How a store turns what a caller writes into what it keeps.
-
-    ``json_default`` converts values in content and metadata that are not JSON
-    (``str`` by default, as DeerFlow's stores do with ``json.dumps(...,
-    default=str)``; ``None`` refuses them). ``max_trace_content``, when set,
-    cuts the content of ``trace`` events whose JSON text passes that many bytes
-    (UTF-8) to that many bytes, and records ``content_truncated`` and
-    ``original_byte_length`` in the metadata, as DeerFlow's database store does.
-    """
-
-    json_default: JsonDefault = str
-    max_trace_content: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.json_default is not None and not callable(self.json_default):
-            raise TypeError("json_default must be a callable or None")
-        limit = self.max_trace_content
-        if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
-        ):
-            raise TypeError("max_trace_content must be a non-negative int or None")
-
-
-#: What a store does when it is given no policy.
-DEFAULT_POLICY = WritePolicy()
-
-#: The category whose content ``max_trace_content`` cuts.
-TRACE_CATEGORY = "trace"
 
 
 def utc_now_iso() -> str:
@@ -219,7 +183,7 @@ class NewEvent(_EventFields):
         content = storable(self.content, "content", policy.json_default)
         metadata = storable(self.metadata, "metadata", policy.json_default)
         if policy.max_trace_content is not None and self.category == TRACE_CATEGORY:
-            content, metadata = _truncated(content, metadata, policy.max_trace_content)
+            content, metadata = truncated(content, metadata, policy.max_trace_content)
         # The model is frozen for callers; validation fills in the converted values.
         object.__setattr__(self, "content", content.value)
         object.__setattr__(self, "metadata", metadata.value)
@@ -306,23 +270,6 @@ class RunEvent(_EventFields):
         return record
 
 
-def _truncated(
-    content: StorableValue, metadata: StorableValue, limit: int
-) -> tuple[StorableValue, StorableValue]:
-    """Trace content cut to ``limit`` bytes of its JSON text, as DeerFlow's database store cuts it."""
-    value = content.value
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return content, metadata
-    cut = encoded[:limit].decode("utf-8", errors="ignore")
-    marked = {**metadata.value, "content_truncated": True, "original_byte_length": len(encoded)}
-    return (
-        StorableValue(cut, len(cut) * 6 + 16, False),
-        StorableValue(marked, metadata.size_bound + 64, metadata.needs_encoding),
-    )
-
-
 _FAST_EVENT, _FAST_EVENTS = _fastpath.event_validators(NewEvent, MAX_ID_BYTES)
 
 
@@ -330,7 +277,7 @@ def _finished(event: NewEvent, policy: WritePolicy) -> NewEvent:
     """An event from the fast path, its trace content cut as ``policy`` says."""
     limit = policy.max_trace_content
     if limit is not None and event.category == TRACE_CATEGORY:
-        content, metadata = _truncated(
+        content, metadata = truncated(
             StorableValue(event.content, 0, False), StorableValue(event.metadata, 0, False), limit
         )
         object.__setattr__(event, "content", content.value)
@@ -378,61 +325,6 @@ def new_event(
         return NewEvent.model_validate(data, context=policy)
     except ValidationError as exc:
         raise _invalid(exc, index) from None
-
-
-@with_config(ConfigDict(strict=True, extra="forbid"))
-class StoredRecord(TypedDict):
-    """A record as every read returns it: :class:`RunEvent`'s fields, as a plain dict.
-
-    Reads validate whole pages against these rules in one call into
-    pydantic-core (:func:`mongo_runevents._fastpath.record_validator` spells
-    them as a core schema, so that no Python runs per value), which also turns
-    the driver's ``Int64`` into ``int`` and refuses anything that is not JSON
-    in content and metadata.
-    """
-
-    thread_id: Identifier
-    run_id: Identifier
-    event_type: Identifier
-    category: Identifier
-    content: JsonValue
-    metadata: dict[str, JsonValue]
-    seq: Annotated[StrictInt, Field(ge=1)]
-    created_at: StrictStr
-    event_id: NotRequired[Identifier]
-    user_id: NotRequired[Identifier]
-
-
-#: Validates a page of :class:`StoredRecord` in one call, in Rust (see :mod:`._fastpath`).
-_STORED_RECORDS = _fastpath.record_validator()
-
-
-def plain_stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """``documents`` validated as records as they are, or ``None`` if any is not one.
-
-    Documents holding anything besides a record's fields (a mark of escaped
-    keys, references to out-of-line fields) are not records yet: the caller
-    restores them and calls :func:`stored_records`, which also says what is
-    wrong with one that is corrupt.
-    """
-    try:
-        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
-    except ValidationError:
-        return None
-    return records
-
-
-def stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate records read back from storage; a failure means the stored data is corrupt."""
-    try:
-        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise StorageError(
-            f"a stored record is not a valid event ({where}: {first['msg']})"
-        ) from exc
-    return records
 
 
 def new_event_from_arguments(

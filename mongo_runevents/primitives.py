@@ -18,8 +18,8 @@ from .importing import (
 )
 from .models import (
     NewEvent,
-    WritePolicy,
 )
+from .policy import WritePolicy
 from .queries import (
     Deletion,
     EventCount,

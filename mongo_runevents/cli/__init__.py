@@ -9,13 +9,15 @@ The package:
 
 - ``options``: the global options, argument types, URI masking, the
   :class:`Command` types and the parser built from a table of them;
-- ``output``: JSON, JSON Lines, previews, event lines, sizes, the progress line;
+- ``output``: JSON, JSON Lines, previews, event lines, sizes; ``progress``: the
+  import's progress display;
 - ``runner``: running a command: the embedded server, the store, error
   messages and exit codes;
 - one module per group of commands: ``demo`` (with ``workload``, its synthetic
   agent thread, imported only when the demo runs), ``setup`` (init, stats),
   ``reading`` (threads, messages, events, count, tail), ``deleting`` (delete),
-  ``transfer`` (export, import) and ``bench``.
+  ``exporting`` (export), ``importing`` (import, with ``staging``, its spool of
+  sources), ``serve`` (the web viewer) and ``bench``.
 
 Commands live in the :data:`COMMANDS` table below: each has a name, a help
 text, a function adding its own options and an async function running it on a
@@ -38,6 +40,8 @@ from ..uri import mask_uri
 from .bench import add_bench_arguments, run_bench
 from .deleting import add_delete_arguments, run_delete
 from .demo import add_demo_arguments, run_demo
+from .exporting import add_export_arguments, run_export
+from .importing import ImportSummary, add_import_arguments, run_import
 from .options import (
     DEFAULT_DATA_DIR,
     PROG,
@@ -68,13 +72,6 @@ from .setup import (
     init_store_options,
     run_init,
     run_stats,
-)
-from .transfer import (
-    ImportSummary,
-    add_export_arguments,
-    add_import_arguments,
-    run_export,
-    run_import,
 )
 
 __all__ = [

@@ -108,7 +108,7 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
 def from_document(document: dict[str, Any]) -> dict[str, Any]:
     """The record fields of a stored document (``_id`` projected away), keys restored.
 
-    Validation follows, a page at a time (:func:`~mongo_runevents.models.stored_records`).
+    Validation follows, a page at a time (:func:`~mongo_runevents.records.stored_records`).
     """
     if document.pop(ESCAPED_KEYS_FIELD, False):
         document["content"] = _decode(document["content"])

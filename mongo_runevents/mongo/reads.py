@@ -2,7 +2,7 @@
 
 Every filter names the thread, so each read is served by one of the thread's
 indexes and, on a cluster sharded by thread, goes to one shard. Records are
-validated a page at a time on the way out (:func:`~mongo_runevents.models.stored_records`).
+validated a page at a time on the way out (:func:`~mongo_runevents.records.stored_records`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from bson import Regex
 from pymongo import ASCENDING, DESCENDING
 
 from ..errors import StorageError
-from ..models import (
-    AI_REPLY_TYPES,
-    HIDDEN_CALLER_PREFIX,
-    MESSAGE_CATEGORY,
-    plain_stored_records,
-    stored_records,
-)
+from ..models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY
 from ..queries import (
     EventCount,
     EventKey,
@@ -31,6 +25,7 @@ from ..queries import (
     ThreadEvents,
     ThreadList,
 )
+from ..records import plain_stored_records, stored_records
 from . import compat
 from .blobs import BLOBS_FIELD
 from .codec import EXPIRES_AT_FIELD, from_document

@@ -100,7 +100,7 @@ class MongoRunEventStore(RunEventStore):
     --retention`` applies to every server writing the collection.
 
     ``json_default`` and ``max_trace_content``: see
-    :class:`~mongo_runevents.models.WritePolicy`.
+    :class:`~mongo_runevents.policy.WritePolicy`.
     """
 
     def __init__(

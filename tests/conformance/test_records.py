@@ -572,6 +572,7 @@ async def test_enum_values_come_back_as_plain_json_types(store: RunEventStore) -
 
 def test_the_record_model_and_the_read_schema_agree() -> None:
     """RunEvent (the public model) and the schema reads validate against have the same fields."""
-    from mongo_runevents.models import RECORD_FIELDS, RunEvent, StoredRecord
+    from mongo_runevents.models import RECORD_FIELDS, RunEvent
+    from mongo_runevents.records import StoredRecord
 
     assert set(RunEvent.model_fields) == set(StoredRecord.__annotations__) == set(RECORD_FIELDS)
