@@ -13,10 +13,12 @@ failed, on which thread, and why: ``put_batch failed (thread 't-1'):
 StoreUnavailableError: writing events failed: ...``.
 
 The package logger has a :class:`logging.NullHandler`, so an application that
-configures no logging sees nothing (not Python's last-resort output on stderr). With the ``otel`` extra installed
-(``opentelemetry-api``), it also opens a span ``mongo_runevents.<operation>``
-carrying the same attributes; without a configured OpenTelemetry SDK the span
-is a no-op. Nothing here ever logs content, metadata or connection strings.
+configures no logging sees nothing (not Python's last-resort output on
+stderr). With the ``otel`` extra installed (``opentelemetry-api``), each call
+also opens a span ``mongo_runevents.<operation>`` carrying the same
+attributes, once an OpenTelemetry SDK's tracer provider is configured; until
+then no span is opened at all. Nothing here ever logs content, metadata or
+connection strings.
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ except ImportError:  # pragma: no cover - depends on the environment
     _otel_trace = None  # type: ignore[assignment]
 
 _tracer = _otel_trace.get_tracer("mongo_runevents", __version__) if _otel_trace else None
+
+
+def _active_tracer() -> Any:
+    """The tracer to open spans with, or ``None`` while no OpenTelemetry SDK is configured.
+
+    Until an application installs a tracer provider, the API's tracer only
+    makes non-recording spans; opening one still costs tens of microseconds
+    a call (context attach and detach, attributes), so calls skip it then.
+    """
+    tracer = _tracer
+    if tracer is None or isinstance(tracer, _otel_trace.NoOpTracer):
+        return None
+    if isinstance(tracer, _otel_trace.ProxyTracer) and isinstance(
+        _otel_trace.get_tracer_provider(),
+        (_otel_trace.ProxyTracerProvider, _otel_trace.NoOpTracerProvider),
+    ):
+        return None
+    return tracer
+
 
 #: Transient-error retries made by the current store call (see ``count_retry``).
 _retries: ContextVar[int] = ContextVar("mongo_runevents_retries", default=0)
@@ -94,10 +115,11 @@ def _timing(started: float) -> dict[str, Any]:
     return {"duration_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
-async def _traced(operation: str, fields: dict[str, Any], call: Coroutine[Any, Any, R]) -> R:
-    """Await ``call`` inside a span carrying ``fields``, the retries and the rows."""
-    assert _tracer is not None
-    with _tracer.start_as_current_span(f"mongo_runevents.{operation}", attributes=fields) as span:
+async def _traced(
+    tracer: Any, operation: str, fields: dict[str, Any], call: Coroutine[Any, Any, R]
+) -> R:
+    """Await ``call`` inside a span of ``tracer`` carrying ``fields``, the retries and the rows."""
+    with tracer.start_as_current_span(f"mongo_runevents.{operation}", attributes=fields) as span:
         try:
             result = await call
         finally:
@@ -131,11 +153,12 @@ def observed(operation: str) -> Callable[[AsyncMethod[P, R]], AsyncMethod[P, R]]
             token = _retries.set(0)
             started = time.perf_counter()
             try:
-                if _tracer is None:
+                tracer = _active_tracer()
+                if tracer is None:
                     result = await method(*args, **kwargs)
                 else:
                     result = await _traced(
-                        operation, traced_fields(args, kwargs), method(*args, **kwargs)
+                        tracer, operation, traced_fields(args, kwargs), method(*args, **kwargs)
                     )
             except Exception as exc:
                 level = failure_level(exc)

@@ -128,3 +128,37 @@ async def test_calls_open_opentelemetry_spans(mongo_database: Any) -> None:
     assert count.attributes["thread_id"] == "thread-1"
     assert count.attributes["rows"] == 1
     assert "mongo_runevents.put" in spans
+
+
+def test_spans_wait_for_a_configured_sdk() -> None:
+    """No span is opened while OpenTelemetry has no tracer provider; one is, once it has."""
+    pytest.importorskip("opentelemetry.sdk")
+    script = (
+        "import asyncio\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "from mongo_runevents import MemoryRunEventStore, telemetry\n"
+        "opened = []\n"
+        "start = telemetry._tracer.start_as_current_span\n"
+        "def counting(*args, **kwargs):\n"
+        "    opened.append(args[0])\n"
+        "    return start(*args, **kwargs)\n"
+        "telemetry._tracer.start_as_current_span = counting\n"
+        "store = MemoryRunEventStore()\n"
+        "event = dict(thread_id='t', run_id='r', event_type='e', category='message')\n"
+        "asyncio.run(store.put(**event))\n"
+        "print(len(opened))\n"
+        "exporter = InMemorySpanExporter()\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "asyncio.run(store.put(**event))\n"
+        "print(len(opened), [span.name for span in exporter.get_finished_spans()])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == ["0", "1 ['mongo_runevents.put']"]
