@@ -88,7 +88,6 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         "run_id": event.run_id,
         "event_type": event.event_type,
         "category": event.category,
-        "seq": seq,
         "created_at": created_at,
     }
     # OPTIONAL_FIELDS, spelt out: this runs for every event written.
@@ -102,6 +101,8 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         document[ESCAPED_KEYS_FIELD] = True
     document["content"] = content
     document["metadata"] = metadata
+    # Last, so that the write path can patch it into the encoded bytes.
+    document["seq"] = seq
     return document
 
 

@@ -47,15 +47,17 @@ _EVENT_ID_ATTEMPTS = 3
 DEFAULT_INLINE_LIMIT_BYTES = 15 * 1024 * 1024
 #: Events above this size (inline and out-of-line parts together) are refused.
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
-#: Stands in for the seq while an event's document is measured (int64-wide).
-_SEQ_PLACEHOLDER = 2**62
+#: Stands in for the seq while an event's document is measured: an int32, as
+#: pymongo encodes every seq below 2**31.
+_SEQ_PLACEHOLDER = 2**31 - 1
+#: A seq of 2**31 or more is an int64, 4 bytes longer: sizes are checked with room for it.
+_INT64_SEQ_EXTRA = 4
 
 
 _INT32 = struct.Struct("<i")
-_INT64 = struct.Struct("<q")
 #: The end of a document encoded with the placeholder seq as its last field:
-#: an int64 element named "seq", its 8 bytes, the document's closing NUL.
-_SEQ_ELEMENT = b"\x12seq\x00" + _INT64.pack(_SEQ_PLACEHOLDER) + b"\x00"
+#: an int32 element named "seq", its 4 bytes, the document's closing NUL.
+_SEQ_ELEMENT = b"\x10seq\x00" + _INT32.pack(_SEQ_PLACEHOLDER) + b"\x00"
 
 
 @dataclass
@@ -76,18 +78,18 @@ class Prepared:
     def raw(self) -> RawBSONDocument:
         """The encoded document with its seq (``document["seq"]``), as pymongo would encode it."""
         seq = self.document["seq"]
-        encoded = self.encoded
-        if -(2**31) <= seq < 2**31:
-            # An int32, as pymongo encodes an int that fits: 4 bytes shorter.
-            tail = b"\x10seq\x00" + _INT32.pack(seq) + b"\x00"
-            body = memoryview(encoded)[4 : -len(_SEQ_ELEMENT)]
-            return RawBSONDocument(b"".join((_INT32.pack(len(encoded) - 4), body, tail)))
-        return RawBSONDocument(b"".join((memoryview(encoded)[:-9], _INT64.pack(seq), b"\x00")))
+        if seq < 2**31:
+            # The placeholder's 4 bytes replaced: same length, one copy.
+            tail = _INT32.pack(seq) + b"\x00"
+            return RawBSONDocument(b"".join((memoryview(self.encoded)[:-5], tail)))
+        # Past 2**31 (never, in practice) pymongo writes an int64: encode it again.
+        return RawBSONDocument(bson.encode(self.document))
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
     """``document`` as BSON, its seq placeholder moved to the end (see :class:`Prepared`)."""
-    document["seq"] = document.pop("seq")
+    if next(reversed(document)) != "seq":  # a field was added after it
+        document["seq"] = document.pop("seq")
     encoded = bson.encode(document)
     assert encoded.endswith(_SEQ_ELEMENT)
     return encoded
@@ -156,7 +158,7 @@ class Writer:
         if keep_for is not None:
             document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
         prepared.encoded = _encoded(document)
-        size = len(prepared.encoded)
+        size = len(prepared.encoded) + _INT64_SEQ_EXTRA
         if size <= self._inline_limit:
             return prepared
         total = size
@@ -176,7 +178,7 @@ class Writer:
             prepared.files.append(file_document)
             prepared.chunks.extend(chunks)
             prepared.encoded = _encoded(document)
-            size = len(prepared.encoded)
+            size = len(prepared.encoded) + _INT64_SEQ_EXTRA
             total += len(data)
         if size > self._inline_limit or total > self._max_event_bytes:
             raise EventTooLargeError(
