@@ -65,6 +65,8 @@ EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expire
 
 #: MongoDB's default ``transactionLifetimeLimitSeconds``.
 DEFAULT_TRANSACTION_LIFETIME_SECONDS = 60.0
+#: MongoDB's document size limit, when the server does not say (16 MiB).
+DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 #: The settings document holding the collection's retention periods (seconds).
 RETENTION_SETTING = "retention"
@@ -107,6 +109,8 @@ class Deployment:
     #: How long the server lets a transaction stay open (its
     #: ``transactionLifetimeLimitSeconds``; MongoDB's default when it does not say).
     transaction_lifetime_seconds: float = DEFAULT_TRANSACTION_LIFETIME_SECONDS
+    #: The largest document the server stores (its ``maxBsonObjectSize``).
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
 def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
@@ -156,6 +160,7 @@ async def set_up(
         transaction_lifetime_seconds=await _transaction_lifetime(collections.database)
         if capable
         else DEFAULT_TRANSACTION_LIFETIME_SECONDS,
+        max_document_bytes=int((hello or {}).get("maxBsonObjectSize", DEFAULT_MAX_DOCUMENT_BYTES)),
     )
 
 

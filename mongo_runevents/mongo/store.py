@@ -84,8 +84,8 @@ class MongoRunEventStore(RunEventStore):
     transaction left open by a killed writer delays the thread's other writers
     but does not fail them.
 
-    An event whose document would pass ``inline_limit_bytes`` (default 15 MiB,
-    under MongoDB's 16 MiB) has its content, and if need be its metadata,
+    An event whose document would pass ``inline_limit_bytes`` (default 16 MiB,
+    MongoDB's own document limit) has its content, and if need be its metadata,
     stored out of line in a GridFS bucket beside the events collection; reads
     and deletes handle that transparently. An event larger than
     ``max_event_bytes`` (default 256 MiB) is refused with

@@ -8,6 +8,15 @@ transaction they are written optimistically and looked up only when the
 ``_id`` index refuses one (their ``_id`` is derived from thread and key); in
 plain mode they are looked up first, since a refused insert would waste the
 seqs it reserved.
+
+Sizes: an event whose document passes ``inline_limit_bytes`` has its content
+(and if need be its metadata) stored out of line. With the default limit,
+which is the server's own document limit, a batch written in a transaction is
+not measured first: the driver encodes the documents as it sends them, and
+if the server (or the driver) refuses one as too large, the transaction
+holds nothing and the batch is written again, measured. Otherwise (a lower
+limit, plain mode) each document is encoded once before anything is written,
+which measures it, and those bytes are sent.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import bson
 from bson.errors import BSONError
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from .._json import copy_json
 from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
@@ -43,8 +52,10 @@ logger = logging.getLogger(__name__)
 #: writer stored one of the same keys in between.
 _EVENT_ID_ATTEMPTS = 3
 
-#: Documents of up to this size are stored whole; MongoDB's limit is 16 MiB.
-DEFAULT_INLINE_LIMIT_BYTES = 15 * 1024 * 1024
+#: Documents of up to this size are stored whole: MongoDB's own limit (16 MiB).
+DEFAULT_INLINE_LIMIT_BYTES = 16 * 1024 * 1024
+#: The server's code for a document past its size limit (``BSONObjectTooLarge``).
+_OBJECT_TOO_LARGE = 10334
 #: Events above this size (inline and out-of-line parts together) are refused.
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
 #: Stands in for the seq while an event's document is measured: an int32, as
@@ -75,6 +86,15 @@ class Prepared:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     encoded: bytes = b""
 
+    @property
+    def measured(self) -> bool:
+        """Whether the document was encoded (and so measured) before the write."""
+        return bool(self.encoded)
+
+    def sent(self) -> RawBSONDocument | dict[str, Any]:
+        """What ``insert`` is given: the encoded bytes if measured, else the document."""
+        return self.raw() if self.measured else self.document
+
     def raw(self) -> RawBSONDocument:
         """The encoded document with its seq (``document["seq"]``), as pymongo would encode it."""
         seq = self.document["seq"]
@@ -93,6 +113,21 @@ def _encoded(document: dict[str, Any]) -> bytes:
     encoded = bson.encode(document)
     assert encoded.endswith(_SEQ_ELEMENT)
     return encoded
+
+
+class _Unmeasured(Exception):
+    """An unmeasured batch held a document too large to store whole: measure it and retry."""
+
+
+def _too_large(exc: BaseException) -> bool:
+    """Whether the driver or the server refused a document as too large."""
+    if isinstance(exc, DocumentTooLarge):
+        return True
+    details = getattr(exc, "details", None) or {}
+    errors = details.get("writeErrors", []) if isinstance(details, dict) else []
+    return getattr(exc, "code", None) == _OBJECT_TOO_LARGE or any(
+        error.get("code") == _OBJECT_TOO_LARGE for error in errors
+    )
 
 
 def is_event_id_collision(exc: BaseException) -> bool:
@@ -143,27 +178,51 @@ class Writer:
         self._inline_limit = inline_limit
         self._max_event_bytes = max_event_bytes
 
+    def measures(self, deployment: Deployment) -> bool:
+        """Whether a batch is measured before it is written (see the module's docstring).
+
+        Unmeasured writes need a transaction (a refused batch leaves nothing,
+        not even used seqs) and limits no lower than the server's.
+        """
+        limit = deployment.max_document_bytes
+        return not (
+            deployment.transactions
+            and deployment.bson_server
+            and self._inline_limit >= limit
+            and self._max_event_bytes >= limit
+        )
+
     def prepare(
-        self, index: int, event: NewEvent, created_at: str, deployment: Deployment
+        self,
+        index: int,
+        event: NewEvent,
+        created_at: str,
+        deployment: Deployment,
+        measure: bool = True,
     ) -> Prepared:
         """The documents that will store ``event`` (its seq is set later); checks its size.
 
         Runs before any event is written, so an event too large to store is
         refused with nothing of its batch stored. The document is encoded
         here, once: that measures it exactly, and the insert sends those bytes.
+        Unless ``measure`` is false: then the driver encodes the document.
         """
         document = to_document(event, _SEQ_PLACEHOLDER, created_at)
         prepared = Prepared(document)
         keep_for = deployment.retention.get(event.category)
         if keep_for is not None:
             document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
+        if not measure:
+            return prepared
+        # The store's limit, or the server's if that is lower.
+        inline_limit = min(self._inline_limit, deployment.max_document_bytes)
         prepared.encoded = _encoded(document)
         size = len(prepared.encoded) + _INT64_SEQ_EXTRA
-        if size <= self._inline_limit:
+        if size <= inline_limit:
             return prepared
         total = size
         for name in ("content", "metadata"):
-            if size <= self._inline_limit:
+            if size <= inline_limit:
                 break
             data = encode_field(document[name])
             file_document, chunks = blob_documents(
@@ -180,7 +239,7 @@ class Writer:
             prepared.encoded = _encoded(document)
             size = len(prepared.encoded) + _INT64_SEQ_EXTRA
             total += len(data)
-        if size > self._inline_limit or total > self._max_event_bytes:
+        if size > inline_limit or total > self._max_event_bytes:
             raise EventTooLargeError(
                 f"the event takes about {total} bytes; the limit is {self._max_event_bytes} "
                 "(max_event_bytes)"
@@ -194,28 +253,39 @@ class Writer:
         """Store validated events; return their records in input order."""
         now = utc_now_iso()
         created = [event.created_at or now for event in events]
+        measure = self.measures(deployment)
+        async with self._locks.hold({event.thread_id for event in events}):
+            if not measure:
+                try:
+                    return await self._write(events, created, deployment, measure=False)
+                except _Unmeasured:
+                    pass
+            return await self._write(events, created, deployment, measure=True)
+
+    async def _write(
+        self, events: list[NewEvent], created: list[str], deployment: Deployment, *, measure: bool
+    ) -> list[dict[str, Any]]:
+        """Prepare the events (measured or not) and write them, the thread locks held."""
         prepared = [
-            self.prepare(index, event, created_at, deployment)
+            self.prepare(index, event, created_at, deployment, measure)
             for index, (event, created_at) in enumerate(zip(events, created, strict=True))
         ]
-        threads = {event.thread_id for event in events}
         keyed = any(event.event_id is not None for event in events)
         look_up_keys = keyed and not deployment.transactions
-        async with self._locks.hold(threads):
-            for attempt in range(1, _EVENT_ID_ATTEMPTS + 1):
-                try:
-                    attempt_write = functools.partial(
-                        self._write_once, events, prepared, created, look_up_keys, deployment
+        for attempt in range(1, _EVENT_ID_ATTEMPTS + 1):
+            try:
+                attempt_write = functools.partial(
+                    self._write_once, events, prepared, created, look_up_keys, deployment
+                )
+                if deployment.transactions:
+                    return await self._runner.run(
+                        attempt_write, "writing events", deployment.transaction_lifetime_seconds
                     )
-                    if deployment.transactions:
-                        return await self._runner.run(
-                            attempt_write, "writing events", deployment.transaction_lifetime_seconds
-                        )
-                    return await attempt_write(None)
-                except IntegrityError as exc:
-                    if not (keyed and is_event_id_collision(exc)) or attempt == _EVENT_ID_ATTEMPTS:
-                        raise
-                    look_up_keys = True
+                return await attempt_write(None)
+            except IntegrityError as exc:
+                if not (keyed and is_event_id_collision(exc)) or attempt == _EVENT_ID_ATTEMPTS:
+                    raise
+                look_up_keys = True
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def write_if_absent(
@@ -317,10 +387,12 @@ class Writer:
             if documents:
                 # A server that speaks BSON gets the bytes prepare encoded, seq patched in.
                 inserted: list[Any] = (
-                    [item.raw() for item in items] if deployment.bson_server else documents
+                    [item.sent() for item in items] if deployment.bson_server else documents
                 )
                 await self._collections.events.insert_many(inserted, ordered=True, session=session)
         except (PyMongoError, BSONError) as exc:
+            if items and not items[0].measured and _too_large(exc):
+                raise _Unmeasured() from exc
             if session is not None or not await self._recovered(exc, documents, files, by_thread):
                 raise translate(exc, "writing events") from exc
         return [record for record in records if record is not None]

@@ -6,6 +6,7 @@ the out-of-line path; one writes a real 17 MiB ``run.end`` with the defaults.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from mongo_runevents import (
     MongoRunEventStore,
     RunEventStore,
 )
+from mongo_runevents.mongo import Deployment
 from tests.backends import Connection
 from tests.conftest import database_name
 from tests.factories import event, seqs
@@ -168,6 +170,68 @@ async def test_a_run_end_over_16_mib_is_stored_with_the_defaults(server_uri: str
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(17 * 1024 * KIB, id="refused-by-the-driver"),
+        # Past 16 MiB by less than the driver's allowance for command overhead:
+        # the server refuses it (BSONObjectTooLarge).
+        pytest.param(16 * 1024 * KIB + 2 * KIB, id="refused-by-the-server"),
+    ],
+)
+async def test_a_batch_refused_as_too_large_is_written_again_measured(
+    server_uri: str, size: int
+) -> None:
+    """An unmeasured batch whose event passes the document limit lands whole, with no seq gap."""
+    name = database_name()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server_uri)
+    try:
+        store = MongoRunEventStore(client[name])
+        content = {"output": "x" * size}
+        written = await store.put_batch(
+            [event(content="before"), event(content=content), event(content="after")]
+        )
+        assert seqs(written) == [1, 2, 3]
+        assert await store.list_events("thread-1", "run-1") == written
+        assert await client[name]["run_events"].count_documents({}) == 3
+        assert await client[name]["run_events_blobs.files"].count_documents({}) == 1
+        assert (await store.put(**event()))["seq"] == 4
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_an_event_under_the_server_limit_is_stored_whole(server_uri: str) -> None:
+    """With the defaults the inline limit is the server's own: 15.9 MiB stays in its document."""
+    name = database_name()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server_uri)
+    try:
+        store = MongoRunEventStore(client[name])
+        content = {"output": "x" * (16 * 1024 * KIB - 100 * KIB)}
+        record = await store.put(**event(content=content))
+        assert await store.list_events("thread-1", "run-1") == [record]
+        assert await blob_counts(client[name]) == (0, 0)
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def test_only_writes_in_a_transaction_with_the_default_limits_go_unmeasured() -> None:
+    """Measuring is skipped only where a refused batch leaves nothing and no limit is lower."""
+    database = AsyncMongoClient(connect=False)["unmeasured"]
+    default = MongoRunEventStore(database)._writer
+    replica_set = Deployment(transactions=True, change_streams=True, bson_server=True)
+    assert not default.measures(replica_set)
+    assert default.measures(replace(replica_set, transactions=False))
+    assert default.measures(replace(replica_set, bson_server=False))
+    # A server that takes larger documents than the store keeps whole.
+    assert default.measures(replace(replica_set, max_document_bytes=32 * 1024 * KIB))
+    # A smaller one refuses what passes its limit, and the batch is then measured.
+    assert not default.measures(replace(replica_set, max_document_bytes=8 * 1024 * KIB))
+    for limits in ({"inline_limit_bytes": SMALL_LIMIT}, {"max_event_bytes": SMALL_LIMIT}):
+        assert MongoRunEventStore(database, **limits)._writer.measures(replica_set)
 
 
 async def test_out_of_line_metadata_stays_queryable(mongo_store: Any) -> None:
