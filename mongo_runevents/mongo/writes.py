@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,7 +71,7 @@ _INT32 = struct.Struct("<i")
 _SEQ_ELEMENT = b"\x10seq\x00" + _INT32.pack(_SEQ_PLACEHOLDER) + b"\x00"
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """An event's document and, if it is too large to store whole, its blob documents.
 
@@ -82,8 +82,9 @@ class Prepared:
     """
 
     document: dict[str, Any]
-    files: list[dict[str, Any]] = field(default_factory=list)
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    #: The blob documents, if any (most events have none: no lists are made for them).
+    files: tuple[dict[str, Any], ...] = ()
+    chunks: tuple[dict[str, Any], ...] = ()
     encoded: bytes = b""
 
     @property
@@ -234,8 +235,8 @@ class Writer:
             if EXPIRES_AT_FIELD in document:
                 for blob_document in (file_document, *chunks):
                     blob_document[EXPIRES_AT_FIELD] = document[EXPIRES_AT_FIELD]
-            prepared.files.append(file_document)
-            prepared.chunks.extend(chunks)
+            prepared.files += (file_document,)
+            prepared.chunks += tuple(chunks)
             prepared.encoded = _encoded(document)
             size = len(prepared.encoded) + _INT64_SEQ_EXTRA
             total += len(data)
