@@ -121,13 +121,24 @@ class _Unmeasured(Exception):
 
 
 def _too_large(exc: BaseException) -> bool:
-    """Whether the driver or the server refused a document as too large."""
+    """Whether the driver or the server refused a document as too large.
+
+    pymongo refuses one past the server's limit plus its command overhead
+    allowance; the server refuses one in between, with ``BSONObjectTooLarge``
+    (SecantusDB) or ``BadValue`` "object to insert too large" (mongod). A
+    false match costs only a measured retry, so any write error saying "too
+    large" counts.
+    """
     if isinstance(exc, DocumentTooLarge):
         return True
-    details = getattr(exc, "details", None) or {}
+    if getattr(exc, "code", None) == _OBJECT_TOO_LARGE:
+        return True
+    details = getattr(exc, "details", None)
     errors = details.get("writeErrors", []) if isinstance(details, dict) else []
-    return getattr(exc, "code", None) == _OBJECT_TOO_LARGE or any(
-        error.get("code") == _OBJECT_TOO_LARGE for error in errors
+    return any(
+        error.get("code") == _OBJECT_TOO_LARGE
+        or "too large" in str(error.get("errmsg", "")).lower()
+        for error in errors
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError, DocumentTooLarge, OperationFailure
 
 from mongo_runevents import (
     EventTooLargeError,
@@ -20,6 +21,7 @@ from mongo_runevents import (
     RunEventStore,
 )
 from mongo_runevents.mongo import Deployment
+from mongo_runevents.mongo.writes import _too_large
 from tests.backends import Connection
 from tests.conftest import database_name
 from tests.factories import event, seqs
@@ -260,3 +262,33 @@ async def test_imported_large_events_leave_no_orphan_blobs(mongo_connection: Con
     assert await store.delete_by_thread("thread-1") == 1
     assert await database["imported_blobs.files"].count_documents({}) == 0
     assert await database["imported_blobs.chunks"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    ("refusal", "too_large"),
+    [
+        (DocumentTooLarge("BSON document too large"), True),
+        (BulkWriteError({"writeErrors": [{"index": 0, "code": 10334, "errmsg": "x"}]}), True),
+        (
+            BulkWriteError(
+                {
+                    "writeErrors": [
+                        {
+                            "index": 0,
+                            "code": 2,
+                            "errmsg": "object to insert too large. size in bytes: 16777300",
+                        }
+                    ]
+                }
+            ),
+            True,
+        ),
+        (BulkWriteError({"writeErrors": [{"index": 0, "code": 11000, "errmsg": "dup"}]}), False),
+        (OperationFailure("not master", code=10107), False),
+    ],
+)
+def test_refusals_as_too_large_are_told_from_other_errors(
+    refusal: Exception, too_large: bool
+) -> None:
+    """The driver's and both servers' ways of refusing a large document start a measured retry."""
+    assert _too_large(refusal) is too_large
