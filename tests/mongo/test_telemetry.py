@@ -19,6 +19,13 @@ from mongo_runevents.embedded import free_port
 from tests.factories import event
 
 
+def run_python(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter (its own logging and tracing state)."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 async def test_calls_are_logged_with_structured_fields(
     mongo_database: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -96,9 +103,7 @@ def test_the_package_logger_prints_nothing_unless_configured() -> None:
         "    await store.close()\n"
         "asyncio.run(main())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script)
     assert (done.returncode, done.stdout, done.stderr) == (0, "refused\n", "")
 
 
@@ -157,8 +162,6 @@ def test_spans_wait_for_a_configured_sdk() -> None:
         "asyncio.run(store.put(**event))\n"
         "print(len(opened), [span.name for span in exporter.get_finished_spans()])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == ["0", "1 ['mongo_runevents.put']"]
