@@ -91,6 +91,32 @@ def duplicate_key_refusals(exc: BaseException) -> list[dict[str, Any]]:
     return refusals
 
 
+#: The server's code for a document past its size limit (``BSONObjectTooLarge``).
+_OBJECT_TOO_LARGE = 10334
+
+
+def refuses_as_too_large(exc: BaseException) -> bool:
+    """Whether the driver or the server refused a document as too large.
+
+    pymongo refuses one past the server's limit plus its command overhead
+    allowance; the server refuses one in between, with ``BSONObjectTooLarge``
+    (SecantusDB) or ``BadValue`` "object to insert too large" (mongod). A
+    false match costs only a measured retry, so any write error saying "too
+    large" counts.
+    """
+    if isinstance(exc, DocumentTooLarge):
+        return True
+    if getattr(exc, "code", None) == _OBJECT_TOO_LARGE:
+        return True
+    details = getattr(exc, "details", None)
+    errors = details.get("writeErrors", []) if isinstance(details, dict) else []
+    return any(
+        error.get("code") == _OBJECT_TOO_LARGE
+        or "too large" in str(error.get("errmsg", "")).lower()
+        for error in errors
+    )
+
+
 def is_retryable(exc: PyMongoError) -> bool:
     """Whether the same operation may succeed if tried again."""
     return isinstance(exc, ConnectionFailure) or any(

@@ -32,14 +32,14 @@ import bson
 from bson.errors import BSONError
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .._json import copy_json
 from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
 from ..models import NewEvent, utc_now_iso
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
 from .codec import EXPIRES_AT_FIELD, event_document_id, to_document
-from .driver_errors import duplicate_key_refusals, translate, translated
+from .driver_errors import duplicate_key_refusals, refuses_as_too_large, translate, translated
 from .reads import PROJECTION, Reader, owned
 from .seqs import Block, ThreadLocks, reserve_blocks
 from .setup import Collections, Deployment
@@ -54,8 +54,6 @@ _EVENT_ID_ATTEMPTS = 3
 
 #: Documents of up to this size are stored whole: MongoDB's own limit (16 MiB).
 DEFAULT_INLINE_LIMIT_BYTES = 16 * 1024 * 1024
-#: The server's code for a document past its size limit (``BSONObjectTooLarge``).
-_OBJECT_TOO_LARGE = 10334
 #: Events above this size (inline and out-of-line parts together) are refused.
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024
 #: Stands in for the seq while an event's document is measured: an int32, as
@@ -118,28 +116,6 @@ def _encoded(document: dict[str, Any]) -> bytes:
 
 class _Unmeasured(Exception):
     """An unmeasured batch held a document too large to store whole: measure it and retry."""
-
-
-def _too_large(exc: BaseException) -> bool:
-    """Whether the driver or the server refused a document as too large.
-
-    pymongo refuses one past the server's limit plus its command overhead
-    allowance; the server refuses one in between, with ``BSONObjectTooLarge``
-    (SecantusDB) or ``BadValue`` "object to insert too large" (mongod). A
-    false match costs only a measured retry, so any write error saying "too
-    large" counts.
-    """
-    if isinstance(exc, DocumentTooLarge):
-        return True
-    if getattr(exc, "code", None) == _OBJECT_TOO_LARGE:
-        return True
-    details = getattr(exc, "details", None)
-    errors = details.get("writeErrors", []) if isinstance(details, dict) else []
-    return any(
-        error.get("code") == _OBJECT_TOO_LARGE
-        or "too large" in str(error.get("errmsg", "")).lower()
-        for error in errors
-    )
 
 
 def is_event_id_collision(exc: BaseException) -> bool:
@@ -397,13 +373,14 @@ class Writer:
                     records[index] = events[index].to_record(seq, created[index])
                     prepared[index].document["seq"] = seq
             if documents:
-                # A server that speaks BSON gets the bytes prepare encoded, seq patched in.
+                # A server that speaks BSON gets the bytes prepare encoded (seq
+                # patched in), or the document itself when it was not measured.
                 inserted: list[Any] = (
                     [item.sent() for item in items] if deployment.bson_server else documents
                 )
                 await self._collections.events.insert_many(inserted, ordered=True, session=session)
         except (PyMongoError, BSONError) as exc:
-            if items and not items[0].measured and _too_large(exc):
+            if items and not items[0].measured and refuses_as_too_large(exc):
                 raise _Unmeasured() from exc
             if session is not None or not await self._recovered(exc, documents, files, by_thread):
                 raise translate(exc, "writing events") from exc

@@ -21,7 +21,7 @@ from mongo_runevents import (
     RunEventStore,
 )
 from mongo_runevents.mongo import Deployment
-from mongo_runevents.mongo.writes import _too_large
+from mongo_runevents.mongo.driver_errors import refuses_as_too_large
 from tests.backends import Connection
 from tests.conftest import database_name
 from tests.factories import event, seqs
@@ -291,4 +291,4 @@ def test_refusals_as_too_large_are_told_from_other_errors(
     refusal: Exception, too_large: bool
 ) -> None:
     """The driver's and both servers' ways of refusing a large document start a measured retry."""
-    assert _too_large(refusal) is too_large
+    assert refuses_as_too_large(refusal) is too_large
