@@ -21,10 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mongo_runevents.models import MESSAGE_CATEGORY
-
-from .common import Bench, journal_sides, run_alone
-from .payloads import BATCH_SIZE, batches, retarget
+from .common import Bench, journal_sides, newest_page_sides, run_alone
+from .payloads import BATCH_SIZE
 
 #: Page size of the message reads, as a chat UI asks.
 PAGE = 50
@@ -72,20 +70,7 @@ async def client_cpu(bench: Bench, rounds: int = 15) -> dict[str, Any]:
         )
     }
 
-    database = bench.database("cpu_reads")
-    reader = await bench.store(database)
-    raw_reader = await bench.raw(database)
-    messages = [event for event in bench.events if event["category"] == MESSAGE_CATEGORY]
-    for batch in batches(retarget(messages[:200], "reads")):
-        await reader.put_batch(batch)
-    query = {"thread_id": "reads", "category": MESSAGE_CATEGORY}
-
-    async def store_newest(_: int) -> None:
-        assert len(await reader.list_messages("reads", limit=PAGE)) == PAGE
-
-    async def raw_newest(_: int) -> None:
-        page = await raw_reader.find(query, sort=-1, limit=PAGE)
-        page.reverse()
+    store_newest, raw_newest = await newest_page_sides(bench, "cpu_reads", PAGE)
 
     bench.log(f"client CPU: newest {PAGE} messages, {rounds} rounds")
     results[f"newest {PAGE} messages"] = await _paired(

@@ -256,6 +256,36 @@ async def journal_sides(
     return store_batch, raw_batch
 
 
+async def newest_page_sides(
+    bench: Bench, database_name: str, page: int
+) -> tuple[Callable[[int], Awaitable[None]], Callable[[int], Awaitable[None]]]:
+    """The store's and the raw baseline's newest-page read of ``page`` messages.
+
+    The store writes 200 realistic messages to thread ``reads`` of its own
+    database first; both sides read that thread.
+    """
+    from mongo_runevents.models import MESSAGE_CATEGORY
+
+    from .payloads import batches, retarget
+
+    database = bench.database(database_name)
+    reader = await bench.store(database)
+    raw_reader = await bench.raw(database)
+    messages = [event for event in bench.events if event["category"] == MESSAGE_CATEGORY]
+    for batch in batches(retarget(messages[:200], "reads")):
+        await reader.put_batch(batch)
+    query = {"thread_id": "reads", "category": MESSAGE_CATEGORY}
+
+    async def store_newest(_: int) -> None:
+        assert len(await reader.list_messages("reads", limit=page)) == page
+
+    async def raw_newest(_: int) -> None:
+        documents = await raw_reader.find(query, sort=-1, limit=page)
+        documents.reverse()
+
+    return store_newest, raw_newest
+
+
 def run_alone(
     argv: list[str] | None,
     prog: str,

@@ -33,10 +33,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from mongo_runevents.models import MESSAGE_CATEGORY
-
-from .common import Bench
-from .payloads import BATCH_SIZE, agent_events, batches, raw_template, retarget
+from .common import Bench, journal_sides, newest_page_sides
+from .payloads import BATCH_SIZE, agent_events
 
 #: Page size of the message reads, as in ``benchmarks.client_cpu``.
 PAGE = 50
@@ -50,37 +48,14 @@ async def _child(
     """Set up one side's workload, warm it up, then make ``calls`` measured calls."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     bench = Bench(uri, False, client, client, events)
-    database = bench.database(f"instructions_{side}_{workload}_{calls}")
     try:
-        probe = await bench.store(database)
+        probe = await bench.store(bench.database("instructions_probe"))
         bench.transactions = probe.uses_transactions
         if workload == "write":
-            pool = [retarget(batch, "journal") for batch in batches(events)[:40]]
-            if side == "store":
-                store = probe
-
-                async def call(i: int) -> None:
-                    await store.put_batch(pool[i % len(pool)])
-            else:
-                raw = await bench.raw(bench.database(f"instructions_raw_{calls}"))
-                templates = [[raw_template(event) for event in batch] for batch in pool]
-
-                async def call(i: int) -> None:
-                    await raw.write("journal", templates[i % len(templates)])
+            sides = await journal_sides(bench, "instructions_store", "instructions_raw")
         else:
-            messages = [event for event in events if event["category"] == MESSAGE_CATEGORY]
-            for batch in batches(retarget(messages[:200], "reads")):
-                await probe.put_batch(batch)
-            raw = await bench.raw(database)
-            query = {"thread_id": "reads", "category": MESSAGE_CATEGORY}
-
-            async def call(i: int) -> None:
-                if side == "store":
-                    await probe.list_messages("reads", limit=PAGE)
-                else:
-                    page = await raw.find(query, sort=-1, limit=PAGE)
-                    page.reverse()
-
+            sides = await newest_page_sides(bench, "instructions_reads", PAGE)
+        call = sides[0] if side == "store" else sides[1]
         for i in range(_WARM_UP):
             await call(i)
         for i in range(calls):
