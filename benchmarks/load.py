@@ -566,7 +566,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return arguments
 
 
-async def _drop(uri: str, database: str) -> None:
+async def drop_database(uri: str, database: str) -> None:
+    """Drop ``database`` on ``uri`` with a client of its own (after a run)."""
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
@@ -601,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_load(plan)
         finally:
             if not arguments.keep:
-                asyncio.run(_drop(uri, plan.database))
+                asyncio.run(drop_database(uri, plan.database))
             if server is not None:
                 server.stop()
     figures = result.figures()

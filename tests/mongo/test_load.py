@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from benchmarks.load import LoadPlan, LoadResult, run_load
+from benchmarks.load import LoadPlan, LoadResult, drop_database, run_load
 from mongo_runevents.mongo.compat import server_hello, supports_transactions
 from tests.conftest import database_name
 
@@ -30,14 +30,6 @@ async def _transactions(uri: str) -> bool:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         return supports_transactions(await server_hello(client["admin"]))
-    finally:
-        await client.close()
-
-
-async def _drop(uri: str, database: str) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    try:
-        await client.drop_database(database)
     finally:
         await client.close()
 
@@ -57,7 +49,7 @@ def run_small_load(uri: str) -> LoadResult:
     try:
         result = run_load(plan)
     finally:
-        asyncio.run(_drop(uri, plan.database))
+        asyncio.run(drop_database(uri, plan.database))
     assert time.monotonic() - started < BUDGET_SECONDS
     return result
 
