@@ -58,7 +58,11 @@ _TEXT = core_schema.str_schema(strict=True, pattern="^")
 #: A key that needs no escaping in MongoDB (and so no encoding by the codec).
 _PLAIN_KEY = core_schema.str_schema(strict=True, pattern=r"^[^.$\x00%]*$")
 
-_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+#: Years 2 to 9998: a time on the first or last day of the range may fall
+#: outside it in UTC, which the full validation checks.
+_YEAR = (
+    "(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]|0[1-9][0-9]{2}|00[1-9][0-9]|000[2-9])"
+)
 _MONTH_DAY = (
     "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
     "|(?:0[13-9]|1[0-2])-(?:29|30)"

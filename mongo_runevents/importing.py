@@ -2,17 +2,21 @@
 
 :meth:`~mongo_runevents.RunEventStore.import_events` validates the records,
 then :func:`plan_import` decides, thread by thread, from what the store holds
-(one look-up primitive), and the store writes what the plan says. The rules:
+(one look-up primitive), and the store writes what the plan says, a chunk of
+one thread at a time, each chunk atomically (the other primitive). The rules:
 
-- A record is **already there** when its thread holds the same event: the
-  same run, type, category, content, metadata, user, ``created_at`` and
-  ``event_id`` (compared exactly, types included; a record with another
-  ``event_id``, or none, is another event), at the record's seq or, in a thread an
-  earlier import renumbered, at any seq. A record repeating an earlier record
-  of the same input is already there too. Nothing is written for it.
-- A different event on a seq the thread holds, or on a seq an earlier record
-  of the input takes, is a **conflict**. So is a record whose ``event_id`` the
-  thread (or an earlier record) holds for a different event.
+- Records at different seqs of one source thread are different events, even
+  when they are equal in every other field. A record is **already there**
+  when its thread holds the same event (the same run, type, category,
+  content, metadata, user, ``created_at`` and ``event_id``, compared exactly,
+  types included) at the record's seq, or at another seq an import stored it
+  under when it renumbered it (the store remembers each renumbered record's
+  seq in its source), or when the thread holds its ``event_id`` for that very
+  event. Nothing is written for it, so an import runs again without effect.
+- A record is a **conflict** when its seq is not above the thread's last seq
+  (another event holds it, or a reader may have passed it), when an earlier
+  record of the input has its seq (several DeerFlow processes writing one
+  folder), or when its ``event_id`` is held by a different event.
 - ``on_conflict="renumber"`` (the default) keeps every event: every new record
   of a thread with a seq conflict is numbered after the thread's last seq, in
   the stable order (seq, then ``created_at``, then position in the input), so
@@ -22,16 +26,20 @@ then :func:`plan_import` decides, thread by thread, from what the store holds
   :class:`~mongo_runevents.errors.ImportConflictError` before anything is
   written. An ``event_id`` conflict cannot be renumbered away: that record is
   skipped (or stops the import).
+- Readers get what writers give them: a chunk's seqs are taken on the
+  thread's counter and its records inserted in one atomic step (one
+  transaction on MongoDB deployments with transactions), so no reader sees a
+  seq of the thread before a lower one becomes visible. When a concurrent
+  writer took seqs after the look-up, the chunk and the rest of the thread
+  are numbered after them instead (reported as renumbered): nothing is lost.
 
-Everything here is pure but the look-up; see ``docs/semantics.md``.
+Everything here is pure but the two primitives; see ``docs/semantics.md``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -111,14 +119,14 @@ def _shifted(item: Any, offset: int) -> Any:
 class ImportLookup:
     """The events of one thread an import needs to see.
 
-    Those holding one of ``seqs``, one of ``event_ids``, or (when ``times``
-    is given) a ``(run_id, created_at)`` pair of ``times``.
+    Those holding one of ``seqs`` or one of ``event_ids``, and (when
+    ``sources`` is true) those an import renumbered from one of ``seqs``.
     """
 
     thread_id: str
     seqs: frozenset[int] = frozenset()
     event_ids: frozenset[str] = frozenset()
-    times: frozenset[tuple[str, str]] = frozenset()
+    sources: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,25 +134,33 @@ class ThreadHoldings:
     """What a store holds of a thread, for an import.
 
     ``last_seq`` is the thread's counter (0 for a new thread), ``renumbered``
-    whether an earlier import renumbered some of its events, ``records`` the
-    stored records matching the look-up.
+    whether an import renumbered some of its events, ``records`` the stored
+    records matching the look-up and ``source_seqs`` the seq in its source of
+    each renumbered one among them (by its seq in the store).
     """
 
     last_seq: int = 0
     renumbered: bool = False
     records: tuple[dict[str, Any], ...] = ()
-
-
-def matches(record: dict[str, Any], lookup: ImportLookup) -> bool:
-    """Whether a stored record is one ``lookup`` asks for (for stores that filter in Python)."""
-    return (
-        record["seq"] in lookup.seqs
-        or record.get("event_id") in lookup.event_ids
-        or (record["run_id"], record["created_at"]) in lookup.times
-    )
+    source_seqs: dict[int, int] = field(default_factory=dict)
 
 
 Lookup = Callable[[list[ImportLookup]], Awaitable[dict[str, ThreadHoldings]]]
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """What a store did with one chunk of a thread: the seq of each record (``None``: not stored).
+
+    A record is not stored when, at the write, the thread held its
+    ``event_id`` already (a concurrent writer stored it after the look-up).
+    """
+
+    seqs: list[int | None]
+
+
+#: Records per atomic write of one thread: small enough for any transaction.
+IMPORT_CHUNK = 500
 
 
 # --- the order of records ------------------------------------------------------------
@@ -173,12 +189,25 @@ def time_key(created_at: str) -> tuple[int, str]:
             seconds=int(second or 0),
             microseconds=int((fraction or "0")[:6].ljust(6, "0")),
         )
-    except ValueError:
+        if sign:
+            offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
+            moment -= offset if sign == "+" else -offset
+    except (ValueError, OverflowError):  # validation refuses both; others may read times too
         return 2**62, created_at
-    if sign:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
-        moment -= offset if sign == "+" else -offset
     return (moment - _EPOCH) // timedelta(microseconds=1), created_at
+
+
+def latest_time(created_ats: Iterable[str]) -> str | None:
+    """The latest of some ``created_at`` values as UTC ISO-8601 (as ``utc_now_iso`` writes it).
+
+    What a thread's last activity becomes after an import: the time of its
+    events, not the time of the import. ``None`` when none can be read.
+    """
+    latest = max((time_key(text)[0] for text in created_ats), default=2**62)
+    if latest >= 2**62:
+        return None
+    moment = _EPOCH + timedelta(microseconds=latest)
+    return moment.isoformat(timespec="microseconds")
 
 
 def order_key(seq: int, created_at: str | None, position: int) -> tuple[int, tuple[int, str], int]:
@@ -225,31 +254,77 @@ def _same(event: NewEvent, stored: dict[str, Any] | None) -> bool:
     )
 
 
-def fingerprint(record: dict[str, Any]) -> bytes:
-    """A digest that two records share when they may be the same event (:func:`_same` decides).
+def _plan_thread(
+    thread_id: str,
+    items: list[tuple[int, NewEvent, int]],
+    held: ThreadHoldings,
+    on_conflict: OnConflict,
+    result: ImportResult,
+) -> ThreadPlan:
+    """Decide for each record of one thread (``items`` in the stable order)."""
+    plan = ThreadPlan(thread_id, held.last_seq)
+    # The stored events by their seq in their source: their own seq unless renumbered.
+    by_source: dict[int, list[dict[str, Any]]] = {}
+    for record in held.records:
+        source = held.source_seqs.get(record["seq"], record["seq"])
+        by_source.setdefault(source, []).append(record)
+    stored_key = {record["event_id"]: record for record in held.records if "event_id" in record}
+    taken_at: dict[int, tuple[int, NewEvent]] = {}
+    taken_key: dict[str, tuple[int, NewEvent]] = {}
+    seq_conflicts = 0
 
-    JSON with sorted keys tells ``1``, ``1.0`` and ``true`` apart, as the exact
-    comparison does, so equal events always share it.
-    """
-    text = json.dumps([record.get(name) for name in _COMPARED], sort_keys=True, ensure_ascii=False)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    for index, event, seq in items:
+        if any(_same(event, stored) for stored in by_source.get(seq, ())):
+            result.already_there += 1
+            continue
+        if seq in taken_at and _same(event, _as_record(taken_at[seq][1])):
+            result.already_there += 1  # the very record again, at the same seq
+            continue
+        key = event.event_id
+        if key is not None and (key in stored_key or key in taken_key):
+            holder = stored_key.get(key)
+            if _same(event, holder) or (
+                holder is None and _same(event, _as_record(taken_key[key][1]))
+            ):
+                result.already_there += 1  # the same event, by its key
+                continue
+            where = f"seq {holder['seq']}" if holder is not None else f"record {taken_key[key][0]}"
+            conflict = ImportConflict(
+                index, thread_id, seq, f"its event_id {key!r} is held by another event ({where})"
+            )
+            result.conflicts.append(conflict)
+            result.skipped.append(conflict)
+            continue
+        reason, other = None, None
+        if seq in taken_at:
+            other = taken_at[seq][0]
+            reason = f"record {other} of the input has seq {seq} too"
+        elif seq in by_source or any(record["seq"] == seq for record in held.records):
+            reason = f"seq {seq} holds another event"
+        elif seq <= held.last_seq:
+            reason = (
+                f"seq {seq} is not above the thread's last seq ({held.last_seq}): "
+                "readers may have passed it"
+            )
+        if reason is not None:
+            conflict = ImportConflict(index, thread_id, seq, reason, other)
+            result.conflicts.append(conflict)
+            seq_conflicts += 1
+            if on_conflict == "skip":
+                result.skipped.append(conflict)
+                continue
+        else:
+            taken_at[seq] = (index, event)
+        if key is not None:
+            taken_key[key] = (index, event)
+        plan.to_store.append(Planned(index, event, seq))
 
-
-#: The fields that make two records the same event.
-_COMPARED = (
-    "run_id",
-    "event_type",
-    "category",
-    "created_at",
-    "user_id",
-    "event_id",
-    "content",
-    "metadata",
-)
+    plan.renumber = bool(seq_conflicts) and on_conflict == "renumber"
+    return plan
 
 
 def _as_record(event: NewEvent) -> dict[str, Any]:
-    """The fields :meth:`NewEvent.same_event_as` compares, without copying content."""
+    """The fields :meth:`NewEvent.same_event_as` compares, as a stored record has them."""
     record = {
         "run_id": event.run_id,
         "event_type": event.event_type,
@@ -265,116 +340,30 @@ def _as_record(event: NewEvent) -> dict[str, Any]:
     return record
 
 
-def _plan_thread(
-    thread_id: str,
-    items: list[tuple[int, NewEvent, int]],
-    held: ThreadHoldings,
-    on_conflict: OnConflict,
-    result: ImportResult,
-) -> ThreadPlan:
-    """Decide for each record of one thread (``items`` in the stable order)."""
-    plan = ThreadPlan(thread_id, held.last_seq)
-    stored_at = {record["seq"]: record for record in held.records}
-    stored_key = {record["event_id"]: record for record in held.records if "event_id" in record}
-    # Stored events at other seqs matter only in a thread an import renumbered.
-    stored_like: dict[bytes, list[dict[str, Any]]] = {}
-    if held.renumbered:
-        for record in held.records:
-            stored_like.setdefault(fingerprint(record), []).append(record)
-    # What the plan takes, as records would be stored (earlier records of the input).
-    taken_at: dict[int, tuple[int, NewEvent]] = {}
-    taken_key: dict[str, tuple[int, NewEvent]] = {}
-    taken_like: dict[bytes, list[NewEvent]] = {}
-    seq_conflicts: list[ImportConflict] = []
-
-    for index, event, seq in items:
-        if _same(event, stored_at.get(seq)):
-            result.already_there += 1
-            continue
-        like = fingerprint(_as_record(event))
-        if any(_same(event, r) for r in stored_like.get(like, ())):
-            result.already_there += 1
-            continue
-        if any(_same(event, _as_record(earlier)) for earlier in taken_like.get(like, ())):
-            result.already_there += 1  # a repeat of an earlier record of the input
-            continue
-        key = event.event_id
-        if key is not None and (key in stored_key or key in taken_key):
-            holder = stored_key.get(key)
-            if _same(event, holder):
-                result.already_there += 1
-                continue
-            where = f"seq {holder['seq']}" if holder is not None else f"record {taken_key[key][0]}"
-            conflict = ImportConflict(
-                index, thread_id, seq, f"its event_id {key!r} is held by another event ({where})"
-            )
-            result.conflicts.append(conflict)
-            result.skipped.append(conflict)
-            continue
-        planned = Planned(index, event, seq)
-        reason, other = None, None
-        if seq in stored_at:
-            reason = f"seq {seq} holds another event"
-        elif seq in taken_at:
-            other = taken_at[seq][0]
-            reason = f"record {other} of the input has seq {seq} too"
-        if reason is not None:
-            conflict = ImportConflict(index, thread_id, seq, reason, other)
-            result.conflicts.append(conflict)
-            seq_conflicts.append(conflict)
-            if on_conflict == "skip":
-                result.skipped.append(conflict)
-                continue
-        else:
-            taken_at[seq] = (index, event)
-        if key is not None:
-            taken_key[key] = (index, event)
-        taken_like.setdefault(like, []).append(event)
-        plan.to_store.append(planned)
-
-    plan.renumber = bool(seq_conflicts) and on_conflict == "renumber"
-    return plan
-
-
 async def plan_import(
     records: list[tuple[NewEvent, int]], lookup: Lookup, on_conflict: OnConflict
 ) -> ImportPlan:
     """Decide what to do with each validated ``(event, seq)``, from what ``lookup`` finds.
 
-    One look-up for every thread of the call, and a second one for the
-    threads an earlier import renumbered (to find their events at other seqs).
+    One look-up for every thread of the call; the stores answer it, for a
+    thread an import renumbered, with its renumbered events too.
     """
     by_thread: dict[str, list[tuple[int, NewEvent, int]]] = {}
     for index, (event, seq) in enumerate(records):
         by_thread.setdefault(event.thread_id, []).append((index, event, seq))
     for items in by_thread.values():
         items.sort(key=lambda item: order_key(item[2], item[1].created_at, item[0]))
-    first = [
-        ImportLookup(
-            thread_id,
-            seqs=frozenset(seq for _, _, seq in items),
-            event_ids=frozenset(e.event_id for _, e, _ in items if e.event_id is not None),
-        )
-        for thread_id, items in sorted(by_thread.items())
-    ]
-    held = await lookup(first)
-    again = [
-        ImportLookup(
-            query.thread_id,
-            times=frozenset(
-                (e.run_id, e.created_at or "") for _, e, _ in by_thread[query.thread_id]
-            ),
-        )
-        for query in first
-        if held.get(query.thread_id, ThreadHoldings()).renumbered
-    ]
-    if again:
-        for thread_id, more in (await lookup(again)).items():
-            before = held[thread_id]
-            records_by_seq = {r["seq"]: r for r in (*before.records, *more.records)}
-            held[thread_id] = ThreadHoldings(
-                before.last_seq, True, tuple(records_by_seq[seq] for seq in sorted(records_by_seq))
+    held = await lookup(
+        [
+            ImportLookup(
+                thread_id,
+                seqs=frozenset(seq for _, _, seq in items),
+                event_ids=frozenset(e.event_id for _, e, _ in items if e.event_id is not None),
+                sources=True,
             )
+            for thread_id, items in sorted(by_thread.items())
+        ]
+    )
     plan = ImportPlan()
     for thread_id, items in sorted(by_thread.items()):
         holdings = held.get(thread_id, ThreadHoldings())
@@ -382,15 +371,24 @@ async def plan_import(
     return plan
 
 
-def assign(plan: ThreadPlan, first_seq: int, result: ImportResult) -> list[tuple[NewEvent, int]]:
-    """The records of a thread plan as ``(event, seq)``; renumbered from ``first_seq`` if it says so.
+def chunks(plan: ThreadPlan, size: int = IMPORT_CHUNK) -> list[list[Planned]]:
+    """The records a thread plan stores, in chunks of at most ``size`` written atomically each."""
+    return [plan.to_store[start : start + size] for start in range(0, len(plan.to_store), size)]
 
-    Every record stored under another seq than its own is added to ``result.renumbered``.
+
+def dry_run_seqs(plan: ThreadPlan) -> list[int]:
+    """The seqs a thread plan's records would get if nobody else wrote meanwhile."""
+    if plan.renumber:
+        return [plan.last_seq + 1 + offset for offset in range(len(plan.to_store))]
+    return [item.seq for item in plan.to_store]
+
+
+def chunk_seqs(last_seq: int, seqs: list[int], renumber: bool) -> tuple[list[int], bool]:
+    """The seqs a chunk gets on a thread whose counter is ``last_seq``, and whether they are new.
+
+    Its own seqs (ascending, every one above the counter) unless ``renumber``
+    says otherwise or the counter reached them: then the seqs after the counter.
     """
-    stored = []
-    for offset, item in enumerate(plan.to_store):
-        seq = first_seq + offset if plan.renumber else item.seq
-        if seq != item.seq:
-            result.renumbered.append(Renumbered(item.index, plan.thread_id, item.seq, seq))
-        stored.append((item.event, seq))
-    return stored
+    if not renumber and seqs and seqs[0] > last_seq:
+        return seqs, False
+    return [last_seq + 1 + offset for offset in range(len(seqs))], True

@@ -20,7 +20,7 @@ from typing import Any
 from ._json import JsonDefault, copy_json
 from .base import RunEventStore
 from .errors import EventIdConflictError
-from .importing import ImportLookup, ThreadHoldings, matches
+from .importing import ImportLookup, StoredChunk, ThreadHoldings, chunk_seqs, latest_time
 from .models import MESSAGE_CATEGORY, NewEvent, utc_now_iso
 from .queries import (
     Deletion,
@@ -61,6 +61,8 @@ class _Thread:
     users: set[str] = field(default_factory=set)
     #: Whether an import renumbered some of the thread's events.
     renumbered: bool = False
+    #: The seq in its source of each event an import renumbered, by its seq here.
+    source_seqs: dict[int, int] = field(default_factory=dict)
 
     def add(self, record: Record) -> None:
         """Keep ``record`` in seq order (an import may bring an older seq)."""
@@ -182,57 +184,57 @@ class MemoryRunEventStore(RunEventStore):
             thread = self._threads.get(lookup.thread_id)
             if thread is None:
                 continue
-            if lookup.times:
-                rows = [row for row in thread.events if matches(row, lookup)]
-            else:
-                found = {id(row): row for row in map(self._at_in(thread), lookup.seqs) if row}
-                for key in lookup.event_ids:
-                    if key in thread.by_event_id:
-                        found[id(thread.by_event_id[key])] = thread.by_event_id[key]
-                rows = sorted(found.values(), key=_seq_of)
+            found = {id(row): row for row in map(self._at_in(thread), lookup.seqs) if row}
+            for key in lookup.event_ids:
+                if key in thread.by_event_id:
+                    found[id(thread.by_event_id[key])] = thread.by_event_id[key]
+            if lookup.sources:
+                for seq, source in thread.source_seqs.items():
+                    row = self._at_in(thread)(seq) if source in lookup.seqs else None
+                    if row is not None:
+                        found[id(row)] = row
+            rows = sorted(found.values(), key=_seq_of)
             held[lookup.thread_id] = ThreadHoldings(
-                thread.last_seq, thread.renumbered, tuple(_copy(row) for row in rows)
+                thread.last_seq,
+                thread.renumbered,
+                tuple(_copy(row) for row in rows),
+                {
+                    row["seq"]: thread.source_seqs[row["seq"]]
+                    for row in rows
+                    if row["seq"] in thread.source_seqs
+                },
             )
         return held
 
-    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
+    async def _import_chunk(
+        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+    ) -> StoredChunk:
+        # Nothing is awaited: the chunk lands whole, before any reader runs again.
         thread = self._threads.setdefault(thread_id, _Thread())
-        first = thread.last_seq + 1
-        thread.last_seq += count
-        thread.renumbered = True
-        thread.updated_at = utc_now_iso()
-        return first
-
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
-        # First every check, then every write, as in _write. Counters are
-        # raised for every record given, as the MongoDB store does.
-        refused: list[int] = []
-        taken: set[tuple[str, int]] = set()
-        keys: set[tuple[str, str]] = set()
-        for position, (event, seq) in enumerate(records):
-            thread = self._threads.get(event.thread_id)
-            key = (event.thread_id, event.event_id or "")
-            if (
-                (event.thread_id, seq) in taken
-                or self._at(event.thread_id, seq) is not None
-                or (event.event_id is not None and key in keys)
-                or (thread is not None and event.event_id in thread.by_event_id)
-            ):
-                refused.append(position)
-            else:
-                taken.add((event.thread_id, seq))
-                keys.add(key)
-        now = utc_now_iso()
-        for event, seq in records:
-            thread = self._threads.setdefault(event.thread_id, _Thread())
-            thread.last_seq = max(thread.last_seq, seq)
-            thread.updated_at = now
-        skip = set(refused)
-        for position, (event, seq) in enumerate(records):
-            if position not in skip:
-                self._threads[event.thread_id].add(event.to_record(seq, event.created_at or ""))
-                self._signal(event.thread_id)
-        return refused
+        fresh = [
+            (event, own)
+            for event, own in records
+            if event.event_id is None or event.event_id not in thread.by_event_id
+        ]
+        seqs, moved = chunk_seqs(thread.last_seq, [own for _, own in fresh], renumber)
+        given = iter(seqs)
+        result: list[int | None] = []
+        for event, own in records:
+            if event.event_id is not None and event.event_id in thread.by_event_id:
+                result.append(None)
+                continue
+            seq = next(given)
+            thread.add(event.to_record(seq, event.created_at or ""))
+            if moved:
+                thread.source_seqs[seq] = own
+                thread.renumbered = True
+            result.append(seq)
+        latest = latest_time(event.created_at or "" for event, _ in fresh)
+        if latest is not None and latest > thread.updated_at:
+            thread.updated_at = latest
+        if fresh:
+            self._signal(thread_id)
+        return StoredChunk(result)
 
     # --- reads ---------------------------------------------------------------------
 
@@ -366,6 +368,8 @@ class MemoryRunEventStore(RunEventStore):
             key: row for key, row in thread.by_event_id.items() if not doomed(row)
         }
         thread.users = {row["user_id"] for row in thread.events if "user_id" in row}
+        kept = {row["seq"] for row in thread.events}
+        thread.source_seqs = {seq: s for seq, s in thread.source_seqs.items() if seq in kept}
         return before - len(thread.events)
 
     def _at(self, thread_id: str, seq: int) -> Record | None:

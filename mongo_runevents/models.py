@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import (
@@ -35,7 +35,6 @@ from pydantic import (
 from . import _fastpath
 from ._json import (
     _SURROGATE,
-    INT64_MAX,
     StorableValue,
     same_json,
     storable,
@@ -87,6 +86,38 @@ _ISO_8601 = re.compile(
 )
 
 
+#: The highest seq an import may bring: JavaScript's largest exact integer, so a
+#: browser reads it as it is, and far enough below 2**63 that the thread can
+#: go on for as many events again as anyone will ever write.
+MAX_IMPORTED_SEQ = 2**53 - 1
+
+
+def _within_representable_years(match: re.Match[str]) -> None:
+    """Refuse a time that falls outside the years 1 to 9999 once converted to UTC.
+
+    Such a time (``0001-01-01T00:00+01:00``, a leap second at the end of 9999)
+    could be stored, but nothing that orders or reads back times (an import of
+    the store's own export, a viewer) can turn it into a date. Only the first
+    and the last day of the range need the arithmetic.
+    """
+    day = match["date"]
+    if not match["time"] or not (day.startswith("0001-01-01") or day.startswith("9999-12-31")):
+        return
+    hour, minute, *rest = match["time"].replace(",", ".").split(":")
+    seconds = float(rest[0]) if rest else 0.0
+    moment = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    offset = match["offset"]
+    shift = timedelta(hours=int(hour), minutes=int(minute), seconds=seconds)
+    if offset and offset not in "Zz":
+        digits = offset[1:].replace(":", "")
+        zone = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+        shift -= zone if offset[0] == "+" else -zone
+    try:
+        moment + shift
+    except OverflowError:
+        raise ValueError("it falls outside the years 1 to 9999 in UTC") from None
+
+
 def utc_now_iso() -> str:
     """Now, in UTC, as ISO-8601 with microseconds and offset."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -114,6 +145,7 @@ def check_iso_8601(text: str) -> str:
             digits = offset[1:].replace(":", "")
             if int(digits[:2]) > 23 or (len(digits) > 2 and int(digits[2:]) > 59):
                 raise ValueError("offset out of range")
+        _within_representable_years(match)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid ISO-8601 date-time ({exc})") from None
     return text
@@ -346,9 +378,12 @@ def imported_event(
             f"a record must be a dict, got {type(record).__name__}", index=index
         )
     seq = record.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= INT64_MAX:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_IMPORTED_SEQ:
         raise InvalidEventError(
-            f"must be an int of at least 1, got {seq!r}", field="seq", index=index
+            f"must be an int from 1 to {MAX_IMPORTED_SEQ} (2**53-1, so that the thread can "
+            f"continue after it), got {seq!r}",
+            field="seq",
+            index=index,
         )
     if record.get("created_at") is None:
         raise InvalidEventError(

@@ -20,11 +20,13 @@ from .importing import (
     ImportConflict,
     ImportResult,
     OnConflict,
-    assign,
+    Planned,
+    Renumbered,
+    chunks,
+    dry_run_seqs,
     plan_import,
 )
 from .models import (
-    NewEvent,
     imported_event,
 )
 from .primitives import StorePrimitives
@@ -46,6 +48,23 @@ def _conflicts_text(conflicts: list[ImportConflict]) -> str:
     more = f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
     count = "1 record collides" if len(conflicts) == 1 else f"{len(conflicts)} records collide"
     return f"{count} with other events; nothing was written (on_conflict='stop'): {shown}{more}"
+
+
+def _stored_as(result: ImportResult, thread_id: str, item: Planned, seq: int | None) -> None:
+    """Count a planned record stored under ``seq`` (``None``: another writer took its key)."""
+    if seq is None:
+        conflict = ImportConflict(
+            item.index,
+            thread_id,
+            item.seq,
+            "its event_id was taken by another writer during the import",
+        )
+        result.conflicts.append(conflict)
+        result.skipped.append(conflict)
+        return
+    result.inserted += 1
+    if seq != item.seq:
+        result.renumbered.append(Renumbered(item.index, thread_id, item.seq, seq))
 
 
 def _interval(value: Any, name: str) -> float:
@@ -256,34 +275,18 @@ class StoreOperations(StorePrimitives):
         result.dry_run = dry_run
         if on_conflict == "stop" and result.conflicts:
             raise ImportConflictError(_conflicts_text(result.conflicts), conflicts=result.conflicts)
-        to_write: list[tuple[NewEvent, int]] = []
-        positions: list[int] = []
         for thread in plan.threads:
-            if not thread.to_store:
+            if dry_run:
+                for item, planned in zip(thread.to_store, dry_run_seqs(thread), strict=True):
+                    _stored_as(result, thread.thread_id, item, planned)
                 continue
-            first = 0
-            if thread.renumber:
-                count = len(thread.to_store)
-                first = (
-                    thread.last_seq + 1
-                    if dry_run
-                    else await self._reserve_for_import(thread.thread_id, count)
+            renumber = thread.renumber
+            for chunk in chunks(thread):
+                stored = await self._import_chunk(
+                    thread.thread_id, [(item.event, item.seq) for item in chunk], renumber
                 )
-            to_write += assign(thread, first, result)
-            positions += [item.index for item in thread.to_store]
-        refused = set(await self._import(to_write)) if to_write and not dry_run else set()
-        for position in sorted(refused):
-            event, seq = to_write[position]
-            conflict = ImportConflict(
-                positions[position],
-                event.thread_id,
-                seq,
-                f"seq {seq} or its event_id was taken by another writer during the import",
-            )
-            result.conflicts.append(conflict)
-            result.skipped.append(conflict)
-        if refused:
-            lost = {positions[position] for position in refused}
-            result.renumbered = [item for item in result.renumbered if item.index not in lost]
-        result.inserted = len(to_write) - len(refused)
+                for item, given in zip(chunk, stored.seqs, strict=True):
+                    _stored_as(result, thread.thread_id, item, given)
+                    # Once a chunk moved, the rest of the thread follows it, in order.
+                    renumber = renumber or (given is not None and given != item.seq)
         return result

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import StoreClosedError
 from .importing import (
     ImportLookup,
+    StoredChunk,
     ThreadHoldings,
 )
 from .models import (
@@ -101,15 +102,18 @@ class StorePrimitives(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
-        """Reserve ``count`` seqs after the thread's last, mark it renumbered; return the first."""
+    async def _import_chunk(
+        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+    ) -> StoredChunk:
+        """Store records of one thread (ascending seqs) atomically; the seq each got.
 
-    @abc.abstractmethod
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
-        """Store records with the given seqs, raising the counters; positions the store refused.
-
-        A record is refused (and not stored) when its thread holds its seq or
-        its ``event_id`` already: a concurrent writer took it after the look-up.
+        In one atomic step: read the thread's counter; keep the records' own
+        seqs if ``renumber`` is false and the first is above the counter, else
+        number them after it (remembering each renumbered record's own seq,
+        and that the thread was renumbered); raise the counter to the last;
+        insert. A record whose ``event_id`` the thread holds by then is left
+        out (``None``). So no reader sees a seq before a lower one is visible.
+        The thread's last activity becomes at least the latest ``created_at``.
         """
 
     def _news(self, thread_id: str, max_wait: float) -> NewsWaiter | None:

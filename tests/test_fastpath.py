@@ -234,8 +234,10 @@ def test_the_created_at_pattern_accepts_only_what_the_check_accepts() -> None:
         except ValueError:
             valid = False
         fast = models._fast_event(event(created_at=text), WritePolicy())
-        # Valid strings in ASCII digits all go the fast way; nothing invalid does.
-        assert (fast is not None) == (valid and text.isascii()), text
+        # Valid strings in ASCII digits all go the fast way, but for years 1 and
+        # 9999 (whose UTC moment the full check computes); nothing invalid does.
+        edge_year = text[:4] in ("0001", "9999")
+        assert (fast is not None) == (valid and text.isascii() and not edge_year), text
         matched += fast is not None
     assert matched > 3000
 

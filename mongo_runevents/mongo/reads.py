@@ -36,7 +36,8 @@ from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections
 _MAX_BATCH = 100_000
 
 #: Fields never returned to callers.
-PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0}
+#: ``source_seq``: an imported event's seq in its source (:mod:`.importer`), not a record field.
+PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0, "source_seq": 0}
 
 #: How often a read is tried again when an event's blob vanished under it.
 _MISSING_BLOB_ATTEMPTS = 3

@@ -36,7 +36,7 @@ from .._json import JsonDefault
 from .._version import __version__
 from ..base import RunEventStore
 from ..errors import ConfigurationError
-from ..importing import ImportLookup, ThreadHoldings
+from ..importing import ImportLookup, StoredChunk, ThreadHoldings
 from ..models import NewEvent
 from ..queries import (
     Deletion,
@@ -54,7 +54,7 @@ from ..uri import mask_uri, redact, uri_hint
 from . import compat
 from .changes import ChangeStreamWaiter
 from .deletes import Deleter
-from .importer import import_records, look_up, reserve_renumbered
+from .importer import Importer
 from .reads import Reader
 from .seqs import ThreadLocks
 from .setup import Collections, Deployment, check_retention, set_up
@@ -143,6 +143,7 @@ class MongoRunEventStore(RunEventStore):
             max_event_bytes=max_event_bytes,
         )
         self._deleter = Deleter(self._collections, runner, locks)
+        self._importer = Importer(self._collections, self._reader, self._writer, runner, locks)
 
     @classmethod
     @asynccontextmanager
@@ -275,14 +276,12 @@ class MongoRunEventStore(RunEventStore):
 
     async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
         await self._ready()
-        return await look_up(self._collections, self._reader, lookups)
+        return await self._importer.look_up(lookups)
 
-    async def _reserve_for_import(self, thread_id: str, count: int) -> int:
-        await self._ready()
-        return await reserve_renumbered(self._collections, thread_id, count)
-
-    async def _import(self, records: list[tuple[NewEvent, int]]) -> list[int]:
-        return await import_records(self._collections, self._writer, records, await self._ready())
+    async def _import_chunk(
+        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+    ) -> StoredChunk:
+        return await self._importer.import_chunk(thread_id, records, renumber, await self._ready())
 
     async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
         await self._ready()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -135,10 +136,26 @@ async def test_any_field_that_differs_makes_another_event(
     assert summary(result) == (1, 0, 1, 0)
 
 
-async def test_a_record_repeated_in_the_input_is_stored_once(store: RunEventStore) -> None:
-    """The same event twice in one input, at any seq, is stored once; the repeat is already there."""
+async def test_a_record_repeated_at_its_own_seq_is_stored_once(store: RunEventStore) -> None:
+    """The very record twice in one input (same seq) is stored once; equal fields at seq 9 are another event."""
     result = await store.import_events([record(1), record(1), record(9, content="run-a #1")])
-    assert summary(result) == (1, 2, 0, 0)
+    assert summary(result) == (2, 1, 0, 0)
+    assert await stored(store) == [(1, "run-a #1"), (9, "run-a #1")]
+
+
+async def test_equal_events_at_different_seqs_are_all_kept_and_exported_again_equal(
+    store: RunEventStore,
+) -> None:
+    """A message repeated three times (same content and time, seqs 1-3) survives an export and an import."""
+    same = {"created_at": "2025-07-01T12:00:00+00:00", "content": "again"}
+    await store.put_batch([event(**same) for _ in range(3)])
+    exported = [item async for item in store.export_events("thread-1")]
+    await store.delete_by_thread("thread-1")  # the thread moves in afresh
+    result = await store.import_events(exported)
+    assert summary(result) == (3, 0, 0, 0)
+    assert await store.list_messages("thread-1") == exported
+    again = await store.import_events(exported)
+    assert summary(again) == (0, 3, 0, 0)
 
 
 async def test_skip_stores_what_does_not_collide_and_reports_the_rest(store: RunEventStore) -> None:
@@ -202,10 +219,10 @@ def test_the_stable_order_reads_times_in_any_iso_form() -> None:
     assert order_key(1, "2025-07-01", 5) < order_key(1, "2025-07-02", 0)
 
 
-async def test_a_seq_taken_between_the_look_up_and_the_write_is_reported_not_lost(
+async def test_seqs_taken_between_the_look_up_and_the_write_move_the_import_after_them(
     store: RunEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A record the store refuses at write time (another writer took its seq) is listed as skipped."""
+    """A live writer that took the imported seqs after the look-up: the records follow its event."""
 
     async def sees_nothing(lookups: Any) -> dict[str, Any]:
         return {}
@@ -213,10 +230,12 @@ async def test_a_seq_taken_between_the_look_up_and_the_write_is_reported_not_los
     await store.put(**event(content="live"))
     monkeypatch.setattr(store, "_import_lookup", sees_nothing)
     result = await store.import_events([record(1), record(2)])
-    assert summary(result) == (1, 0, 1, 1)
-    assert result.skipped[0].seq == 1
-    assert "taken by another writer during the import" in result.skipped[0].reason
-    assert await stored(store) == [(1, "live"), (2, "run-a #2")]
+    assert summary(result) == (2, 0, 0, 0)
+    assert [(r.old_seq, r.new_seq) for r in result.renumbered] == [(1, 2), (2, 3)]
+    assert await stored(store) == [(1, "live"), (2, "run-a #1"), (3, "run-a #2")]
+    monkeypatch.undo()
+    again = await store.import_events([record(1), record(2)])
+    assert summary(again) == (0, 2, 0, 0)
 
 
 async def test_a_thread_reset_forgets_that_an_import_renumbered_it(store: RunEventStore) -> None:
@@ -227,3 +246,63 @@ async def test_a_thread_reset_forgets_that_an_import_renumbered_it(store: RunEve
     result = await store.import_events([record(5, content="run-a #1")])
     assert summary(result) == (1, 0, 0, 0)
     assert [seq for seq, _ in await stored(store)] == [1, 5]
+
+
+async def test_a_reader_following_the_thread_sees_every_imported_record(
+    store: RunEventStore,
+) -> None:
+    """An import while a live writer appends: an after_seq poller skips no event, imported or live."""
+    thread_records = [record(n, second=n % 60) for n in range(1, 1201)]
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def live_writer() -> None:
+        for n in range(40):
+            await store.put_batch([event(run_id="live", content=f"live {n}")])
+            await asyncio.sleep(0)
+
+    async def poller() -> None:
+        after = 0
+        while True:
+            finished = done.is_set()
+            page = await store.read_after("thread-1", after)
+            seen.extend(row["seq"] for row in page)
+            if page:
+                after = page[-1]["seq"]
+            elif finished:
+                return
+            await asyncio.sleep(0)
+
+    polling = asyncio.create_task(poller())
+    result, _ = await asyncio.gather(store.import_events(thread_records), live_writer())
+    done.set()
+    await polling
+    assert result.inserted == 1200
+    everything = [seq for seq, _ in await stored(store)]
+    assert len(everything) == 1240
+    assert seen == everything
+
+
+async def test_a_seq_the_thread_could_not_continue_after_is_refused(store: RunEventStore) -> None:
+    """A seq past 2**53-1 is refused with nothing written; later writes to the thread still work."""
+    for seq in (2**63 - 1, 2**53):
+        with pytest.raises(InvalidEventError, match="seq"):
+            await store.import_events([record(1), record(seq)])
+    assert await stored(store) == []
+    await store.import_events([record(2**53 - 1)])
+    written = await store.put(**event(content="next"))
+    assert written["seq"] == 2**53
+
+
+@pytest.mark.parametrize(
+    "created_at", ["0001-01-01T00:00+01:00", "9999-12-31T23:59:60Z", "9999-12-31T22:00-02:00"]
+)
+async def test_a_time_outside_the_years_1_to_9999_in_utc_is_refused_at_the_door(
+    store: RunEventStore, created_at: str
+) -> None:
+    """put and import refuse a created_at that no reader could turn into a date."""
+    with pytest.raises(InvalidEventError, match="outside the years 1 to 9999"):
+        await store.put(**event(created_at=created_at))
+    with pytest.raises(InvalidEventError, match="outside the years 1 to 9999"):
+        await store.import_events([record(1, created_at=created_at)])
+    assert await stored(store) == []
