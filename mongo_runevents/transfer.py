@@ -7,12 +7,20 @@ Three formats:
 - ``deerflow-jsonl``: DeerFlow's JSONL store, a folder holding
   ``threads/<thread_id>/runs/<run_id>.jsonl``. Each line holds ``event_type``,
   ``category``, ``content``, ``metadata``, ``seq`` and ``created_at``;
-  ``thread_id`` and ``run_id`` come from the path when the line lacks them
-  (and must agree with it when it has them).
-- ``deerflow-db``: rows of DeerFlow's SQL store, as JSON Lines or as one JSON
-  array. ``metadata`` may be named ``event_metadata`` and may be a JSON
-  string; ``content`` holding a JSON object or array as a string is decoded,
-  any other string is kept as it is.
+  ``thread_id`` and ``run_id`` come from the path when the line lacks them.
+  The line's ``thread_id`` must agree with its folder; its ``run_id`` may
+  differ from the file's name: DeerFlow writes a batch to the file of its
+  first event's run, so branch and checkpoint seeds of several runs share a
+  file, and DeerFlow reads them back with their own ``run_id``.
+- ``deerflow-db``: DeerFlow's SQL store, read directly (``sqlite:///path``,
+  ``postgresql://...``: its ``run_events`` table, see :mod:`.deerflow_db`) or
+  as rows dumped to JSON Lines or one JSON array. Each row becomes what
+  DeerFlow's ``DbRunEventStore`` returns for it: ``content`` decoded from
+  JSON only when ``metadata`` says ``content_is_json`` (or
+  ``content_is_dict``), any other content kept as stored; ``created_at`` as
+  DeerFlow serves it (UTC, ISO-8601 with ``T`` and offset: SQLite's
+  ``2026-12-06 15:46:37.481681`` becomes ``2026-12-06T15:46:37.481681+00:00``);
+  ``metadata`` may be named ``event_metadata`` and may be a JSON string.
 
 The DeerFlow readers take the record fields they know and ignore other keys
 (a row's own ``id``, for instance). Every reader yields, in file order, a
@@ -25,14 +33,16 @@ with the whole source (a missing path, a folder without ``threads/``) raises
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
 from .errors import InvalidEventError
-from .models import RECORD_FIELDS, imported_event
+from .models import RECORD_FIELDS, id_problem, imported_event
 
 #: The formats ``import`` reads; ``auto`` picks one from the path (:func:`detect_format`).
 FORMATS = ("auto", "jsonl", "deerflow-jsonl", "deerflow-db")
@@ -72,12 +82,16 @@ Item: TypeAlias = SourceRecord | BadLine
 # --- choosing the format and the files ------------------------------------------------
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path | str) -> str:
     """The format ``auto`` means for ``path``.
 
-    A folder holding ``threads/`` is DeerFlow's JSONL store, a ``.json`` file
-    DeerFlow's SQL rows, anything else JSON Lines as ``export`` writes them.
+    A database URL (``sqlite:///...``, ``postgresql://...``) is DeerFlow's SQL
+    store; a folder holding ``threads/`` DeerFlow's JSONL store, a ``.json``
+    file DeerFlow's SQL rows, anything else JSON Lines as ``export`` writes them.
     """
+    if is_database_url(str(path)):
+        return "deerflow-db"
+    path = Path(path)
     if path.is_dir():
         return "deerflow-jsonl" if (path / "threads").is_dir() else "jsonl"
     if path.suffix.lower() == ".json":
@@ -85,31 +99,61 @@ def detect_format(path: Path) -> str:
     return "jsonl"
 
 
+def is_database_url(source: str) -> bool:
+    """Whether ``source`` names a database (``sqlite:``, ``postgresql:``, ``postgres:``) rather than a path."""
+    scheme = source.split(":", 1)[0].split("+", 1)[0].lower()
+    return ":" in source and scheme in ("sqlite", "postgresql", "postgres")
+
+
+def _deerflow_level(path: Path) -> str | None:
+    """What part of DeerFlow's layout ``path`` is, when it is one below its base folder."""
+    if next(path.glob("*/runs/*.jsonl"), None) is not None:
+        return f"{path} looks like DeerFlow's threads/ folder"
+    if next(path.glob("runs/*.jsonl"), None) is not None:
+        return f"{path} looks like the folder of one DeerFlow thread"
+    return None
+
+
 def source_files(path: Path, fmt: str) -> list[Path]:
     """The files to read for ``path`` in format ``fmt`` (not ``auto``), in a stable order.
 
     A single file is read as it is. For a folder: ``deerflow-jsonl`` takes the
     run files of its ``threads/`` tree, ``jsonl`` every ``*.jsonl`` file below
-    it, ``deerflow-db`` every ``*.json`` and ``*.jsonl`` file below it.
+    it, ``deerflow-db`` every ``*.json`` and ``*.jsonl`` file below it. A
+    folder with no such file is an error, and so is a part of DeerFlow's
+    layout given in place of its base folder (its lines would go in with
+    nothing to check their thread against).
     """
     if fmt not in FORMATS or fmt == "auto":
         raise ValueError(f"unknown format {fmt!r}")
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
-    if fmt == "deerflow-jsonl":
-        if path.is_file():
+    if path.is_file():
+        if fmt == "deerflow-jsonl":
             deerflow_ids(path)  # refuses a file outside the layout
-            return [path]
+        return [path]
+    if fmt == "deerflow-jsonl":
         threads = path / "threads"
         if not threads.is_dir():
+            level = _deerflow_level(path)
+            hint = f"; {level}: give the folder that holds threads/" if level else ""
             raise SourceError(
-                f"{path} has no threads/ folder (DeerFlow's layout is {DEERFLOW_LAYOUT})"
+                f"{path} has no threads/ folder (DeerFlow's layout is {DEERFLOW_LAYOUT}){hint}"
             )
-        return sorted(file for file in threads.glob("*/runs/*.jsonl") if file.is_file())
-    if path.is_file():
-        return [path]
-    patterns = ["*.jsonl"] if fmt == "jsonl" else ["*.json", "*.jsonl"]
-    return sorted(file for pattern in patterns for file in path.rglob(pattern) if file.is_file())
+        files = sorted(file for file in threads.glob("*/runs/*.jsonl") if file.is_file())
+        what = f"no run file ({DEERFLOW_LAYOUT})"
+    else:
+        if fmt == "jsonl" and (level := _deerflow_level(path)) is not None:
+            raise SourceError(
+                f"{level}: give the folder that holds threads/ (DeerFlow's layout is "
+                f"{DEERFLOW_LAYOUT}), or --format deerflow-jsonl"
+            )
+        patterns = ["*.jsonl"] if fmt == "jsonl" else ["*.json", "*.jsonl"]
+        files = sorted(f for pattern in patterns for f in path.rglob(pattern) if f.is_file())
+        what = "no " + " or ".join(p.lstrip("*") for p in patterns) + " file"
+    if not files:
+        raise SourceError(f"{path} holds {what}: nothing to import")
+    return files
 
 
 def deerflow_ids(path: Path) -> tuple[str, str]:
@@ -231,7 +275,9 @@ def _skip_whitespace(text: str, position: int) -> int:
 
 def _json_problem(exc: BaseException) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.colno}"
+        # Some messages end with "at" already ("Unterminated string starting at").
+        at = "" if exc.msg.endswith(" at") else " at"
+        return f"{exc.msg}{at} column {exc.colno}"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc)
@@ -257,47 +303,90 @@ def exported_record(value: Any) -> dict[str, Any]:
 
 
 def deerflow_jsonl_record(value: Any, thread_id: str, run_id: str) -> dict[str, Any]:
-    """A line of a DeerFlow run file, completed with the ids its path gives."""
+    """A line of a DeerFlow run file, completed with the ids its path gives.
+
+    Its ``thread_id``, if any, must be the folder's; its ``run_id`` is its own
+    (a seed of another run written into this run's file keeps it).
+    """
     if not isinstance(value, dict):
         raise ValueError(f"a record must be a JSON object, got {_json_type(value)}")
     record = {name: value[name] for name in RECORD_FIELDS if name in value}
-    for name, from_path in (("thread_id", thread_id), ("run_id", run_id)):
-        given = record.get(name)
-        if given is None:
-            record[name] = from_path
-        elif given != from_path:
-            raise ValueError(f"{name}: {given!r} does not match the file's path ({from_path!r})")
+    given = record.get("thread_id")
+    if given is None:
+        record["thread_id"] = thread_id
+    elif given != thread_id:
+        raise ValueError(f"thread_id: {given!r} does not match the file's folder ({thread_id!r})")
+    if record.get("run_id") is None:
+        record["run_id"] = run_id
     return record
 
 
 def deerflow_db_record(row: Any) -> dict[str, Any]:
-    """A row of DeerFlow's SQL store as a record: JSON strings in content and metadata decoded."""
+    """A row of DeerFlow's SQL store as its ``DbRunEventStore`` returns it (read its ``_row_to_dict``)."""
     if not isinstance(row, dict):
         raise ValueError(f"a row must be a JSON object, got {_json_type(row)}")
     record = {
         name: row[name]
-        for name in ("thread_id", "run_id", "event_type", "category", "seq", "created_at")
+        for name in ("thread_id", "run_id", "event_type", "category", "seq")
         if name in row
     }
     for name in ("event_id", "user_id"):
         if row.get(name) is not None:
             record[name] = row[name]
-    if "content" in row:
-        record["content"] = decode_content(row["content"])
+    if "created_at" in row:
+        record["created_at"] = deerflow_time(row["created_at"])
     metadata = row["metadata"] if "metadata" in row else row.get("event_metadata")
-    record["metadata"] = decode_metadata(metadata)
+    metadata = decode_metadata(metadata)
+    record["metadata"] = metadata
+    if "content" in row:
+        record["content"] = decode_content(row["content"], metadata)
     return record
 
 
-def decode_content(content: Any) -> Any:
-    """``content`` with a JSON object or array held in a string decoded; anything else as it is."""
-    if not isinstance(content, str) or content.lstrip()[:1] not in ("{", "["):
+def decode_content(content: Any, metadata: Any) -> Any:
+    """``content`` as DeerFlow returns it: decoded when the row's metadata marks it as JSON.
+
+    DeerFlow stores a non-string content as ``json.dumps(value)`` and marks
+    it ``content_is_json``; a string it stores as it is, whatever it looks
+    like (``'{"answer": 42}'``, ``'5'`` stay strings). A marked content that
+    does not parse is kept as the string, as DeerFlow does.
+    """
+    marked = isinstance(metadata, dict) and bool(
+        metadata.get("content_is_json") or metadata.get("content_is_dict")
+    )
+    if not marked or not isinstance(content, str):
         return content
     try:
-        decoded = json.loads(content)
+        return json.loads(content)
     except (ValueError, RecursionError):
         return content
-    return decoded if isinstance(decoded, (dict, list)) else content
+
+
+def deerflow_time(value: Any) -> Any:
+    """A ``created_at`` as DeerFlow's SQL store serves it: UTC, ISO-8601 with ``T`` and offset.
+
+    SQLite hands back ``2026-12-06 15:46:37.481681`` (naive: DeerFlow takes it
+    as UTC), PostgreSQL an aware ``datetime``; both become
+    ``datetime.isoformat()`` in UTC, as DeerFlow's ``coerce_iso`` makes them.
+    A value that is not a time is returned as it is (validation refuses it).
+    """
+    moment = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc).isoformat()
+    except OverflowError:
+        return value
 
 
 def decode_metadata(metadata: Any) -> Any:
@@ -321,3 +410,73 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number")
+
+
+# --- owners -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who owns the imported events that name no ``user_id``: per thread, else a default.
+
+    DeerFlow's JSONL lines carry no ``user_id``, and its gateway reads by
+    user: without an owner an imported thread shows nothing in its UI. A
+    record's own ``user_id`` is never changed.
+    """
+
+    by_thread: dict[str, str]
+    default: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.by_thread) or self.default is not None
+
+    def owner_of(self, thread_id: str) -> str | None:
+        """The owner given for ``thread_id``, if any."""
+        return self.by_thread.get(thread_id, self.default)
+
+    def apply(self, record: dict[str, Any]) -> bool:
+        """Give ``record`` its owner if it has none; whether it has one now."""
+        if record.get("user_id") is None:
+            owner = self.owner_of(record["thread_id"])
+            if owner is None:
+                return False
+            record["user_id"] = owner
+        return True
+
+
+def checked_owner(value: Any, where: str) -> str:
+    """An owner id as an event's ``user_id`` must be, else :class:`SourceError` saying where."""
+    if not isinstance(value, str) or not value:
+        raise SourceError(f"{where}: an owner must be a non-empty string, got {value!r}")
+    problem = id_problem(value)
+    if problem is not None:
+        raise SourceError(f"{where}: the owner {value!r} {problem}")
+    return value
+
+
+def read_owner_map(path: Path) -> dict[str, str]:
+    """Thread owners from a file: a JSON object ``{thread_id: user_id}``, or CSV lines ``thread_id,user_id``."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read the owners ({exc})") from None
+    if text.lstrip().startswith("{"):
+        try:
+            mapping = json.loads(text)
+        except ValueError as exc:
+            raise SourceError(f"{path}: not valid JSON ({_json_problem(exc)})") from None
+        return {
+            checked_owner(thread, f"{path}"): checked_owner(user, f"{path} ({thread})")
+            for thread, user in mapping.items()
+        }
+    owners: dict[str, str] = {}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip() or row[0].startswith("#"):
+            continue
+        if len(row) != 2:
+            raise SourceError(f"{path}:{number}: expected thread_id,user_id")
+        thread, user = (cell.strip() for cell in row)
+        if number == 1 and (thread, user) == ("thread_id", "user_id"):
+            continue  # a header
+        owners[checked_owner(thread, f"{path}:{number}")] = checked_owner(user, f"{path}:{number}")
+    return owners
