@@ -37,11 +37,12 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
 from .errors import InvalidEventError
+from .importing import time_key
 from .models import RECORD_FIELDS, id_problem, imported_event
 
 #: The formats ``import`` reads; ``auto`` picks one from the path (:func:`detect_format`).
@@ -370,23 +371,23 @@ def deerflow_time(value: Any) -> Any:
     ``datetime.isoformat()`` in UTC, as DeerFlow's ``coerce_iso`` makes them.
     A value that is not a time is returned as it is (validation refuses it).
     """
-    moment = value
     if isinstance(value, str):
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
+        # By hand rather than datetime.fromisoformat, whose forms differ in Python 3.10.
+        since_epoch = time_key(value)[0]
+        if since_epoch >= 2**62:
             return value
-    if not isinstance(moment, datetime):
+        value = _EPOCH + timedelta(microseconds=since_epoch)
+    if not isinstance(value, datetime):
         return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
     try:
-        return moment.astimezone(timezone.utc).isoformat()
+        return value.astimezone(timezone.utc).isoformat()
     except OverflowError:
         return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def decode_metadata(metadata: Any) -> Any:

@@ -105,13 +105,18 @@ def test_jsonl_refuses_invalid_utf8_per_line_and_skips_a_bom(tmp_path: Path) -> 
 
 
 def test_deerflow_jsonl_takes_ids_from_the_path(tmp_path: Path) -> None:
-    """deerflow-jsonl: thread and run ids come from threads/<thread>/runs/<run>.jsonl."""
+    """deerflow-jsonl: missing ids come from the path; a seed line keeps its own run_id, a wrong thread is bad."""
     runs = tmp_path / "threads" / "thread-a" / "runs"
     line = {key: value for key, value in _record(1).items() if key not in ("thread_id", "run_id")}
     _write_lines(runs / "run-2.jsonl", [{**line, "seq": 3, "id": 99}])
     _write_lines(
         runs / "run-1.jsonl",
-        [line, {**line, "seq": 2, "thread_id": "thread-a"}, {**line, "seq": 4, "run_id": "other"}],
+        [
+            line,
+            {**line, "seq": 2, "thread_id": "thread-a"},
+            {**line, "seq": 4, "run_id": "other"},
+            {**line, "seq": 5, "thread_id": "thread-b"},
+        ],
     )
     (runs / "notes.txt").write_text("not a run file")
 
@@ -122,11 +127,14 @@ def test_deerflow_jsonl_takes_ids_from_the_path(tmp_path: Path) -> None:
     assert [(r.record["run_id"], r.record["seq"]) for r in good] == [
         ("run-1", 1),
         ("run-1", 2),
+        ("other", 4),  # DeerFlow writes a batch of seeds of several runs into one run's file
         ("run-2", 3),
     ]
     assert {r.record["thread_id"] for r in good} == {"thread-a"}
-    assert "id" not in good[2].record  # other keys are left out
-    assert _bad(items) == [(3, "run_id: 'other' does not match the file's path ('run-1')")]
+    assert "id" not in good[3].record  # other keys are left out
+    assert _bad(items) == [
+        (4, "thread_id: 'thread-b' does not match the file's folder ('thread-a')")
+    ]
 
 
 def test_deerflow_jsonl_needs_the_layout(tmp_path: Path) -> None:
@@ -149,25 +157,28 @@ def test_jsonl_folder_reads_every_jsonl_file_below_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "expected"),
+    ("content", "metadata", "expected"),
     [
-        ('{"type": "ai", "content": "hi"}', {"type": "ai", "content": "hi"}),
-        ('  [{"type": "text", "text": "x"}]', [{"type": "text", "text": "x"}]),
-        ("plain text", "plain text"),
-        ("{not json", "{not json"),
-        ("42", "42"),
-        ('"quoted"', '"quoted"'),
-        ({"already": "a dict"}, {"already": "a dict"}),
-        (None, None),
+        ('{"type": "ai"}', {"content_is_json": True, "content_is_dict": True}, {"type": "ai"}),
+        ("[1, 2]", {"content_is_json": True}, [1, 2]),
+        ("5", {"content_is_json": True}, 5),
+        ("null", {"content_is_json": True}, None),
+        ("true", {"content_is_json": True}, True),
+        ('{"answer": 42}', {}, '{"answer": 42}'),  # a string that looks like JSON stays one
+        ("5", {}, "5"),
+        ("{not json", {"content_is_json": True}, "{not json"),  # DeerFlow keeps it too
+        ({"already": "a dict"}, {}, {"already": "a dict"}),
     ],
 )
-def test_decode_content_only_decodes_objects_and_arrays(content: Any, expected: Any) -> None:
-    """content holding a JSON object or array is decoded; any other value is kept as given."""
-    assert decode_content(content) == expected
+def test_decode_content_follows_deerflows_content_is_json_marker(
+    content: Any, metadata: dict[str, Any], expected: Any
+) -> None:
+    """content is decoded exactly when DeerFlow's row says content_is_json, as its store does."""
+    assert decode_content(content, metadata) == expected
 
 
 def test_deerflow_db_row_decodes_json_strings() -> None:
-    """deerflow-db: JSON-string content and metadata (or event_metadata) are decoded."""
+    """deerflow-db: marked content and JSON-string metadata are decoded; created_at served as DeerFlow does."""
     row = {
         "id": 7,
         "thread_id": "t1",
@@ -175,7 +186,7 @@ def test_deerflow_db_row_decodes_json_strings() -> None:
         "event_type": "llm.ai.response",
         "category": "message",
         "content": '{"type": "ai", "content": "hi"}',
-        "event_metadata": '{"caller": "lead", "usage": {"total_tokens": 12}}',
+        "event_metadata": '{"caller": "lead", "content_is_json": true, "content_is_dict": true}',
         "seq": 3,
         "created_at": "2025-07-01 12:00:00.123456",
         "user_id": None,
@@ -186,11 +197,12 @@ def test_deerflow_db_row_decodes_json_strings() -> None:
         "event_type": "llm.ai.response",
         "category": "message",
         "content": {"type": "ai", "content": "hi"},
-        "metadata": {"caller": "lead", "usage": {"total_tokens": 12}},
+        "metadata": {"caller": "lead", "content_is_json": True, "content_is_dict": True},
         "seq": 3,
-        "created_at": "2025-07-01 12:00:00.123456",
+        "created_at": "2025-07-01T12:00:00.123456+00:00",
     }
     assert deerflow_db_record({**row, "metadata": {"a": 1}})["metadata"] == {"a": 1}
+    assert deerflow_db_record({**row, "metadata": {"a": 1}})["content"] == row["content"]
     assert deerflow_db_record({**row, "event_metadata": None})["metadata"] is None
 
 

@@ -13,12 +13,26 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..deerflow_db import DeerFlowDatabase, read_database
 from ..importing import ON_CONFLICT, ImportResult, OnConflict
-from ..transfer import FORMATS, BadLine, SourceError, detect_format, read_file, source_files
+from ..transfer import (
+    FORMATS,
+    BadLine,
+    Item,
+    Owners,
+    SourceError,
+    checked_owner,
+    detect_format,
+    is_database_url,
+    read_file,
+    read_owner_map,
+    source_files,
+)
 from .options import PROG, Context, positive_int
 from .output import json_line, number_of, print_json
 from .progress import Progress
@@ -30,8 +44,9 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``import``."""
     parser.add_argument(
         "source",
-        metavar="FILE_OR_DIR",
+        metavar="SOURCE",
         help="a file, a folder (DeerFlow's JSONL store, or a folder of .jsonl files), "
+        "DeerFlow's database (sqlite:///path/deerflow.db, postgresql://user@host/db), "
         "or - for standard input (export ... | import -)",
     )
     parser.add_argument(
@@ -39,9 +54,10 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FORMATS,
         default="auto",
         help="jsonl: what export writes; deerflow-jsonl: DeerFlow's JSONL store folder "
-        "(threads/<thread_id>/runs/<run_id>.jsonl); deerflow-db: rows of DeerFlow's SQL store "
-        "(JSON Lines or a JSON array); auto (default): deerflow-jsonl for a folder holding "
-        "threads/, deerflow-db for a .json file, else jsonl (also for -)",
+        "(threads/<thread_id>/runs/<run_id>.jsonl); deerflow-db: DeerFlow's SQL store, its "
+        "database URL or its rows as JSON Lines or a JSON array; auto (default): deerflow-db "
+        "for a database URL or a .json file, deerflow-jsonl for a folder holding threads/, "
+        "else jsonl (also for -)",
     )
     parser.add_argument(
         "--on-error",
@@ -73,6 +89,21 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "as JSON Lines",
     )
     parser.add_argument(
+        "--owners",
+        metavar="URL_OR_FILE",
+        help="who owns each thread, for events that name no user_id (DeerFlow's JSONL lines "
+        "never do, and its gateway reads by user): DeerFlow's database "
+        "(sqlite:///.../deerflow.db or postgresql://..., its threads_meta table), or a file "
+        "mapping thread to user (a JSON object, or CSV lines thread_id,user_id). Default for "
+        "a DeerFlow database source: that database's threads_meta",
+    )
+    parser.add_argument(
+        "--owner",
+        metavar="USER_ID",
+        help="the owner of every event that has none after --owners (a single-user "
+        "deployment: DeerFlow's is 'default' without auth)",
+    )
+    parser.add_argument(
         "--batch",
         type=positive_int,
         default=500,
@@ -96,12 +127,18 @@ class ImportSummary:
     renumbered: int = 0
     skipped: int = 0
     bad: int = 0
+    #: Records that had no ``user_id`` and got one from --owners / --owner.
+    owners_set: int = 0
+    #: Records left without any owner (a gateway reading by user shows them to nobody).
+    unowned: int = 0
     dry_run: bool = False
     stopped_at: str | None = None
     #: Every record that collided: source, line, thread_id, seq, reason, outcome.
     conflict_list: list[dict[str, Any]] = field(default_factory=list)
     #: Every record stored (or, in a dry run, to be stored) under a new seq.
     renumbered_list: list[dict[str, Any]] = field(default_factory=list)
+    #: Every bad line: source, line, reason.
+    bad_list: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -116,8 +153,18 @@ class _Where:
         return f"{self.labels[source]}:{line}"
 
 
-def _files(source: str, fmt: str, spool: Path) -> tuple[list[Path], list[str], str]:
-    """The files to read, their labels and the format; standard input is copied to ``spool``."""
+@dataclass
+class _Source:
+    """What ``import`` reads: its files (or database), their labels, its format and owners."""
+
+    fmt: str
+    files: list[Path] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    database: DeerFlowDatabase | None = None
+
+
+def _open_source(source: str, fmt: str, spool: Path) -> _Source:
+    """The files or database to read; standard input is copied to ``spool``."""
     if source == "-":
         fmt = "jsonl" if fmt == "auto" else fmt
         if fmt == "deerflow-jsonl":
@@ -125,11 +172,30 @@ def _files(source: str, fmt: str, spool: Path) -> tuple[list[Path], list[str], s
         target = spool / ("stdin.json" if fmt == "deerflow-db" else "stdin.jsonl")
         with target.open("wb") as copy:
             shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-        return [target], ["<stdin>"], fmt
-    path = Path(source)
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    files = source_files(path, fmt)
-    return files, [str(file) for file in files], fmt
+        return _Source(fmt, [target], ["<stdin>"])
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    if is_database_url(source):
+        if fmt != "deerflow-db":
+            raise SourceError(f"a database URL is read as deerflow-db, not {fmt}")
+        database = DeerFlowDatabase(source)
+        return _Source(fmt, labels=[database.label], database=database)
+    files = source_files(Path(source), fmt)
+    return _Source(fmt, files, [str(file) for file in files])
+
+
+def load_owners(args: argparse.Namespace, source: _Source) -> Owners:
+    """The owners ``--owners`` and ``--owner`` give (a database source's own by default)."""
+    by_thread: dict[str, str] = {}
+    given = args.owners
+    if given is not None and is_database_url(given):
+        with DeerFlowDatabase(given) as database:
+            by_thread = database.owners()
+    elif given is not None:
+        by_thread = read_owner_map(Path(given))
+    elif source.database is not None:
+        by_thread = source.database.owners()
+    default = None if args.owner is None else checked_owner(args.owner, "--owner")
+    return Owners(by_thread, default)
 
 
 def _file_size(path: Path) -> int:
@@ -146,9 +212,12 @@ async def run_import(context: Context) -> int:
     progress = Progress("reading", unit="line")
     with tempfile.TemporaryDirectory(prefix="mongo-runevents-import-") as folder:
         stage = Stage(Path(folder))
+        source: _Source | None = None
         try:
             try:
-                labels = _read_sources(args, Path(folder), stage, summary, progress)
+                source = _open_source(args.source, args.format, Path(folder))
+                owners = load_owners(args, source)
+                labels = _read_sources(args, source, owners, stage, summary, progress)
             except (SourceError, OSError) as exc:
                 progress.finish()
                 return fail(str(exc), None)
@@ -157,46 +226,62 @@ async def run_import(context: Context) -> int:
                 await _import_staged(context, stage, labels, summary, progress)
         finally:
             stage.close()
+            if source is not None and source.database is not None:
+                source.database.close()
     return _report(args, summary)
 
 
 def _read_sources(
     args: argparse.Namespace,
-    spool: Path,
+    source: _Source,
+    owners: Owners,
     stage: Stage,
     summary: ImportSummary,
     progress: Progress,
 ) -> list[str]:
-    """Read and check every line into ``stage``; return the file labels."""
-    files, labels, fmt = _files(args.source, args.format, spool)
-    summary.format = fmt
-    summary.files = len(files)
-    sizes = [_file_size(path) for path in files]
-    progress.totals(size=sum(sizes), files=len(files))
+    """Read and check every line (or row) into ``stage``, owners set; return the labels."""
+    summary.format = source.fmt
+    summary.files = len(source.labels)
+    sizes = [_file_size(path) for path in source.files]
+    progress.totals(size=sum(sizes), files=len(source.labels))
+    readers: list[Iterator[Item]] = (
+        [read_database(source.database)]
+        if source.database is not None
+        else [read_file(path, source.fmt) for path in source.files]
+    )
     done_bytes = 0
-    for number, (path, label) in enumerate(zip(files, labels, strict=True)):
+    for number, (reader, label) in enumerate(zip(readers, source.labels, strict=True)):
+        size = sizes[number] if number < len(sizes) else 0
         in_file = 0
-        for item in read_file(path, fmt):
+        for item in reader:
             summary.lines += 1
             if isinstance(item, BadLine):
                 bad = BadLine(label, item.line_number, item.reason)
                 summary.bad += 1
+                summary.bad_list.append(
+                    {"source": label, "line": item.line_number, "reason": item.reason}
+                )
                 if args.on_error == "stop":
                     summary.stopped_at = (
                         f"stopped at a bad line (--on-error stop): {bad}; nothing was written; "
                         "fix it and run the import again"
                     )
-                    return labels
+                    return source.labels
                 progress.note(f"{PROG}: skipped {bad}")
                 progress.advance()
                 continue
+            had_owner = item.record.get("user_id") is not None
+            if owners.apply(item.record):
+                summary.owners_set += not had_owner
+            else:
+                summary.unowned += 1
             in_file += stage.add(number, item.line_number, item.record)
-            progress.tally.size = done_bytes + min(in_file, sizes[number])
+            progress.tally.size = done_bytes + min(in_file, size)
             progress.advance()
-        done_bytes += sizes[number]
+        done_bytes += size
         progress.tally.size = done_bytes
         progress.advance(0, files=1)
-    return labels
+    return source.labels
 
 
 async def _import_staged(
@@ -360,12 +445,22 @@ def _report(args: argparse.Namespace, summary: ImportSummary) -> int:
             f"{number_of(summary.lines, 'line')}: {summary.inserted:,} inserted, "
             f"{summary.already_there:,} already there, {summary.bad:,} bad"
         )
+        if summary.owners_set:
+            text += f"; owner set on {number_of(summary.owners_set, 'event')}"
         if summary.conflicts or summary.skipped:
             text += (
                 f"; {number_of(summary.conflicts, 'conflict')}: "
                 f"{summary.renumbered:,} renumbered, {summary.skipped:,} skipped"
             )
         print(text)
+    if summary.unowned and not args.json:
+        print(
+            f"{PROG}: {number_of(summary.unowned, 'event')} have no owner (no user_id): a "
+            "gateway that reads by user (DeerFlow's) shows them to nobody; give --owners "
+            "(DeerFlow's database, or a thread-to-user file) or --owner USER_ID and run the "
+            "import again",
+            file=sys.stderr,
+        )
     if summary.stopped_at is not None:
         return fail(summary.stopped_at, None)
     refused = summary.bad + summary.skipped

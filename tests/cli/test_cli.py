@@ -561,7 +561,7 @@ def test_import_deerflow_jsonl_store(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_import_deerflow_db_rows_with_json_strings(cli: Cli, tmp_path: Path) -> None:
-    """DeerFlow SQL rows: JSON-string content and metadata are decoded, created_at kept as given."""
+    """DeerFlow SQL rows: marked JSON content and metadata decoded, created_at as DeerFlow serves it."""
     rows = [
         {
             "id": 1,
@@ -570,7 +570,9 @@ def test_import_deerflow_db_rows_with_json_strings(cli: Cli, tmp_path: Path) -> 
             "event_type": "llm.human.input",
             "category": "message",
             "content": json.dumps({"type": "human", "content": "hello"}),
-            "event_metadata": json.dumps({"caller": "user"}),
+            "event_metadata": json.dumps(
+                {"caller": "user", "content_is_json": True, "content_is_dict": True}
+            ),
             "seq": 1,
             "created_at": "2025-07-01 12:00:00",
         },
@@ -596,8 +598,14 @@ def test_import_deerflow_db_rows_with_json_strings(cli: Cli, tmp_path: Path) -> 
     assert "(deerflow-db)" in result.out
     messages = json.loads(cli("--json", "messages", "t1").out)["messages"]
     assert [m["content"] for m in messages] == [{"type": "human", "content": "hello"}, "just text"]
-    assert [m["metadata"] for m in messages] == [{"caller": "user"}, {}]
-    assert [m["created_at"] for m in messages] == ["2025-07-01 12:00:00", "2025-07-01T12:00:01.5"]
+    assert [m["metadata"] for m in messages] == [
+        {"caller": "user", "content_is_json": True, "content_is_dict": True},
+        {},
+    ]
+    assert [m["created_at"] for m in messages] == [
+        "2025-07-01T12:00:00+00:00",
+        "2025-07-01T12:00:01.500000+00:00",
+    ]
 
 
 def _jsonl_with_bad_lines(path: Path) -> Path:
