@@ -73,6 +73,7 @@ from .setup import (
     run_init,
     run_stats,
 )
+from .verifying import add_verify_arguments, run_verify
 
 __all__ = [
     "COMMANDS",
@@ -101,6 +102,7 @@ __all__ = [
     "run_stats",
     "run_tail",
     "run_threads",
+    "run_verify",
 ]
 
 
@@ -173,6 +175,13 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         "re-running never duplicates",
         add_arguments=add_import_arguments,
         run=run_import,
+    ),
+    Command(
+        name="verify",
+        help="compare every thread of a source (export, DeerFlow's JSONL or database) with "
+        "the store; exit 0 only when they agree",
+        add_arguments=add_verify_arguments,
+        run=run_verify,
     ),
     Command(
         name="serve",

@@ -154,7 +154,7 @@ class _Where:
 
 
 @dataclass
-class _Source:
+class Source:
     """What ``import`` reads: its files (or database), their labels, its format and owners."""
 
     fmt: str
@@ -163,7 +163,7 @@ class _Source:
     database: DeerFlowDatabase | None = None
 
 
-def _open_source(source: str, fmt: str, spool: Path) -> _Source:
+def open_source(source: str, fmt: str, spool: Path) -> Source:
     """The files or database to read; standard input is copied to ``spool``."""
     if source == "-":
         fmt = "jsonl" if fmt == "auto" else fmt
@@ -172,18 +172,18 @@ def _open_source(source: str, fmt: str, spool: Path) -> _Source:
         target = spool / ("stdin.json" if fmt == "deerflow-db" else "stdin.jsonl")
         with target.open("wb") as copy:
             shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-        return _Source(fmt, [target], ["<stdin>"])
+        return Source(fmt, [target], ["<stdin>"])
     fmt = detect_format(source) if fmt == "auto" else fmt
     if is_database_url(source):
         if fmt != "deerflow-db":
             raise SourceError(f"a database URL is read as deerflow-db, not {fmt}")
         database = DeerFlowDatabase(source)
-        return _Source(fmt, labels=[database.label], database=database)
+        return Source(fmt, labels=[database.label], database=database)
     files = source_files(Path(source), fmt)
-    return _Source(fmt, files, [str(file) for file in files])
+    return Source(fmt, files, [str(file) for file in files])
 
 
-def load_owners(args: argparse.Namespace, source: _Source) -> Owners:
+def load_owners(args: argparse.Namespace, source: Source) -> Owners:
     """The owners ``--owners`` and ``--owner`` give (a database source's own by default)."""
     by_thread: dict[str, str] = {}
     given = args.owners
@@ -212,12 +212,12 @@ async def run_import(context: Context) -> int:
     progress = Progress("reading", unit="line")
     with tempfile.TemporaryDirectory(prefix="mongo-runevents-import-") as folder:
         stage = Stage(Path(folder))
-        source: _Source | None = None
+        source: Source | None = None
         try:
             try:
-                source = _open_source(args.source, args.format, Path(folder))
+                source = open_source(args.source, args.format, Path(folder))
                 owners = load_owners(args, source)
-                labels = _read_sources(args, source, owners, stage, summary, progress)
+                labels = read_sources(args, source, owners, stage, summary, progress)
             except (SourceError, OSError) as exc:
                 progress.finish()
                 return fail(str(exc), None)
@@ -231,9 +231,9 @@ async def run_import(context: Context) -> int:
     return _report(args, summary)
 
 
-def _read_sources(
+def read_sources(
     args: argparse.Namespace,
-    source: _Source,
+    source: Source,
     owners: Owners,
     stage: Stage,
     summary: ImportSummary,
