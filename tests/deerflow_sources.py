@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def _content_to_db(content: Any, metadata: dict[str, Any] | None) -> tuple[str, 
 
 
 def write_sqlite_store(
-    path: Path, events: list[dict[str, Any]], owners: dict[str, str | None]
+    path: Path, events: list[dict[str, Any]], owners: Mapping[str, str | None]
 ) -> list[dict[str, Any]]:
     """DeerFlow's database with ``events`` (numbered per thread) and ``owners``; the rows' events."""
     connection = sqlite3.connect(path)

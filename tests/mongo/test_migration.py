@@ -123,7 +123,9 @@ async def _migrate_while_live(
         stop.set()
         await writer
         # The watchers catch up with everything stored, then stop.
-        stored = {t: [r async for r in live.export_events(t)] for t in threads}
+        stored = {}
+        for thread_id in threads:
+            stored[thread_id] = [r async for r in live.export_events(thread_id)]
         for _ in range(200):
             if all(len(seen[t]) >= len(stored[t]) for t in threads):
                 break
@@ -210,4 +212,5 @@ async def test_a_deerflow_migration_while_live_loses_changes_and_skips_nothing(
     assert out.count(" 0 inserted") == 2
     async with MongoRunEventStore.from_uri(server_uri, database=database) as store:
         for thread_id in threads:
-            assert [r async for r in store.export_events(thread_id)] == stored[thread_id]
+            again_stored = [r async for r in store.export_events(thread_id)]
+            assert again_stored == stored[thread_id]
