@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 
-from mongo_runevents.cli import main
 from mongo_runevents.deerflow_db import postgres_conninfo, sqlite_path
 from mongo_runevents.transfer import SourceError, is_database_url
-from tests.cli.test_cli import Cli, Result
-from tests.conftest import database_name
+from tests.cli.test_cli import Cli
 from tests.deerflow_sources import deerflow_db_reads_back, write_jsonl_store, write_sqlite_store
-
-
-@pytest.fixture
-def cli(server_uri: str, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
-    """Runs ``main`` on the suite's server and a fresh database, dropped afterwards."""
-    database = database_name()
-
-    def run(*argv: str) -> Result:
-        code = main(["--uri", server_uri, "--database", database, *argv])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    yield run
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(server_uri) as client:
-        client.drop_database(database)
 
 
 def _event(thread_id: str, n: int, **fields: Any) -> dict[str, Any]:
