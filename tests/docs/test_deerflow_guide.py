@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from mongo_runevents import (
     MongoRunEventStore,
     StoreUnavailableError,
 )
+from mongo_runevents.cli import build_parser
 from mongo_runevents.deerflow import mongo_settings, open_run_event_store
 from tests.conftest import database_name
 
@@ -74,11 +76,23 @@ def test_guide_python_block_runs(index: int, server_uri: str) -> None:
 
 
 def test_guide_documents_the_migration_commands() -> None:
-    """The guide names both import formats and the JSONL store's layout."""
+    """The guide's import and verify commands parse, and it covers owners, the database and layout."""
     text = GUIDE.read_text(encoding="utf-8")
-    assert "--format deerflow-jsonl" in text
-    assert "--format deerflow-db" in text
     assert "threads/<thread_id>/runs/<run_id>.jsonl" in text
+    assert "--format deerflow-db" in text
+    commands = [
+        shlex.split(
+            line.replace("\\\n", " ").replace('"$MONGODB_URI"', "mongodb://h"), comments=True
+        )[1:]
+        for line in re.findall(r"^mongo-runevents (?:[^\n]*\\\n)*[^\n]*$", text, re.MULTILINE)
+    ]
+    migration = [argv for argv in commands if {"import", "verify"} & set(argv)]
+    assert {argv[4] for argv in migration} == {"import", "verify"}
+    assert any(arg.startswith("postgresql://") for argv in migration for arg in argv)
+    assert any(arg.startswith("sqlite:///") for argv in migration for arg in argv)
+    assert any("--owners" in argv for argv in migration)
+    for argv in commands:
+        build_parser().parse_args(argv)  # argparse exits on a wrong command
 
 
 # --- the factory: memory ----------------------------------------------------------------
