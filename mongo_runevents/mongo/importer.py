@@ -129,10 +129,11 @@ class Importer:
                 query = {"thread_id": lookup.thread_id, "seq": {"$in": missing}}
                 for record in await self._reader.find(query, ASCENDING, None, action):
                     found[record["seq"]] = record
-            # Also the source seqs of the records found by seq or key.
-            for record in found.values():
-                if record["seq"] not in sources:
-                    sources.update(await self._source_seqs(lookup.thread_id, [record["seq"]]))
+            # Also the source seqs of the records found by seq or key: one of
+            # them may be a renumbered event, which stands for its source seq.
+            others = sorted(seq for seq in found if seq not in sources)
+            if others:
+                sources.update(await self._source_seqs(lookup.thread_id, others))
         return ThreadHoldings(
             int(counter.get("last_seq", 0)),
             renumbered,

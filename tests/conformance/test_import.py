@@ -306,3 +306,21 @@ async def test_a_time_outside_the_years_1_to_9999_in_utc_is_refused_at_the_door(
     with pytest.raises(InvalidEventError, match="outside the years 1 to 9999"):
         await store.import_events([record(1, created_at=created_at)])
     assert await stored(store) == []
+
+
+async def test_repeated_events_renumbered_are_each_found_by_their_source_seq(
+    store: RunEventStore,
+) -> None:
+    """Three equal records renumbered after live events: a rerun finds each; one deleted comes back alone."""
+    same = {"content": "again", "created_at": "2025-07-01T12:00:00+00:00"}
+    await store.put_batch([event(run_id="live", content=f"live {n}") for n in (1, 2)])
+    source = [record(seq, run="run-a", **same) for seq in (1, 2, 3)]
+    first = await store.import_events(source)
+    assert [(r.old_seq, r.new_seq) for r in first.renumbered] == [(1, 3), (2, 4), (3, 5)]
+    assert summary(await store.import_events(source)) == (0, 3, 0, 0)
+    assert summary(await store.import_events(source[1:2])) == (0, 1, 0, 0)
+    await store.delete_by_run("thread-1", "run-a")
+    await store.import_events(source[:2])
+    again = await store.import_events(source)
+    assert summary(again) == (1, 2, 1, 0)  # its seq is below the last: renumbered
+    assert [content for _, content in await stored(store)] == ["live 1", "live 2", *["again"] * 3]
