@@ -269,6 +269,7 @@ def _plan_thread(
         source = held.source_seqs.get(record["seq"], record["seq"])
         by_source.setdefault(source, []).append(record)
     stored_key = {record["event_id"]: record for record in held.records if "event_id" in record}
+    stored_seqs = {record["seq"] for record in held.records}
     taken_at: dict[int, tuple[int, NewEvent]] = {}
     taken_key: dict[str, tuple[int, NewEvent]] = {}
     seq_conflicts = 0
@@ -299,7 +300,7 @@ def _plan_thread(
         if seq in taken_at:
             other = taken_at[seq][0]
             reason = f"record {other} of the input has seq {seq} too"
-        elif seq in by_source or any(record["seq"] == seq for record in held.records):
+        elif seq in by_source or seq in stored_seqs:
             reason = f"seq {seq} holds another event"
         elif seq <= held.last_seq:
             reason = (

@@ -9,8 +9,9 @@ owners set the same way) and compares them with the store:
   exactly), at its own seq or at the seq an import renumbered it to. This is
   the import's own rule for "already there" (a dry run of ``import_events``),
   so a record ``verify`` accepts is one a second import would not write. A
-  record the store lacks is *missing*; when the store holds another event at
-  its seq, the difference names the fields that differ (*changed*);
+  record the store lacks is *changed* when the store holds, at its seq, an
+  event of the same run and type with other values (the difference names the
+  fields), else *missing*;
 - **what a chat UI reads**: each owner's pages of each thread, newest first
   then older with ``before_seq`` as DeerFlow's gateway reads them (with the
   owner's ``user_id``), must show every message of the source, in the
@@ -30,9 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import same_json
 from .base import RunEventStore
-from .importing import plan_import, time_key
-from .models import MESSAGE_CATEGORY, imported_event
+from .importing import order_key, plan_import
+from .models import MESSAGE_CATEGORY, NewEvent, imported_event
 
 #: Messages per page, as DeerFlow's UI asks for them.
 UI_PAGE = 50
@@ -84,28 +86,23 @@ class VerifyResult:
         self.differences += other.differences
 
 
-def _same_event(source: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Whether ``stored`` records the source record's event (owner and key included)."""
-    return all(_same(source.get(name), stored.get(name)) for name in (*_COMPARED, "user_id"))
+def _held_as(event: NewEvent, stored: dict[str, Any]) -> bool:
+    """Whether ``stored`` records ``event`` (its key and its ``created_at`` included), as the import decides."""
+    return (
+        stored.get("event_id") == event.event_id
+        and stored["created_at"] == event.created_at
+        and event.same_event_as(stored)
+    )
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal JSON values, types included (``1`` is not ``1.0`` nor ``True``)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _fields_differing(source: dict[str, Any], stored: dict[str, Any]) -> list[str]:
-    return [
-        name
-        for name in (*_COMPARED, "user_id", "event_id")
-        if not _same(source.get(name), stored.get(name))
-    ]
+def _fields_differing(event: NewEvent, stored: dict[str, Any]) -> list[str]:
+    """The fields in which ``stored`` is not ``event`` (exact JSON comparison)."""
+    differing = []
+    for name in (*_COMPARED, "user_id", "event_id"):
+        mine, theirs = getattr(event, name), stored.get(name)
+        if not same_json(mine, theirs):
+            differing.append(name)
+    return differing
 
 
 async def verify_threads(
@@ -136,8 +133,9 @@ async def verify_threads(
     for index in sorted(lacking):
         record = records[index]
         stored = await store.get_event(record["thread_id"], record["seq"])
-        fields = [] if stored is None else _fields_differing(record, stored)
-        if fields:
+        fields = [] if stored is None else _fields_differing(validated[index][0], stored)
+        if fields and not {"run_id", "event_type"} & set(fields):
+            # The same run's event of the same type, with other values: changed.
             kind = "changed"
             detail = f"the store's event at seq {record['seq']} differs in {', '.join(fields)}"
         else:
@@ -148,42 +146,42 @@ async def verify_threads(
         )
     result.matched = len(records) - len(lacking)
     for thread_id, indexes in sorted(by_thread.items()):
-        await _check_thread(store, thread_id, [records[i] for i in indexes], result)
+        await _check_thread(store, thread_id, [validated[i] for i in indexes], result)
     return result
 
 
 async def _check_thread(
-    store: RunEventStore, thread_id: str, records: list[dict[str, Any]], result: VerifyResult
+    store: RunEventStore, thread_id: str, events: list[tuple[NewEvent, int]], result: VerifyResult
 ) -> None:
     """Counts, renumbering and the UI's pages of one thread, for each owner."""
     ordered = sorted(
-        range(len(records)),
-        key=lambda i: (records[i]["seq"], time_key(str(records[i].get("created_at"))), i),
+        range(len(events)), key=lambda i: order_key(events[i][1], events[i][0].created_at, i)
     )
-    source = [records[i] for i in ordered]
+    source = [events[i] for i in ordered]
     total = await store.count_events(thread_id)
     result.store_only += max(0, total - len(source))
-    owners = sorted({record.get("user_id") for record in source}, key=lambda u: u or "")
+    owners = sorted({event.user_id for event, _ in source}, key=lambda user: user or "")
     for owner in owners:
         mine = [
-            r for r in source if r.get("user_id") == owner and r["category"] == MESSAGE_CATEGORY
+            (event, seq)
+            for event, seq in source
+            if event.user_id == owner and event.category == MESSAGE_CATEGORY
         ]
         if not mine:
             continue
         shown = await _ui_pages(store, thread_id, owner, result)
         position = 0
         for message in shown:
-            if position < len(mine) and _same_event(mine[position], message):
-                if message["seq"] != mine[position]["seq"]:
+            if position < len(mine) and _held_as(mine[position][0], message):
+                if message["seq"] != mine[position][1]:
                     result.renumbered += 1
                 position += 1
         who = "no user" if owner is None else f"user {owner!r}"
         if position < len(mine):
-            first = mine[position]
             result.differences.append(
                 Difference(
                     thread_id,
-                    first["seq"],
+                    mine[position][1],
                     "ui",
                     f"the pages {who} reads show {position} of the thread's {len(mine)} "
                     "source messages in order; the first one not shown is this one",

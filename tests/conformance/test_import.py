@@ -10,6 +10,7 @@ import pytest
 from mongo_runevents import InvalidEventError, RunEventStore
 from mongo_runevents.errors import ImportConflictError
 from mongo_runevents.importing import ImportResult, Renumbered, order_key, time_key
+from mongo_runevents.verify import verify_threads
 from tests.factories import event
 
 
@@ -324,3 +325,19 @@ async def test_repeated_events_renumbered_are_each_found_by_their_source_seq(
     again = await store.import_events(source)
     assert summary(again) == (1, 2, 1, 0)  # its seq is below the last: renumbered
     assert [content for _, content in await stored(store)] == ["live 1", "live 2", *["again"] * 3]
+
+
+async def test_verify_agrees_with_an_import_and_names_what_went_missing(
+    store: RunEventStore,
+) -> None:
+    """verify_threads: no difference after an import (renumbered writers too); a deleted run is missing."""
+    source = [{**r, "user_id": "u"} for r in two_writers()]
+    await store.import_events(source)
+    agreed = await verify_threads(store, source)
+    assert agreed.differences == []
+    assert (agreed.records, agreed.matched, agreed.threads) == (6, 6, 1)
+    await store.delete_by_run("thread-1", "run-b")
+    found = await verify_threads(store, source, lambda index: f"line {index + 1}")
+    missing = [d for d in found.differences if d.kind == "missing"]
+    assert [(d.seq, d.source) for d in missing] == [(1, "line 4"), (2, "line 5"), (3, "line 6")]
+    assert any(d.kind == "ui" for d in found.differences)
