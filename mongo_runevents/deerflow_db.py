@@ -160,10 +160,14 @@ def postgres_conninfo(url: str) -> str:
     return "postgresql:" + rest
 
 
+def _psycopg() -> Any:
+    """The PostgreSQL driver (an optional extra, typed or not, installed or not)."""
+    return importlib.import_module("psycopg")
+
+
 def _open_postgres(url: str) -> Any:
     try:
-        # Through importlib: an optional extra, typed or not, installed or not.
-        psycopg: Any = importlib.import_module("psycopg")
+        psycopg = _psycopg()
     except ImportError:
         raise SourceError(
             "reading PostgreSQL needs psycopg: pip install 'mongo-runevents[postgres]'"

@@ -191,3 +191,19 @@ def test_verify_agrees_after_an_import_and_lists_each_difference(cli: Cli, tmp_p
     wrong_owner = cli("verify", str(_jsonl_store(tmp_path / "df2")), "--owner", "bob")
     assert wrong_owner.code == 1
     assert "user_id" in wrong_owner.err
+
+
+def test_postgresql_without_its_driver_says_which_extra_to_install(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without psycopg a postgresql:// source fails with the pip command, not a traceback."""
+    import mongo_runevents.deerflow_db as deerflow_db
+
+    def no_driver() -> Any:
+        raise ImportError("psycopg")
+
+    monkeypatch.setattr(deerflow_db, "_psycopg", no_driver)
+    result = cli("import", "postgresql://deerflow:secret@127.0.0.1:1/deerflow")
+    assert result.code != 0
+    assert "pip install 'mongo-runevents[postgres]'" in result.err
+    assert "secret" not in result.err
