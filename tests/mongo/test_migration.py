@@ -96,6 +96,8 @@ async def _migrate_while_live(
             async for record in live.watch(thread_id, after_seq=0, poll_interval=0.05):
                 seen[thread_id].append(record)
 
+        wrote_once = asyncio.Event()
+
         async def write() -> None:
             n = 0
             while not stop.is_set():
@@ -113,10 +115,12 @@ async def _migrate_while_live(
                             )
                         ]
                     )
+                wrote_once.set()
                 await asyncio.sleep(0.01)
 
         watchers = [asyncio.create_task(follow(thread)) for thread in threads]
         writer = asyncio.create_task(write())
+        await wrote_once.wait()  # the new gateway serves every thread before the import
         codes = []
         for argv in commands:
             codes.append(await asyncio.to_thread(_run_cli, uri, database, *argv))
@@ -161,6 +165,12 @@ async def test_a_deerflow_migration_while_live_loses_changes_and_skips_nothing(
     codes, stored = await _migrate_while_live(server_uri, database, commands, threads)
     captured = capsys.readouterr()
     assert codes == [0, 0, 0, 0], captured.err
+    # The gateway was live: it wrote before the import (which then renumbered) and after.
+    for thread_id in threads:
+        runs = [r["run_id"] for r in stored[thread_id]]
+        assert runs[0] == "live-run"
+        assert runs[-1] == "live-run"
+    assert "renumbered" in captured.err
 
     # Nothing lost: every source event is stored once, in the source's order, with its owner.
     jsonl_lines = [
