@@ -617,11 +617,16 @@ REASON_LIMIT = 600
 
 
 def outcome(records: Iterable[Mapping[str, Any]]) -> Outcome:
-    """The run's outcome from any of its events (seq order): ``run.error`` wins over ``run.end``."""
+    """The run's outcome from any of its events (each seq counted once): ``run.error`` wins."""
     result = Outcome("no end recorded")
+    seen: set[int] = set()
     for record in records:
         event_type = record.get("event_type")
         seq = record.get("seq")
+        if isinstance(seq, int):
+            if seq in seen:
+                continue  # the same event, from two reads
+            seen.add(seq)
         when = parse_time(record.get("created_at"))
         if event_type == "run.start" and result.started is None:
             result.started = when
