@@ -51,7 +51,8 @@ async def test_the_thread_page_lists_its_runs_with_their_outcomes(
     assert [row[0] for row in rows] == [runs.failed, runs.succeeded]  # newest first
     failed = rows[0]
     assert failed[1:6] == ["failed", "230.6", "s", "11", "43,012"]
-    assert "GraphRecursionError:" in failed and "Recursion" in failed
+    assert "GraphRecursionError:" in failed
+    assert "Recursion" in failed
     assert rows[1] == [runs.succeeded, "succeeded", "22.9", "s", "5", "12,748"]
     assert f"/run?thread={THREAD}&id={runs.failed}" in page.links()
 
@@ -106,7 +107,7 @@ async def test_the_run_page_counts_every_event_and_finds_the_end_on_a_later_page
     response = await client.get("/run", params={"thread": THREAD, "id": runs.failed})
     text = " ".join(assert_safe(response.text).text.split())
     assert "Failed with GraphRecursionError at #42" in text
-    assert "events 25 (this page: 10, seq 18–27)" in text
+    assert "events 25 (this page: 10, seq 18\u201327)" in text
     page = Page(response.text)
     assert f"/run?thread={THREAD}&id={runs.failed}&after_seq=41#seq-42" in page.links()
 
@@ -120,7 +121,8 @@ async def test_filters_narrow_the_run_page(client: httpx.AsyncClient, runs: Runs
         "/run", params={"thread": THREAD, "id": runs.failed, "type": "llm.error"}
     )
     rows = by_type.text.split('<table class="list events">')[1].split("</table>")[0]
-    assert rows.count('id="seq-') == 1 and "Rate limit reached" in rows
+    assert rows.count('id="seq-') == 1
+    assert "Rate limit reached" in rows
     by_category = await client.get(
         "/run", params={"thread": THREAD, "id": runs.succeeded, "category": "subagent"}
     )
@@ -138,7 +140,8 @@ async def test_spans_nest_subagents_under_their_task_and_show_tokens(
     items = spans.split("<li ")[1:]
     depths = [int(item.split("depth-")[1][0]) for item in items]
     assert depths == [0, 0, 0, 0, 0, 1, 2, 2, 2, 0]
-    assert "find where" in items[5] and "1,274 tok" in items[6]
+    assert "find where" in items[5]
+    assert "1,274 tok" in items[6]
 
 
 async def test_an_unfinished_call_is_flagged_not_drawn_as_finished(
@@ -170,7 +173,8 @@ async def test_search_finds_text_in_one_bounded_page_of_messages(
     page = await get(client, "/thread", id=THREAD, q="DECIMAL(12,2)")
     text = " ".join(page.text.split())
     assert "hold “DECIMAL(12,2)”" in text
-    assert "#5" in text and "#4" not in text
+    assert "#5" in text
+    assert "#4" not in text
     tool_args = await get(client, "/thread", id=THREAD, q="--timeout 33")
     assert "#25" in tool_args.text
     nothing = await get(client, "/thread", id=THREAD, q="<script>nowhere")
@@ -187,7 +191,8 @@ async def test_search_pages_back_past_its_bound(
     pages = 1
     while "#15" not in page.text:  # the succeeded run's answer is older than the first 10 searched
         older = page.first_link("older")
-        assert "q=ingestion" in older and "before_seq=" in older
+        assert "q=ingestion" in older
+        assert "before_seq=" in older
         page = assert_safe((await client.get(older)).text)
         pages += 1
         assert pages < 10

@@ -288,7 +288,8 @@ async def test_live_page_shows_the_newest_messages_and_the_stream_to_follow(
     assert stream == f"/live/events?thread={demo.thread_id}&after_seq={last}&gen=0"
     rows = page.text.split("#")
     assert "Here is what I found" in page.text
-    assert "run.end" in page.text and "context.window" in page.text  # not only messages
+    assert "run.end" in page.text
+    assert "context.window" in page.text
     assert f"{last} " in rows[-1]  # the newest event last, with its time and run
     assert demo.run_ids[-1] in rows[-1]
     messages = assert_safe(

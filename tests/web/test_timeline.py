@@ -273,7 +273,7 @@ def _journal_runs() -> dict[str, list[dict[str, Any]]]:
 
 def test_a_deerflow_run_with_parallel_tools_and_a_subagent_is_a_tree() -> None:
     """Parallel tool results pair by tool_call_id; the subagent and its calls nest under its task."""
-    succeeded = list(_journal_runs().values())[0]
+    succeeded = next(iter(_journal_runs().values()))
     spans = timeline.pair_spans(succeeded)
     shape = [(s.depth, s.kind, s.label, s.caller) for s in spans]
     assert shape == [
@@ -301,7 +301,8 @@ def test_a_failed_deerflow_run_says_why_and_where() -> None:
     failed = list(_journal_runs().values())[1]
     outcome = timeline.outcome(failed)
     assert (outcome.status, outcome.error_type) == ("failed", "GraphRecursionError")
-    assert outcome.reason is not None and outcome.reason.startswith("Recursion limit of 25")
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("Recursion limit of 25")
     assert outcome.errors == 3
     first_error = next(r for r in failed if r["seq"] == outcome.first_error_seq)
     assert first_error["content"]["status"] == "error"  # the timed-out tool came first
