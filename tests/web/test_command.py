@@ -181,7 +181,8 @@ async def test_serve_checks_the_store_before_it_prints_an_address(
 ) -> None:
     """A store that cannot be read stops serve with exit code 1 and the reason, before any URL."""
     out = io.StringIO()
-    assert await command.serve(Unreadable(), parse("--port", "0"), out=out) == 1  # type: ignore[arg-type]
+    serving = command.serve(Unreadable(), parse("--port", "0"), out=out)  # type: ignore[arg-type]
+    assert await asyncio.wait_for(serving, 30) == 1
     assert "viewer:" not in out.getvalue()
     err = capsys.readouterr().err
     assert "the store could not be read, so the viewer did not start" in err
