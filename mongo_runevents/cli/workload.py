@@ -318,6 +318,7 @@ async def write_run(thread: AgentThread, run_number: int, steps: int) -> str:
             metadata={"caller": lead, "usage": usage, "latency_ms": latency_ms},
         )
         thread.messages += 1
+        asked_at = journal.clock
 
         if tool == "task":
             # The subagent's own model calls, tagged with the task they serve.
@@ -340,6 +341,10 @@ async def write_run(thread: AgentThread, run_number: int, steps: int) -> str:
             "artifact": None,
         }
         tool_ms = rng.randint(20, 3000)  # drawn after the id, as it always was
+        # The tool's latency counts from the AI message: a task's includes its subagent.
+        reported_ms = tool_ms
+        if asked_at is not None and journal.clock is not None:
+            reported_ms += round((journal.clock - asked_at).total_seconds() * 1000)
         await journal.record(
             thread_id=thread_id,
             run_id=run_id,
@@ -348,7 +353,7 @@ async def write_run(thread: AgentThread, run_number: int, steps: int) -> str:
             content=result,
             metadata={
                 "caller": lead,
-                "latency_ms": tool_ms,
+                "latency_ms": reported_ms,
                 **({"task_id": call_id} if tool == "task" else {}),
             },
             wait_ms=tool_ms,

@@ -13,6 +13,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
 
@@ -25,6 +26,10 @@ from mongo_runevents.cli.workload import AgentThread, Journal, write_run
 from mongo_runevents.web import create_app
 
 pytest.importorskip("starlette")
+
+
+#: When the demo thread of the tests begins, on its simulated clock.
+DEMO_START = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,9 @@ def web_store(mongo_database: Any) -> MongoRunEventStore:
 
 
 async def write_demo(store: Any, thread_id: str = "demo-thread", runs: int = 3) -> Demo:
-    """Write the demo's agent thread (``runs`` runs of 4 tool steps, seed 7)."""
-    thread = AgentThread(thread_id=thread_id, rng=random.Random(7), journal=Journal(store))
+    """Write the demo's agent thread (``runs`` runs of 4 tool steps, seed 7), timed as a real one."""
+    journal = Journal(store, clock=DEMO_START)
+    thread = AgentThread(thread_id=thread_id, rng=random.Random(7), journal=journal)
     run_ids = [await write_run(thread, number, 4) for number in range(runs)]
     return Demo(thread_id, run_ids)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -321,3 +322,22 @@ def test_a_run_cut_off_has_no_end_and_an_open_call() -> None:
     assert timeline.outcome(cut_off).status == "no end recorded"
     [open_span] = [s for s in timeline.pair_spans(cut_off) if s.end is None]
     assert (open_span.ident, open_span.unfinished) == ("call_git_diff", False)
+
+
+async def test_the_demo_writer_gives_its_runs_a_real_runs_timing() -> None:
+    """On its simulated clock every span of the demo lasts what its writer reported: no slivers."""
+    from mongo_runevents import MemoryRunEventStore
+    from mongo_runevents.cli.workload import AgentThread, Journal, write_run
+
+    store = MemoryRunEventStore()
+    journal = Journal(store, clock=T0)
+    thread = AgentThread(thread_id="demo", rng=random.Random(7), journal=journal)
+    run_id = await write_run(thread, 3, 4)  # its first step is a subagent task
+    spans = timeline.pair_spans(await store.list_events("demo", run_id))
+    assert len(spans) >= 10
+    assert not any(span.end is None or span.mismatch for span in spans)
+    assert all(span.duration_ms == span.reported_ms for span in spans if span.kind == "llm")
+    task = next(span for span in spans if span.label == "task")
+    assert task.duration_ms is not None
+    assert task.duration_ms > 1_000
+    assert [span.depth for span in spans if span.caller.startswith("subagent:")] == [1, 1]
