@@ -283,3 +283,14 @@ async def test_a_page_renders_whatever_a_stored_record_holds(
     ):
         response = await client.get(url, params=params)
         assert response.status_code == 200, (url, created_at, metadata, response.text[-500:])
+
+
+async def test_a_failed_tool_card_says_error_once_and_keeps_its_columns(
+    client: httpx.AsyncClient, runs: Runs
+) -> None:
+    """The timed-out tool's card shows one error flag, not the status "error" beside it too."""
+    response = await client.get("/thread", params={"id": THREAD, "before_seq": "22"})
+    card = response.text.split('id="seq-21"')[1].split("</li>")[0]
+    assert card.count(">error<") == 1
+    assert 'class="flag">error<' in card
+    assert 'class="status"' not in card
