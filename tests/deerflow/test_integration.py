@@ -251,7 +251,8 @@ def test_finished_event_loops_leave_nothing_behind(server_uri: str, database: st
     for _ in range(30):
         asyncio.run(use())
     gc.collect()
-    assert store._stores == {} and store._closers == {}
+    assert store._stores == {}
+    assert store._closers == {}
     assert sum(ref() is not None for ref in loops) == 0
     assert _open_descriptors() <= before + 2
 
