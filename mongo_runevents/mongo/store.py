@@ -59,7 +59,13 @@ from .driver_errors import translated
 from .importer import import_records, look_up, reserve_renumbered
 from .reads import Reader
 from .seqs import ThreadLocks
-from .setup import Collections, Deployment, check_retention, set_up
+from .setup import (
+    Collections,
+    Deployment,
+    add_missing_identities,
+    check_retention,
+    set_up,
+)
 from .transactions import TransactionRunner
 from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
 
@@ -257,6 +263,16 @@ class MongoRunEventStore(RunEventStore):
             transactions=self._transactions_requested,
             retention=self._retention_given,
         )
+
+    async def add_missing_identities(self) -> int:
+        """Give messages stored before ``get_message_seqs`` existed their identity (a scan).
+
+        Explicit set-up, as ``mongo-runevents init`` runs it: returns how many
+        messages got one.
+        """
+        self._check_open()
+        await self._ready()
+        return await add_missing_identities(self._collections)
 
     async def _ready(self) -> Deployment:
         """The deployment, set up on first use (once, however many calls race)."""

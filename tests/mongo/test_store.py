@@ -427,6 +427,27 @@ async def test_message_seqs_are_index_look_ups(
     assert stats["executionStats"]["totalDocsExamined"] == 3, stats["executionStats"]
 
 
+async def test_messages_stored_before_identities_get_one_from_set_up(
+    rs_store: MongoRunEventStore,
+) -> None:
+    """add_missing_identities (run by `init`) gives older messages their identity, once."""
+    await rs_store.put_batch(
+        [
+            event(content={"type": "human", "id": "h1__user"}),
+            event(content={"type": "tool", "id": "x", "tool_call_id": "c1"}),
+            event(content="plain text"),
+            event(category="trace", content={"type": "ai", "id": "t1"}),
+        ]
+    )
+    # As an earlier version stored them: no identity field.
+    await rs_store.events_collection.update_many({}, {"$unset": {"message_identity": ""}})
+    wanted = ["message:h1", "tool:c1", "message:t1"]
+    assert await rs_store.get_message_seqs("thread-1", wanted) == {}
+    assert await rs_store.add_missing_identities() == 2
+    assert await rs_store.get_message_seqs("thread-1", wanted) == {"message:h1": 1, "tool:c1": 2}
+    assert await rs_store.add_missing_identities() == 0
+
+
 async def test_every_read_is_served_by_its_index(
     rs_store: MongoRunEventStore, app_client: Any
 ) -> None:
