@@ -232,6 +232,24 @@ class RunEventStore(StoreOperations):
         self._check_open()
         return await self._last_visible_replies(query) if query.run_ids else {}
 
+    @observed("get_message_seqs")
+    async def get_message_seqs(
+        self, thread_id: str, identities: Iterable[str], *, user_id: str | None = None
+    ) -> dict[str, int]:
+        """The seq of each already stored message of the thread, by its identity.
+
+        An identity is DeerFlow's (:func:`~mongo_runevents.identities.message_identity`):
+        ``"tool:<tool_call_id>"`` for a tool result, ``"message:<id>"`` for any
+        other message with an id (a human message's ``<id>__user`` counts as
+        ``<id>``). Only ``category == "message"`` events are found; identities
+        not found are left out; when several messages share an identity, the
+        earliest seq wins. Each identity is one index look-up, whatever the
+        thread's length.
+        """
+        query = queries.message_seqs(thread_id, identities, user_id)
+        self._check_open()
+        return await self._message_seqs(query) if query.identities else {}
+
     # --- deletes -----------------------------------------------------------------------
 
     @observed("delete_by_thread")

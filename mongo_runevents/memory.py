@@ -20,6 +20,7 @@ from typing import Any
 from ._json import JsonDefault, copy_json
 from .base import RunEventStore
 from .errors import EventIdConflictError
+from .identities import message_identity
 from .importing import ImportLookup, StoredChunk, ThreadHoldings, chunk_seqs, latest_time
 from .models import MESSAGE_CATEGORY, NewEvent, utc_now_iso
 from .queries import (
@@ -28,6 +29,7 @@ from .queries import (
     EventKey,
     LastVisibleReplies,
     MessagePage,
+    MessageSeqs,
     RunEvents,
     ThreadCursor,
     ThreadEvents,
@@ -59,6 +61,8 @@ class _Thread:
     messages: list[Record] = field(default_factory=list)
     by_event_id: dict[str, Record] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
+    #: The messages of each identity (``get_message_seqs``'s index), in seq order.
+    by_identity: dict[str, list[Record]] = field(default_factory=dict)
     #: Whether an import renumbered some of the thread's events.
     renumbered: bool = False
     #: The seq in its source of each event an import renumbered, by its seq here.
@@ -77,6 +81,11 @@ class _Thread:
             self.by_event_id[record["event_id"]] = record
         if "user_id" in record:
             self.users.add(record["user_id"])
+        if record["category"] == MESSAGE_CATEGORY:
+            identity = message_identity(record["content"])
+            if identity is not None:
+                same = self.by_identity.setdefault(identity, [])
+                same.insert(bisect.bisect_right(same, record["seq"], key=_seq_of), record)
         self.last_seq = max(self.last_seq, record["seq"])
 
 
@@ -331,6 +340,17 @@ class MemoryRunEventStore(RunEventStore):
                 newest[row["run_id"]] = row["seq"]
         return newest
 
+    async def _message_seqs(self, query: MessageSeqs) -> dict[str, int]:
+        thread = self._threads.get(query.thread_id)
+        if thread is None:
+            return {}
+        found: dict[str, int] = {}
+        for identity in query.identities:
+            for row in _owned(thread.by_identity.get(identity, []), query.user_id):
+                found[identity] = row["seq"]  # the earliest: rows are in seq order
+                break
+        return found
+
     # --- deletes -------------------------------------------------------------------
 
     async def _delete(self, query: Deletion) -> int:
@@ -368,8 +388,16 @@ class MemoryRunEventStore(RunEventStore):
             key: row for key, row in thread.by_event_id.items() if not doomed(row)
         }
         thread.users = {row["user_id"] for row in thread.events if "user_id" in row}
-        kept = {row["seq"] for row in thread.events}
-        thread.source_seqs = {seq: s for seq, s in thread.source_seqs.items() if seq in kept}
+        for identity, rows in list(thread.by_identity.items()):
+            kept = [row for row in rows if not doomed(row)]
+            if kept:
+                thread.by_identity[identity] = kept
+            else:
+                del thread.by_identity[identity]
+        still_held = {row["seq"] for row in thread.events}
+        thread.source_seqs = {
+            seq: source for seq, source in thread.source_seqs.items() if seq in still_held
+        }
         return before - len(thread.events)
 
     def _at(self, thread_id: str, seq: int) -> Record | None:

@@ -27,6 +27,7 @@ from .queries import (
     EventKey,
     LastVisibleReplies,
     MessagePage,
+    MessageSeqs,
     RunEvents,
     ThreadEvents,
     ThreadList,
@@ -88,6 +89,10 @@ class StorePrimitives(abc.ABC):
     @abc.abstractmethod
     async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
         """:meth:`get_last_visible_ai_seq_by_run`, for at least one run id."""
+
+    @abc.abstractmethod
+    async def _message_seqs(self, query: MessageSeqs) -> dict[str, int]:
+        """:meth:`get_message_seqs`, for at least one identity: through an index, not a scan."""
 
     @abc.abstractmethod
     async def _delete(self, query: Deletion) -> int:

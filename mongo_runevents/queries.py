@@ -186,6 +186,15 @@ class LastVisibleReplies:
 
 
 @dataclass(frozen=True)
+class MessageSeqs:
+    """The seqs of some messages of a thread, by identity (``get_message_seqs``)."""
+
+    thread_id: str
+    identities: tuple[str, ...]
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Deletion:
     """The events to delete: a thread's, or one run's, or only one user's part of either."""
 
@@ -316,6 +325,33 @@ def last_visible_replies(thread_id: Any, run_ids: Any, user_id: Any) -> LastVisi
     return LastVisibleReplies(
         check_id(thread_id, "thread_id"),
         check_ids(run_ids, "run_ids"),
+        check_optional_id(user_id, "user_id"),
+    )
+
+
+def message_seqs(thread_id: Any, identities: Any, user_id: Any) -> MessageSeqs:
+    """The query of ``get_message_seqs``: identities are any collection of ``str``.
+
+    They are not ids (an identity is a prefix and an id), so only their type is
+    checked: one no message can have is simply not found. Duplicates and ``""``
+    are dropped.
+    """
+    if isinstance(identities, (str, bytes, bytearray, Mapping)) or not isinstance(
+        identities, Iterable
+    ):
+        raise InvalidEventError(
+            f"must be a collection of str (a list, set or tuple), got {type(identities).__name__}",
+            field="identities",
+        )
+    items = list(identities)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidEventError(
+                f"must be a str, got {type(item).__name__}", field=f"identities[{index}]"
+            )
+    return MessageSeqs(
+        check_id(thread_id, "thread_id"),
+        tuple(dict.fromkeys(str.__str__(item) for item in items if item)),
         check_optional_id(user_id, "user_id"),
     )
 

@@ -25,9 +25,10 @@ store (:class:`Command`), or a plain function running it without one
 (:class:`LocalCommand`). To add a command, write those two functions in the
 module of its group (or a new one beside them) and add an entry to the table.
 
-Exit codes: 0 success; 1 a store error, a bad input file or a refused or
-declined operation (one line on stderr, no traceback); 2 a usage error
-(reported by argparse); 130 interrupted.
+Exit codes: 0 success (a declined ``delete`` too); 1 a store error, a bad
+input file, a database without events for a read command, or a refused
+operation (one line on stderr, no traceback); 2 a usage error (reported by
+argparse); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ from .reading import (
     PAGE_SIZE,
     add_events_arguments,
     add_messages_arguments,
+    add_runs_arguments,
     add_tail_arguments,
     add_threads_arguments,
     run_count,
     run_events,
     run_messages,
+    run_runs,
     run_tail,
     run_threads,
 )
@@ -98,6 +101,7 @@ __all__ = [
     "run_import",
     "run_init",
     "run_messages",
+    "run_runs",
     "run_serve",
     "run_stats",
     "run_tail",
@@ -132,24 +136,35 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         help="a page of threads, newest activity first (--before CURSOR for the next page)",
         add_arguments=add_threads_arguments,
         run=run_threads,
+        reads_events=True,
     ),
     Command(
         name="messages",
         help="a page of a thread's messages (newest first page, or around --before / --after)",
         add_arguments=add_messages_arguments,
         run=run_messages,
+        reads_events=True,
+    ),
+    Command(
+        name="runs",
+        help="the runs of a thread: outcome, events, time and the run id `events` takes",
+        add_arguments=add_runs_arguments,
+        run=run_runs,
+        reads_events=True,
     ),
     Command(
         name="events",
         help="the events of one run, every category, optionally filtered",
         add_arguments=add_events_arguments,
         run=run_events,
+        reads_events=True,
     ),
     Command(
         name="count",
         help="the number of message events of a thread",
         add_arguments=add_thread_and_user_arguments,
         run=run_count,
+        reads_events=True,
     ),
     Command(
         name="tail",
@@ -162,6 +177,7 @@ COMMANDS: Sequence[Command | LocalCommand] = (
         help="delete a thread, or one run of it (asks first unless --yes)",
         add_arguments=add_delete_arguments,
         run=run_delete,
+        reads_events=True,
     ),
     Command(
         name="export",

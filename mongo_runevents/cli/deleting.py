@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import signal
 import sys
+import threading
 
 from .options import Context, add_thread_argument, add_user_argument, non_empty
 from .output import print_json
@@ -30,9 +31,20 @@ def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _confirm(question: str) -> bool:
-    """Ask ``question`` on stderr; true only for an answer of y or yes."""
-    print(question, end=" ", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    """Ask ``question`` on stderr; true only for an answer of y or yes.
+
+    Read on the main thread with Python's own Ctrl-C handler in place, so
+    that Ctrl-C at the prompt interrupts at once (asyncio's handler would only
+    cancel the task, after the line is read).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
+    try:
+        print(question, end=" ", file=sys.stderr, flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 async def run_delete(context: Context) -> int:
@@ -49,9 +61,10 @@ async def run_delete(context: Context) -> int:
                 "stdin is not a terminal, pass --yes",
                 None,
             )
-        answered = await asyncio.to_thread(_confirm, f"delete {count} events of {what}? [y/N]")
-        if not answered:
-            return fail("nothing deleted", None)
+        # Nothing else runs meanwhile: asking on the loop's thread blocks nothing.
+        if not _confirm(f"delete {count} events of {what}? [y/N]"):
+            print("nothing deleted", file=sys.stderr)
+            return 0
     if count == 0:
         deleted = 0
     elif args.run is None:

@@ -63,7 +63,9 @@ class Command:
     """One subcommand working on a store: its name, help text, options and the function running it.
 
     ``store_options`` turns the arguments into keyword arguments of the
-    store's constructor (``init --retention`` uses it).
+    store's constructor (``init --retention`` uses it). A command that
+    ``reads_events`` fails when a ``--database`` other than the default holds
+    no events collection (a mistyped name is then an error, not an empty store).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Context], Awaitable[int]]
     store_options: Callable[[argparse.Namespace], dict[str, Any]] = _no_store_options
+    reads_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,37 @@ def positive_seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not (0 < value < 86_400):
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and less than 86400 seconds, got {text}"
+        )
     return value
+
+
+#: Characters MongoDB refuses in a database name (and NUL).
+_DATABASE_NAME_REFUSED = frozenset('/\\. "$*<>:|?\x00')
+#: The longest database name MongoDB takes, in bytes.
+_DATABASE_NAME_MAX_BYTES = 63
+
+
+def database_name(text: str) -> str:
+    """An argparse type: a name MongoDB accepts for a database."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    refused = sorted({char for char in text if char in _DATABASE_NAME_REFUSED})
+    if refused:
+        shown = " ".join(repr(char) for char in refused)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a MongoDB database name: it holds {shown}"
+        )
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
+    if size > _DATABASE_NAME_MAX_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"is {size} bytes long; MongoDB takes at most {_DATABASE_NAME_MAX_BYTES}"
+        )
+    return text
 
 
 def add_thread_argument(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +220,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
     )
     group.add_argument(
         "--database",
+        type=database_name,
         default=default(DEFAULT_DATABASE),
         help=f"database holding the events (default: {DEFAULT_DATABASE})",
     )

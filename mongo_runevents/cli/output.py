@@ -59,19 +59,32 @@ def event_line(record: dict[str, Any]) -> str:
 
 
 def message_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Seq, event type and a preview of each message: what the message listings show."""
+    """Seq, run, event type and a preview of each message: what the message listings show."""
     return [
-        {"seq": m["seq"], "event_type": m["event_type"], "preview": preview(m["content"])}
+        {
+            "seq": m["seq"],
+            "run_id": m["run_id"],
+            "event_type": m["event_type"],
+            "preview": preview(m["content"]),
+        }
         for m in messages
     ]
 
 
 def print_messages(title: str, rows: list[dict[str, Any]]) -> None:
-    """Print ``title``, then one line per row of :func:`message_rows` (or ``(none)``)."""
+    """Print ``title``, then one line per row of :func:`message_rows` (or ``(none)``).
+
+    A line ``run RUN_ID`` comes before the first message of each run, so the
+    ids ``events THREAD RUN`` takes are on screen.
+    """
     print(title)
     if not rows:
         print("  (none)")
+    run_id = None
     for row in rows:
+        if row.get("run_id") is not None and row["run_id"] != run_id:
+            run_id = row["run_id"]
+            print(f"  run {run_id}")
         print(f"  {row['seq']:>5}  {row['event_type']:<16} {row['preview']}")
 
 

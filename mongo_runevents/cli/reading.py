@@ -6,11 +6,13 @@ Each takes ``--user``: with it, only that user's events (and threads) are seen.
 from __future__ import annotations
 
 import argparse
+import shlex
 from contextlib import aclosing
 from typing import Any
 
 from ..models import MESSAGE_CATEGORY
 from .options import (
+    PROG,
     Context,
     add_thread_argument,
     add_user_argument,
@@ -56,7 +58,8 @@ async def run_threads(context: Context) -> int:
     for row in threads:
         print(f"{row['updated_at'] or '-':<34} {row['last_seq']:>8}  {row['thread_id']}")
     if following is not None:
-        print(f"next page: --before {following}")
+        # Quoted: a cursor holds "|", which a shell would take for a pipe.
+        print(f"next page: --before {shlex.quote(following)}")
     return 0
 
 
@@ -98,6 +101,11 @@ async def run_messages(context: Context) -> int:
         print_json({"thread_id": args.thread, "messages": messages})
         return 0
     print_messages(f"messages of thread {args.thread}:", message_rows(messages))
+    if len(messages) == args.limit:
+        if args.after is None:
+            print(f"older: --before {messages[0]['seq']}")
+        else:
+            print(f"next page: --after {messages[-1]['seq']}")
     return 0
 
 
@@ -143,6 +151,72 @@ async def run_events(context: Context) -> int:
         print("  (none)")
     for event in events:
         print(event_line(event))
+    if len(events) == args.limit:
+        print(f"next page: --after {events[-1]['seq']}")
+    return 0
+
+
+def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``runs``."""
+    add_thread_argument(parser)
+    add_user_argument(parser)
+
+
+#: The events DeerFlow's journal ends a run with.
+_RUN_END, _RUN_ERROR = "run.end", "run.error"
+
+
+def _outcome(run: dict[str, Any], record: dict[str, Any]) -> None:
+    """Note what ``record`` says about how its run ended, if anything."""
+    metadata = record["metadata"] if isinstance(record["metadata"], dict) else {}
+    if record["event_type"] == _RUN_ERROR:
+        run["outcome"] = f"error ({metadata.get('error_type') or 'unknown'})"
+    elif record["event_type"] == _RUN_END and not run["outcome"].startswith("error"):
+        run["outcome"] = str(metadata.get("status") or "ended")
+
+
+async def run_runs(context: Context) -> int:
+    """The thread's runs, in order: outcome, events, messages, first and last time, run id."""
+    args, store = context.args, context.store
+    runs: dict[str, dict[str, Any]] = {}
+    after = 0
+    while True:
+        page = await store.read_after(args.thread, after, user_id=args.user, limit=PAGE_SIZE)
+        for record in page:
+            run = runs.setdefault(
+                record["run_id"],
+                {
+                    "run_id": record["run_id"],
+                    "outcome": "no end",
+                    "events": 0,
+                    "messages": 0,
+                    "first_seq": record["seq"],
+                    "last_seq": record["seq"],
+                    "started_at": record["created_at"],
+                    "last_at": record["created_at"],
+                },
+            )
+            run["events"] += 1
+            run["messages"] += record["category"] == MESSAGE_CATEGORY
+            run["last_seq"], run["last_at"] = record["seq"], record["created_at"]
+            _outcome(run, record)
+        if len(page) < PAGE_SIZE:
+            break
+        after = page[-1]["seq"]
+    rows = list(runs.values())
+    if args.json:
+        print_json({"thread_id": args.thread, "runs": rows})
+        return 0
+    print(f"runs of thread {args.thread}:")
+    if not rows:
+        print("  (none)")
+    for row in rows:
+        print(
+            f"  {row['started_at']:<32} {row['outcome']:<18} {row['events']:>6} events "
+            f"{row['messages']:>5} messages  {row['run_id']}"
+        )
+    if rows:
+        print(f"events of a run: {PROG} events {shlex.quote(args.thread)} RUN")
     return 0
 
 

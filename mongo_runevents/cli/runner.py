@@ -11,9 +11,12 @@ import asyncio
 import os
 import sys
 
+from pymongo.errors import PyMongoError
+
 from ..embedded import SharedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
-from ..mongo import MongoRunEventStore
+from ..mongo import DEFAULT_DATABASE, MongoRunEventStore
+from ..mongo.driver_errors import translated
 from ..uri import mask_uri, redact
 from .options import PROG, Command, Context, LocalCommand, client_options
 
@@ -68,7 +71,40 @@ async def _run(command: Command, args: argparse.Namespace, uri: str, server: str
         client_kwargs=client_options(uri, args.timeout),
         **options,
     ) as store:
+        # A database named on the command line may be mistyped; the default one may
+        # simply be empty yet.
+        named = args.database != DEFAULT_DATABASE
+        if command.reads_events and named and not await _holds_events(store):
+            return fail(await _no_events_message(store), None)
         return await command.run(Context(args=args, store=store, server=server))
+
+
+async def _holds_events(store: MongoRunEventStore) -> bool:
+    """Whether the store's database has its events collection (a read, allowed by ``read``)."""
+    events = store.events_collection
+    with translated("connecting"):
+        names = await events.database.list_collection_names(filter={"name": events.name})
+    return bool(names)
+
+
+async def _no_events_message(store: MongoRunEventStore) -> str:
+    """Why a read command stops on a database without events, and the databases there are."""
+    events = store.events_collection
+    message = (
+        f"database {events.database.name!r} has no {events.name!r} collection: "
+        "nothing was ever written there; check --database"
+    )
+    try:
+        reply = await events.database.client.admin.command(
+            "listDatabases", nameOnly=True, authorizedDatabases=True
+        )
+        names = [str(entry["name"]) for entry in reply.get("databases", [])]
+    except PyMongoError:  # the user may not list databases
+        return message
+    others = [name for name in names if name not in ("admin", "config", "local")]
+    if others:
+        message += f" (this server has: {', '.join(sorted(others))})"
+    return message
 
 
 def _error_message(exc: RunEventStoreError, *, hint: bool) -> str:

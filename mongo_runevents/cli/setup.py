@@ -58,6 +58,7 @@ async def run_init(context: Context) -> int:
     """Create the indexes, and optionally the validator, the TTL index and the sharding."""
     args, store = context.args, context.store
     await store.ensure_indexes()
+    identities = await store.add_missing_identities()
     if args.validator:
         await apply_schema_validator(store)
     steps = (await shard_collections(store, aligned_zones=args.zones)).steps if args.shard else None
@@ -72,6 +73,7 @@ async def run_init(context: Context) -> int:
         "validator": args.validator,
         "retention_days": retention,
         "sharding_steps": steps,
+        "identities_added": identities,
     }
     if args.json:
         print_json(result)
@@ -79,6 +81,8 @@ async def run_init(context: Context) -> int:
 
     print(f"{args.database}.{events.name}: indexes ready ({', '.join(indexes)})")
     print(f"writes use transactions: {'yes' if store.uses_transactions else 'no'}")
+    if identities:
+        print(f"message identities added (get_message_seqs): {identities:,}")
     if args.validator:
         print(
             "schema validator: on; the server refuses event documents with missing or mistyped fields"

@@ -163,10 +163,19 @@ def backend_name(config: Any) -> str:
     return str(backend)
 
 
-def mongo_settings(config: Any, environ: Mapping[str, str] | None = None) -> MongoSettings:
-    """Check the ``run_events.mongodb`` subsection; the URI falls back to ``$MONGODB_URI``."""
-    where = f"{SECTION}.mongodb"
-    mongodb = _mapping(section(config).get("mongodb"), where)
+def mongo_settings(
+    config: Any, environ: Mapping[str, str] | None = None, *, where: str | None = None
+) -> MongoSettings:
+    """Check the ``run_events.mongodb`` subsection; the URI falls back to ``$MONGODB_URI``.
+
+    With ``where`` (the plugin's ``config`` mapping, say), ``config`` is the
+    settings mapping itself and messages name that place.
+    """
+    if where is None:
+        where = f"{SECTION}.mongodb"
+        mongodb = _mapping(section(config).get("mongodb"), where)
+    else:
+        mongodb = _mapping(config, where)
     unknown = sorted(str(key) for key in mongodb if key not in _MONGODB_KEYS)
     if unknown:
         raise ConfigurationError(
@@ -178,7 +187,7 @@ def mongo_settings(config: Any, environ: Mapping[str, str] | None = None) -> Mon
         uri = (os.environ if environ is None else environ).get(URI_ENVIRONMENT_VARIABLE) or None
     if uri is None:
         raise ConfigurationError(
-            f"{SECTION}.backend is mongodb but no URI is given: set {where}.uri "
+            f"no MongoDB URI is given: set {where}.uri "
             f"or the {URI_ENVIRONMENT_VARIABLE} environment variable"
         )
     if not isinstance(uri, str):

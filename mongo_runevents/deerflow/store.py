@@ -21,11 +21,12 @@ Everything else (values, seqs, filters, pages) is the MongoDB store's.
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import weakref
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
+from .._version import __version__
 from ..mongo import MongoRunEventStore
 from .config import MongoSettings, mongo_settings
 
@@ -62,9 +63,10 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
     def __init__(self, settings: MongoSettings, **store_options: Any) -> None:
         self._settings = settings
         self._store_options = {**settings.store_options(), **store_options}
-        self._stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MongoRunEventStore] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Strong references, dropped when their loop shuts down (see _loop_store):
+        # a store's client refers to its loop, so weak keys would never be freed.
+        self._stores: dict[asyncio.AbstractEventLoop, MongoRunEventStore] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
 
     @classmethod
     def from_config(cls, config: Any, **store_options: Any) -> DeerFlowRunEventStore:
@@ -72,25 +74,79 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         return cls(mongo_settings(config), **store_options)
 
     @property
+    def settings(self) -> MongoSettings:
+        """The settings the store connects with."""
+        return self._settings
+
+    @property
     def store(self) -> MongoRunEventStore:
-        """The MongoDB store of the running event loop (made on first use in that loop)."""
+        """The MongoDB store of the running event loop (made on first use in that loop).
+
+        Prefer awaiting :meth:`loop_store`, which also closes the store's client
+        when its loop shuts down.
+        """
         loop = asyncio.get_running_loop()
         store = self._stores.get(loop)
         if store is None:
-            store = MongoRunEventStore.connect(
-                self._settings.uri,
-                database=self._settings.database,
-                client_kwargs=self._settings.client_kwargs(),
-                **self._store_options,
-            )
-            self._stores[loop] = store
+            store = self._stores[loop] = self._new_store()
         return store
+
+    async def loop_store(self) -> MongoRunEventStore:
+        """The running loop's MongoDB store; its client is closed when the loop shuts down.
+
+        pymongo's async client belongs to the loop that made it, and DeerFlow
+        runs some work on loops of its own (``asyncio.run`` in a worker
+        thread). Each loop gets a store, and an async generator registered on
+        that loop closes it when the loop finalizes its generators
+        (``asyncio.run`` and uvicorn do), so finished loops leave no client,
+        socket or server connection behind.
+        """
+        loop = asyncio.get_running_loop()
+        self._forget_closed_loops()
+        store = self._stores.get(loop)
+        if store is None:
+            store = self._stores[loop] = self._new_store()
+        if loop not in self._closers:
+            closer = self._close_with_loop(loop, store)
+            await closer.__anext__()  # reaches its yield at once: registered on the loop
+            self._closers[loop] = closer
+        return store
+
+    def _new_store(self) -> MongoRunEventStore:
+        return MongoRunEventStore.connect(
+            self._settings.uri,
+            database=self._settings.database,
+            client_kwargs=self._settings.client_kwargs(),
+            **self._store_options,
+        )
+
+    async def _close_with_loop(
+        self, loop: asyncio.AbstractEventLoop, store: MongoRunEventStore
+    ) -> AsyncGenerator[None, None]:
+        """Suspended for the loop's life; its ``finally`` runs at the loop's shutdown."""
+        try:
+            yield
+        finally:
+            self._closers.pop(loop, None)
+            if self._stores.get(loop) is store:
+                del self._stores[loop]
+            await store.close()
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the stores of loops closed without finalizing their generators."""
+        for loop in [loop for loop in self._stores if loop.is_closed()]:
+            self._stores.pop(loop, None)
+            self._closers.pop(loop, None)
 
     async def close(self) -> None:
         """Close the running loop's client (the others close with their loops)."""
-        store = self._stores.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        store = self._stores.pop(loop, None)
+        closer = self._closers.pop(loop, None)
         if store is not None:
             await store.close()
+        if closer is not None:
+            await closer.aclose()
 
     # --- writes: stamped with the context's user ------------------------------------
 
@@ -105,7 +161,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> dict[str, Any]:
-        return await self.store.put(
+        return await (await self.loop_store()).put(
             thread_id=thread_id,
             run_id=run_id,
             event_type=event_type,
@@ -118,14 +174,14 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
 
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         user_id = _writer_user()
-        if user_id is not None and isinstance(events, list):
+        if user_id is not None and isinstance(events, (list, tuple)):
             events = [
                 event
                 if not isinstance(event, dict) or "user_id" in event
                 else {**event, "user_id": user_id}
                 for event in events
             ]
-        return await self.store.put_batch(events)
+        return await (await self.loop_store()).put_batch(events)
 
     async def put_if_absent(
         self,
@@ -138,7 +194,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        return await self.store.put_if_absent(
+        return await (await self.loop_store()).put_if_absent(
             thread_id=thread_id,
             run_id=run_id,
             event_type=event_type,
@@ -160,7 +216,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await self.store.list_messages(
+        return await (await self.loop_store()).list_messages(
             thread_id,
             limit=limit,
             before_seq=before_seq,
@@ -179,7 +235,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await self.store.list_events(
+        return await (await self.loop_store()).list_events(
             thread_id,
             run_id,
             event_types=event_types,
@@ -199,7 +255,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await self.store.list_messages_by_run(
+        return await (await self.loop_store()).list_messages_by_run(
             thread_id,
             run_id,
             limit=limit,
@@ -211,24 +267,33 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
     async def get_last_visible_ai_seq_by_run(
         self, thread_id: str, run_ids: Iterable[str], *, user_id: Any = AUTO
     ) -> dict[str, int]:
-        return await self.store.get_last_visible_ai_seq_by_run(
+        return await (await self.loop_store()).get_last_visible_ai_seq_by_run(
             thread_id,
             run_ids,
             user_id=resolve_user_id(user_id, method_name="get_last_visible_ai_seq_by_run"),
         )
 
+    async def get_message_seqs(
+        self, thread_id: str, identities: Iterable[str], *, user_id: Any = AUTO
+    ) -> dict[str, int]:
+        return await (await self.loop_store()).get_message_seqs(
+            thread_id,
+            identities,
+            user_id=resolve_user_id(user_id, method_name="get_message_seqs"),
+        )
+
     async def count_messages(self, thread_id: str, *, user_id: Any = AUTO) -> int:
-        return await self.store.count_messages(
+        return await (await self.loop_store()).count_messages(
             thread_id, user_id=resolve_user_id(user_id, method_name="count_messages")
         )
 
     async def delete_by_thread(self, thread_id: str, *, user_id: Any = AUTO) -> int:
-        return await self.store.delete_by_thread(
+        return await (await self.loop_store()).delete_by_thread(
             thread_id, user_id=resolve_user_id(user_id, method_name="delete_by_thread")
         )
 
     async def delete_by_run(self, thread_id: str, run_id: str, *, user_id: Any = AUTO) -> int:
-        return await self.store.delete_by_run(
+        return await (await self.loop_store()).delete_by_run(
             thread_id, run_id, user_id=resolve_user_id(user_id, method_name="delete_by_run")
         )
 
@@ -239,5 +304,36 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The MongoDB store's live tail (:meth:`RunEventStore.watch`), for the resolved user."""
         resolved = resolve_user_id(user_id, method_name="watch")
-        async for record in self.store.watch(thread_id, user_id=resolved, **options):
+        async for record in (await self.loop_store()).watch(thread_id, user_id=resolved, **options):
             yield record
+
+
+def _unsupported(name: str) -> Any:
+    """A stand-in for an abstract method of a newer DeerFlow: fails that call, and only it."""
+
+    async def unsupported(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"DeerFlow's RunEventStore.{name} is newer than mongo_runevents {__version__}: "
+            "upgrade mongo-runevents to serve it"
+        )
+
+    unsupported.__name__ = unsupported.__qualname__ = name
+    return unsupported
+
+
+def complete_interface(cls: type) -> list[str]:
+    """Fill in the abstract methods of DeerFlow's interface ``cls`` does not know; their names.
+
+    A DeerFlow release that adds an abstract method to ``RunEventStore``
+    would otherwise make the store impossible to build, and stop the gateway
+    at start; with this, only a call to the new method fails, saying why.
+    """
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    for name in missing:
+        setattr(cls, name, _unsupported(name))
+    abc.update_abstractmethods(cls)
+    return missing
+
+
+#: DeerFlow interface methods this version does not implement (filled in to fail clearly).
+UNSUPPORTED_METHODS = complete_interface(DeerFlowRunEventStore)

@@ -20,10 +20,14 @@ from typing import Any
 from bson import ObjectId
 
 from .._json import INT64_MAX, INT64_MIN
-from ..models import NewEvent
+from ..identities import message_identity
+from ..models import MESSAGE_CATEGORY, NewEvent
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
+#: The identity of a message (:func:`~mongo_runevents.identities.message_identity`),
+#: kept on message documents that have one, for ``get_message_seqs``'s index.
+IDENTITY_FIELD = "message_identity"
 #: When a document of a category with a retention period expires (a TTL index deletes it).
 EXPIRES_AT_FIELD = "expires_at"
 
@@ -95,6 +99,10 @@ def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
         document["event_id"] = event.event_id
     if event.user_id is not None:
         document["user_id"] = event.user_id
+    if event.category == MESSAGE_CATEGORY:
+        identity = message_identity(content)
+        if identity is not None:
+            document[IDENTITY_FIELD] = identity
     if event.needs_encoding:
         content = _encode(content)
         metadata = _encode(metadata)

@@ -20,6 +20,7 @@ from ..queries import (
     EventKey,
     LastVisibleReplies,
     MessagePage,
+    MessageSeqs,
     RunEvents,
     ThreadCursor,
     ThreadEvents,
@@ -28,16 +29,19 @@ from ..queries import (
 from ..records import plain_stored_records, stored_records
 from . import compat
 from .blobs import BLOBS_FIELD
-from .codec import EXPIRES_AT_FIELD, from_document
+from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD, from_document
 from .driver_errors import translated
 from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections
 
 #: The largest first batch asked for; a reply is capped at 16 MiB anyway.
 _MAX_BATCH = 100_000
 
+#: How many identities one ``get_message_seqs`` query names (the rest go in the next).
+_IDENTITIES_PER_QUERY = 1000
+
 #: Fields never returned to callers.
 #: ``source_seq``: an imported event's seq in its source (:mod:`.importer`), not a record field.
-PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0, "source_seq": 0}
+PROJECTION = {"_id": 0, EXPIRES_AT_FIELD: 0, IDENTITY_FIELD: 0, "source_seq": 0}
 
 #: How often a read is tried again when an event's blob vanished under it.
 _MISSING_BLOB_ATTEMPTS = 3
@@ -235,6 +239,26 @@ class Reader:
             cursor = await compat.resolve(self._events.aggregate(pipeline))
             rows = await cursor.to_list(None)
         return {row["_id"]: row["seq"] for row in rows}
+
+    async def message_seqs(self, query: MessageSeqs) -> dict[str, int]:
+        """The earliest seq of each identity: one index range per identity (``thread_identity_seq``)."""
+        found: dict[str, int] = {}
+        identities = list(query.identities)
+        for start in range(0, len(identities), _IDENTITIES_PER_QUERY):
+            wanted = identities[start : start + _IDENTITIES_PER_QUERY]
+            # Only messages carry an identity (the codec sets it), so no category filter.
+            match = owned(
+                {"thread_id": query.thread_id, IDENTITY_FIELD: {"$in": wanted}}, query.user_id
+            )
+            with translated("finding message seqs"):
+                rows = await self._events.find(
+                    match, {"_id": 0, IDENTITY_FIELD: 1, "seq": 1}
+                ).to_list(None)
+            for row in rows:
+                identity, seq = row[IDENTITY_FIELD], row["seq"]
+                if identity not in found or seq < found[identity]:
+                    found[identity] = seq
+        return found
 
     async def list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
         """A page of threads from their counters, newest activity first."""

@@ -44,6 +44,7 @@ from ..queries import (
     EventKey,
     LastVisibleReplies,
     MessagePage,
+    MessageSeqs,
     RunEvents,
     ThreadEvents,
     ThreadList,
@@ -54,10 +55,17 @@ from ..uri import mask_uri, redact, uri_hint
 from . import compat
 from .changes import ChangeStreamWaiter
 from .deletes import Deleter
+from .driver_errors import translated
 from .importer import Importer
 from .reads import Reader
 from .seqs import ThreadLocks
-from .setup import Collections, Deployment, check_retention, set_up
+from .setup import (
+    Collections,
+    Deployment,
+    add_missing_identities,
+    check_retention,
+    set_up,
+)
 from .transactions import TransactionRunner
 from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
 
@@ -129,6 +137,8 @@ class MongoRunEventStore(RunEventStore):
         self._transactions_requested = transactions
         self._retention_given = None if retention is None else check_retention(retention)
         self._deployment: Deployment | None = None
+        #: Whether the server offers change streams, when a read asked before any set-up.
+        self._change_streams_known: bool | None = None
         self._setup_lock: asyncio.Lock | None = None
         self._owned_client: Any = None
         locks = ThreadLocks()
@@ -255,6 +265,16 @@ class MongoRunEventStore(RunEventStore):
             retention=self._retention_given,
         )
 
+    async def add_missing_identities(self) -> int:
+        """Give messages stored before ``get_message_seqs`` existed their identity (a scan).
+
+        Explicit set-up, as ``mongo-runevents init`` runs it: returns how many
+        messages got one.
+        """
+        self._check_open()
+        await self._ready()
+        return await add_missing_identities(self._collections)
+
     async def _ready(self) -> Deployment:
         """The deployment, set up on first use (once, however many calls race)."""
         if self._deployment is None:
@@ -284,46 +304,50 @@ class MongoRunEventStore(RunEventStore):
         return await self._importer.import_chunk(thread_id, records, renumber, await self._ready())
 
     async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
-        await self._ready()
         return await self._reader.read_page(query)
 
     async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
-        await self._ready()
         return await self._reader.read_run(query)
 
     async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
-        await self._ready()
         return await self._reader.read_after(query)
 
     async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
-        await self._ready()
         return await self._reader.get_event(query)
 
     async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
-        await self._ready()
         return await self._reader.list_threads(query)
 
     async def _thread_info(self, thread_id: str) -> dict[str, Any] | None:
-        await self._ready()
         return await self._reader.thread_info(thread_id)
 
     async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
-        await self._ready()
         return await self._reader.thread_ids(after, limit)
 
     async def _count(self, query: EventCount) -> int:
-        await self._ready()
         return await self._reader.count(query)
 
     async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
-        await self._ready()
         return await self._reader.last_visible_replies(query)
+
+    async def _message_seqs(self, query: MessageSeqs) -> dict[str, int]:
+        return await self._reader.message_seqs(query)
 
     async def _delete(self, query: Deletion) -> int:
         return await self._deleter.delete(query, await self._ready())
 
+    async def _change_streams(self) -> bool:
+        """Whether the deployment offers change streams: asked of the server, nothing created."""
+        if self._deployment is not None:
+            return self._deployment.change_streams
+        if self._change_streams_known is None:
+            with translated("connecting"):
+                hello = await compat.server_hello(self._collections.database)
+            self._change_streams_known = compat.supports_transactions(hello)
+        return self._change_streams_known
+
     def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
         async def has_change_streams() -> bool:
-            return (await self._ready()).change_streams
+            return await self._change_streams()
 
         return ChangeStreamWaiter(self._collections.events, thread_id, max_wait, has_change_streams)

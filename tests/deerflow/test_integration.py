@@ -224,3 +224,91 @@ def test_install_without_deerflow_is_a_clear_error() -> None:
 def test_auto_is_a_sentinel() -> None:
     """AUTO is DeerFlow's sentinel (a stand-in without DeerFlow), not a user id."""
     assert repr(AUTO) == "<AUTO>"
+
+
+def _open_descriptors() -> int:
+    """How many file descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_finished_event_loops_leave_nothing_behind(server_uri: str, database: str) -> None:
+    """30 loops that each used the store and ended: no store, loop, descriptor or connection kept."""
+    import gc
+    import weakref
+
+    store = DeerFlowRunEventStore.from_config(config(server_uri, database))
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def use() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        await store.put(**event())
+        assert len(await store.list_messages("thread-1", user_id=None)) >= 1
+
+    asyncio.run(use())  # the first client's pools and threads, not counted
+    gc.collect()
+    before = _open_descriptors()
+    for _ in range(30):
+        asyncio.run(use())
+    gc.collect()
+    assert store._stores == {}
+    assert store._closers == {}
+    assert sum(ref() is not None for ref in loops) == 0
+    assert _open_descriptors() <= before + 2
+
+
+async def test_put_batch_of_a_tuple_is_stamped(server_uri: str, database: str) -> None:
+    """A tuple of events is stamped with the context's user like a list, so they read it back."""
+    store = DeerFlowRunEventStore.from_config(config(server_uri, database))
+    token = signed_in("alice")
+    try:
+        records = await store.put_batch((event(), event(user_id="bob")))
+        assert [record.get("user_id") for record in records] == ["alice", "bob"]
+        assert seqs(await store.list_messages("thread-1")) == [1]
+    finally:
+        current_user_id.reset(token)
+        await store.close()
+
+
+async def test_get_message_seqs_resolves_the_request_user(server_uri: str, database: str) -> None:
+    """get_message_seqs takes user_id=AUTO like DeerFlow's database store: the request's user."""
+    store = DeerFlowRunEventStore.from_config(config(server_uri, database))
+    content = {"type": "ai", "id": "a1", "content": "hi"}
+    await store.put_batch([event(content=content, user_id="alice")])
+    token = signed_in("bob")
+    try:
+        assert await store.get_message_seqs("thread-1", ["message:a1"]) == {}
+        assert await store.get_message_seqs("thread-1", ["message:a1"], user_id="alice") == {
+            "message:a1": 1
+        }
+    finally:
+        current_user_id.reset(token)
+    with pytest.raises(RuntimeError, match="get_message_seqs"):
+        await store.get_message_seqs("thread-1", ["message:a1"])
+    await store.close()
+
+
+def test_an_abstract_method_of_a_newer_deerflow_fails_only_its_call() -> None:
+    """A method DeerFlow adds later is filled in: the store is built, that one call says why."""
+    import abc
+
+    from mongo_runevents.deerflow.store import complete_interface
+
+    class NewerInterface(abc.ABC):
+        @abc.abstractmethod
+        async def list_messages(self) -> Any: ...
+
+        @abc.abstractmethod
+        async def get_thread_digest(self, thread_id: str) -> Any: ...
+
+    class Store(NewerInterface):
+        async def list_messages(self) -> Any:
+            return []
+
+    assert complete_interface(Store) == ["get_thread_digest"]
+    built = Store()
+    assert asyncio.run(built.list_messages()) == []
+    with pytest.raises(
+        NotImplementedError, match="get_thread_digest is newer than mongo_runevents"
+    ):
+        asyncio.run(built.get_thread_digest("t"))

@@ -76,11 +76,22 @@ async def test_ensure_indexes_creates_the_documented_indexes_idempotently(
 async def test_the_events_collection_has_only_the_indexes_the_work_needs(
     mongo_database: Any,
 ) -> None:
-    """Events carry the two mandated indexes, the run index and _id; nothing else costs a write."""
+    """Events carry the two mandated indexes, the run and identity indexes and _id; nothing else."""
     store = MongoRunEventStore(mongo_database, collection="events")
     await store.put_batch([event(event_id="e1"), event()])
     info = await mongo_database["events"].index_information()
-    assert set(info) == {"_id_", "thread_seq", "thread_category_seq", "thread_run_seq"}
+    assert set(info) == {
+        "_id_",
+        "thread_seq",
+        "thread_category_seq",
+        "thread_run_seq",
+        "thread_identity_seq",
+    }
+    assert info["thread_identity_seq"]["key"] == [
+        ("thread_id", 1),
+        ("message_identity", 1),
+        ("seq", 1),
+    ]
     stored = await mongo_database["events"].find_one({"event_id": "e1"})
     assert stored["_id"] == {"thread_id": "thread-1", "event_id": "e1"}
 
@@ -388,6 +399,53 @@ def _has_collection_scan(plan: Any) -> bool:
     if isinstance(plan, list):
         return any(_has_collection_scan(v) for v in plan)
     return False
+
+
+async def test_message_seqs_are_index_look_ups(
+    rs_store: MongoRunEventStore, app_client: Any
+) -> None:
+    """get_message_seqs is one find on thread_identity_seq, examining k keys, not the thread."""
+    client, log, _ = app_client
+    await rs_store.put_batch(
+        [
+            event(content={"type": "ai", "id": f"a{n}"}) if n % 2 else event(category="trace")
+            for n in range(400)
+        ]
+    )
+    log.sent.clear()
+    found = await rs_store.get_message_seqs("thread-1", ["message:a1", "message:a3", "message:a5"])
+    assert found == {"message:a1": 2, "message:a3": 4, "message:a5": 6}
+    sent = log.named("find")
+    assert len(sent) == 1
+    database = client[rs_store.events_collection.database.name]
+    winning = await winning_plan(database, sent[0])
+    assert _index_names(winning) == {"thread_identity_seq"}, winning
+    assert not _has_collection_scan(winning), winning
+    body = {k: v for k, v in sent[0].items() if k not in ("lsid", "$db", "$clusterTime")}
+    stats = await database.command("explain", body, verbosity="executionStats")
+    assert stats["executionStats"]["totalKeysExamined"] <= 6, stats["executionStats"]
+    assert stats["executionStats"]["totalDocsExamined"] == 3, stats["executionStats"]
+
+
+async def test_messages_stored_before_identities_get_one_from_set_up(
+    rs_store: MongoRunEventStore,
+) -> None:
+    """add_missing_identities (run by `init`) gives older messages their identity, once."""
+    await rs_store.put_batch(
+        [
+            event(content={"type": "human", "id": "h1__user"}),
+            event(content={"type": "tool", "id": "x", "tool_call_id": "c1"}),
+            event(content="plain text"),
+            event(category="trace", content={"type": "ai", "id": "t1"}),
+        ]
+    )
+    # As an earlier version stored them: no identity field.
+    await rs_store.events_collection.update_many({}, {"$unset": {"message_identity": ""}})
+    wanted = ["message:h1", "tool:c1", "message:t1"]
+    assert await rs_store.get_message_seqs("thread-1", wanted) == {}
+    assert await rs_store.add_missing_identities() == 2
+    assert await rs_store.get_message_seqs("thread-1", wanted) == {"message:h1": 1, "tool:c1": 2}
+    assert await rs_store.add_missing_identities() == 0
 
 
 async def test_every_read_is_served_by_its_index(
