@@ -189,3 +189,20 @@ async def test_viewer_pages_work_with_the_read_role_and_create_nothing(
     assert {command.command_name for command in log.sent} & WRITES == set()
     with MongoClient(written["admin"]) as admin:
         assert FRESH not in admin.list_database_names()
+
+
+async def test_the_read_role_verifies_an_import_and_dry_runs_one(
+    reader: tuple[AsyncMongoClient[Any], CommandLog],
+) -> None:
+    """verify and import_events(dry_run=True) are reads: they work with the read role, write nothing."""
+    from mongo_runevents.verify import verify_threads
+
+    client, log = reader
+    store = MongoRunEventStore(client[DATA])
+    records = [record async for record in store.export_events("thread-1")]
+    found = await verify_threads(store, records)
+    assert found.differences == []
+    assert found.matched == 4
+    dry = await store.import_events(records, dry_run=True)
+    assert (dry.inserted, dry.already_there) == (0, 4)
+    assert {command.command_name for command in log.sent} & WRITES == set()
