@@ -32,6 +32,7 @@ from .queries import (
     ThreadCursor,
     ThreadEvents,
     ThreadList,
+    existing_as_seen_by,
     is_visible_ai_reply,
 )
 from .tail import NewsWaiter
@@ -149,10 +150,10 @@ class MemoryRunEventStore(RunEventStore):
         return results
 
     async def _write_if_absent(self, event: NewEvent) -> tuple[Record, bool]:
-        # Scoped to the writer's user, like every read: never another user's event.
-        for row in _owned(self._rows(event.thread_id, messages=False), event.user_id):
+        # One event per (thread, run, type) across users; another user's is not shown.
+        for row in self._rows(event.thread_id, messages=False):
             if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
-                return _copy(row), False
+                return existing_as_seen_by(_copy(row), event.user_id), False
         return (await self._write([event]))[0], True
 
     def _stored_with_key(self, index: int, event: NewEvent) -> Record | None:

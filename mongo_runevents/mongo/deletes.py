@@ -86,10 +86,21 @@ class Deleter:
         deleted: int = result.deleted_count
         return deleted
 
-    async def _reset_counter(self, thread_id: str, session: Any) -> dict[str, Any] | None:
-        """The thread's counter as it was before being reset (``None`` for an unknown thread)."""
+    async def _reset_counter(
+        self, thread_id: str, session: Any, last_seq: int | None = None
+    ) -> dict[str, Any] | None:
+        """The thread's counter as it was before being reset (``None``: nothing was reset).
+
+        A thread already at ``last_seq: 0`` (reset before, or unknown) is left
+        as it is: resetting nothing is no new generation, as on every store.
+        With ``last_seq``, the counter is reset only if it still holds that
+        value: a writer that reserved a seq since then keeps its numbering.
+        """
+        found: dict[str, Any] = {"_id": thread_id, "last_seq": {"$gt": 0}}
+        if last_seq is not None:
+            found["last_seq"] = last_seq
         counter: dict[str, Any] | None = await self._collections.counters.find_one_and_update(
-            {"_id": thread_id},
+            found,
             {
                 "$set": {"last_seq": 0},
                 "$inc": {GENERATION_FIELD: 1},
@@ -100,16 +111,27 @@ class Deleter:
         return counter
 
     async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
-        """Delete the thread's counter (and blobs) if it holds no event.
+        """Reset the thread's numbering if it holds no event (after a per-user delete).
 
-        In a transaction, a writer that adds an event meanwhile has updated the
-        counter, so deleting it conflicts and the check runs again.
+        Nothing but the counter changes: the thread holds no event to delete,
+        and whatever another process writes meanwhile must stay. In a
+        transaction, a writer that adds an event meanwhile has updated the
+        counter, so the reset conflicts and the check runs again. Without one,
+        the counter is reset only if it still holds the value read before the
+        thread was found empty: a writer that reserved a seq since keeps its
+        numbering (as after a whole-thread delete, a writer that reserved a
+        seq just before and inserts it after is caught by the unique index).
         """
+        counter = await self._collections.counters.find_one(
+            {"_id": thread_id}, {"last_seq": 1}, session=session
+        )
+        if counter is None or not counter.get("last_seq"):
+            return
         remaining = await self._collections.events.find_one(
             {"thread_id": thread_id}, {"_id": 1}, session=session
         )
         if remaining is None:
-            await self._delete_thread(thread_id, session)
+            await self._reset_counter(thread_id, session, last_seq=counter["last_seq"])
 
     async def _delete_events(self, query: dict[str, Any]) -> int:
         """Delete the events matching ``query`` (within one thread) and their blobs."""

@@ -16,20 +16,52 @@ from tests.factories import event, seqs, trace
 
 
 async def test_put_if_absent_never_returns_another_users_event(store: RunEventStore) -> None:
-    """bob's put_if_absent on a run holding alice's event of that type creates bob's; alice's stays hidden."""
+    """bob's put_if_absent on a run holding alice's event of that type writes nothing and shows nothing of hers."""
     secret = {"password": "alice's"}
-    await store.put(**event(event_type="run.start", user_id="alice", content=secret))
+    await store.put(**event(event_type="run.delivery", user_id="alice", content=secret))
     record, created = await store.put_if_absent(
-        **event(event_type="run.start", user_id="bob", content="bob's")
+        **event(event_type="run.delivery", user_id="bob", content="bob's")
+    )
+    assert not created
+    assert record == {"thread_id": "thread-1", "run_id": "run-1", "event_type": "run.delivery"}
+    assert await store.count_events("thread-1") == 1
+    assert await store.list_events("thread-1", "run-1", user_id="bob") == []
+
+
+async def test_put_if_absent_one_receipt_across_users_and_no_user(store: RunEventStore) -> None:
+    """Recovery (no user) and the owner's worker both storing run.delivery leave exactly one receipt."""
+    recovered, created = await store.put_if_absent(
+        **event(event_type="run.delivery", category="outputs", content={"presented": 0})
     )
     assert created
-    assert record["user_id"] == "bob"
-    assert record["content"] == "bob's"
-    again, created_again = await store.put_if_absent(
-        **event(event_type="run.start", user_id="bob", content="other")
+    owners, owner_created = await store.put_if_absent(
+        **event(
+            event_type="run.delivery",
+            category="outputs",
+            content={"presented": 2},
+            user_id="alice",
+        )
     )
-    assert (again["seq"], created_again) == (record["seq"], False)
-    assert again["content"] == "bob's"
+    assert not owner_created
+    assert "content" not in owners
+    again, again_created = await store.put_if_absent(
+        **event(event_type="run.delivery", category="outputs", content={"presented": 5})
+    )
+    assert (again_created, again["seq"], again["content"]) == (False, 1, {"presented": 0})
+    assert len(await store.list_events("thread-1", "run-1")) == 1
+    assert recovered["seq"] == 1
+
+
+async def test_put_if_absent_returns_the_callers_own_existing_event(store: RunEventStore) -> None:
+    """alice's second put_if_absent gets her own first event back, whole."""
+    first, _ = await store.put_if_absent(
+        **event(event_type="run.delivery", user_id="alice", content={"n": 1})
+    )
+    again, created = await store.put_if_absent(
+        **event(event_type="run.delivery", user_id="alice", content={"n": 2})
+    )
+    assert not created
+    assert again == first
 
 
 async def test_put_if_absent_without_a_user_sees_every_users_event(store: RunEventStore) -> None:
@@ -104,3 +136,26 @@ async def test_import_of_something_that_is_not_records_is_an_input_error(
     """import_events(None) and the like raise InvalidEventError, not TypeError."""
     with pytest.raises(InvalidEventError, match="records"):
         await store.import_events(records)
+
+
+async def test_objects_that_fake_their_class_are_stored_through_default(
+    store: RunEventStore,
+) -> None:
+    """Mock(spec=str), a dict-spec MagicMock and such keys are stored as str(), as json's default=str would."""
+    from unittest.mock import MagicMock, Mock
+
+    fake_str, fake_dict, fake_int = Mock(spec=str), MagicMock(spec=dict), Mock(spec=int)
+    record = await store.put(
+        **event(
+            content={"text": fake_str, "state": fake_dict, "n": [fake_int], fake_str: 1},
+            metadata={"m": fake_dict},
+        )
+    )
+    expected = {"text": str(fake_str), "state": str(fake_dict), "n": [str(fake_int)]}
+    expected[str(fake_str)] = 1
+    assert record["content"] == expected
+    assert record["metadata"] == {"m": str(fake_dict)}
+    [stored] = await store.list_messages("thread-1")
+    assert stored["content"] == expected
+    top = await store.put(**event(content=fake_str))
+    assert top["content"] == str(fake_str)
