@@ -66,6 +66,10 @@ from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
 DEFAULT_DATABASE = "mongo_runevents"
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class MongoRunEventStore(RunEventStore):
     """A :class:`~mongo_runevents.RunEventStore` on MongoDB.
 
@@ -121,10 +125,17 @@ class MongoRunEventStore(RunEventStore):
         compat.check_database(database)
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty str")
-        if not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES:
+        if (
+            not _is_int(inline_limit_bytes)
+            or not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES
+        ):
             raise ConfigurationError(
-                f"inline_limit_bytes must be between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
+                f"inline_limit_bytes must be an int between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
             )
+        if not _is_int(max_event_bytes) or max_event_bytes < 1:
+            raise ConfigurationError("max_event_bytes must be a positive int")
+        if transactions is not None and not isinstance(transactions, bool):
+            raise ConfigurationError("transactions must be True, False or None")
         self._collections = Collections.named(database, collection, counters_collection)
         self._transactions_requested = transactions
         self._retention_given = None if retention is None else check_retention(retention)
