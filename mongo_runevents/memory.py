@@ -60,6 +60,8 @@ class _Thread:
     messages: list[Record] = field(default_factory=list)
     by_event_id: dict[str, Record] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
+    #: When each user last wrote to the thread (a user's listing shows only theirs).
+    user_activity: dict[str, str] = field(default_factory=dict)
     #: Whether an import renumbered some of the thread's events.
     renumbered: bool = False
 
@@ -145,6 +147,8 @@ class MemoryRunEventStore(RunEventStore):
                 stored = event.to_record(thread.last_seq + 1, event.created_at or now)
                 thread.add(stored)
                 thread.updated_at = now
+                if event.user_id is not None:
+                    thread.user_activity[event.user_id] = now
                 self._signal(event.thread_id)
             results.append(_copy(stored))
         return results
@@ -230,8 +234,11 @@ class MemoryRunEventStore(RunEventStore):
             thread.updated_at = now
         skip = set(refused)
         for position, (event, seq) in enumerate(records):
+            thread = self._threads[event.thread_id]
+            if event.user_id is not None:
+                thread.user_activity[event.user_id] = now
             if position not in skip:
-                self._threads[event.thread_id].add(event.to_record(seq, event.created_at or ""))
+                thread.add(event.to_record(seq, event.created_at or ""))
                 self._signal(event.thread_id)
         return refused
 
@@ -277,10 +284,15 @@ class MemoryRunEventStore(RunEventStore):
         return _copy(row)
 
     async def _list_threads(self, query: ThreadList) -> list[Record]:
+        user = query.user_id
         threads = [
-            (thread.updated_at, thread_id, thread)
+            (
+                thread.updated_at if user is None else thread.user_activity.get(user, ""),
+                thread_id,
+                thread,
+            )
             for thread_id, thread in self._threads.items()
-            if query.user_id is None or query.user_id in thread.users
+            if user is None or user in thread.users
         ]
         threads.sort(reverse=True)
         if query.before is not None:
@@ -289,7 +301,10 @@ class MemoryRunEventStore(RunEventStore):
         return [
             {
                 "thread_id": thread_id,
-                "last_seq": thread.last_seq,
+                # A user's row: the seq of the user's newest event, nothing of another's.
+                "last_seq": thread.last_seq
+                if user is None
+                else max(row["seq"] for row in thread.events if row.get("user_id") == user),
                 "updated_at": updated_at,
                 "cursor": ThreadCursor(updated_at, thread_id).encode(),
             }
@@ -367,6 +382,9 @@ class MemoryRunEventStore(RunEventStore):
             key: row for key, row in thread.by_event_id.items() if not doomed(row)
         }
         thread.users = {row["user_id"] for row in thread.events if "user_id" in row}
+        thread.user_activity = {
+            user: when for user, when in thread.user_activity.items() if user in thread.users
+        }
         return before - len(thread.events)
 
     def _at(self, thread_id: str, seq: int) -> Record | None:

@@ -48,6 +48,8 @@ OBSOLETE_INDEXES = ("thread_run_blobs", "thread_event_id")
 UPDATED_AT_FIELD = "updated_at"
 #: The field of a counter listing the users who wrote to its thread.
 USERS_FIELD = "users"
+#: The field of a counter mapping each user (key escaped) to when they last wrote to its thread.
+USER_ACTIVITY_FIELD = "user_activity"
 #: The field of a counter counting how often its thread was reset (deleted whole).
 GENERATION_FIELD = "generation"
 

@@ -6,6 +6,7 @@ store must now answer alike.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -159,3 +160,63 @@ async def test_objects_that_fake_their_class_are_stored_through_default(
     assert stored["content"] == expected
     top = await store.put(**event(content=fake_str))
     assert top["content"] == str(fake_str)
+
+
+@pytest.mark.cluster_wide
+async def test_a_users_thread_listing_shows_only_that_users_activity(store: RunEventStore) -> None:
+    """bob's listing of a shared thread has bob's last seq and time, and his own order, not alice's."""
+    await store.put(**event("shared", user_id="bob"))
+    await store.put(**event("bobs-own", user_id="bob"))
+    [bob_own] = [
+        row for row in await store.list_threads(user_id="bob") if row["thread_id"] == "bobs-own"
+    ]
+    bob_shared_before = (await store.list_threads(user_id="bob"))[1]
+    assert bob_shared_before["thread_id"] == "shared"
+    await asyncio.sleep(0.002)
+    await store.put_batch([event("shared", user_id="alice") for _ in range(3)])
+    rows = await store.list_threads(user_id="bob")
+    assert [row["thread_id"] for row in rows] == ["bobs-own", "shared"]
+    shared = rows[1]
+    assert shared["last_seq"] == 1
+    assert shared["updated_at"] == bob_shared_before["updated_at"]
+    assert shared["updated_at"] <= bob_own["updated_at"]
+    [alices] = await store.list_threads(user_id="alice")
+    assert (alices["thread_id"], alices["last_seq"]) == ("shared", 4)
+    # The cursor of a user's row pages on through that user's threads.
+    [second] = await store.list_threads(user_id="bob", before=rows[0]["cursor"])
+    assert second["thread_id"] == "shared"
+
+
+@pytest.mark.cluster_wide
+async def test_a_user_whose_events_are_deleted_no_longer_lists_the_thread(
+    store: RunEventStore,
+) -> None:
+    """After delete_by_run (with or without user_id) takes a user's last events, that user's listing leaves the thread out."""
+    await store.put(**event(run_id="r1", user_id="bob"))
+    await store.put(**event(run_id="r2", user_id="alice"))
+    await store.put(**event(run_id="r3", user_id="carol"))
+    assert await store.delete_by_run("thread-1", "r1") == 1
+    assert await store.delete_by_run("thread-1", "r3", user_id="carol") == 1
+    assert await store.list_threads(user_id="bob") == []
+    assert await store.list_threads(user_id="carol") == []
+    [alices] = await store.list_threads(user_id="alice")
+    assert alices["last_seq"] == 2
+    await store.put(**event(run_id="r4", user_id="bob"))
+    [bobs] = await store.list_threads(user_id="bob")
+    assert bobs["last_seq"] == 4
+
+
+async def test_a_per_user_delete_of_an_empty_thread_starts_no_new_generation(
+    store: RunEventStore,
+) -> None:
+    """Deleting from a thread already reset (per user or whole) leaves its generation as it is."""
+    await store.put(**event(user_id="alice"))
+    assert await store.delete_by_thread("thread-1") == 1
+    info = await store.get_thread("thread-1")
+    assert info is not None
+    assert info["generation"] == 1
+    assert await store.delete_by_thread("thread-1", user_id="alice") == 0
+    assert await store.delete_by_thread("thread-1") == 0
+    info = await store.get_thread("thread-1")
+    assert info is not None
+    assert (info["generation"], info["last_seq"]) == (1, 0)
