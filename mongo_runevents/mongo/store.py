@@ -52,7 +52,7 @@ from ..tail import NewsWaiter
 from ..telemetry import observed
 from ..uri import mask_uri, redact, uri_hint
 from . import compat
-from .changes import ChangeStreamWaiter
+from .changes import ChangeHub
 from .deletes import Deleter
 from .importer import import_records, look_up, reserve_renumbered
 from .reads import Reader
@@ -154,6 +154,7 @@ class MongoRunEventStore(RunEventStore):
             max_event_bytes=max_event_bytes,
         )
         self._deleter = Deleter(self._collections, runner, locks)
+        self._changes = ChangeHub(self._collections.events, self._has_change_streams)
 
     @classmethod
     @asynccontextmanager
@@ -212,6 +213,7 @@ class MongoRunEventStore(RunEventStore):
     async def close(self) -> None:
         """Close the client if the store made it (:meth:`from_uri`, :meth:`connect`)."""
         await super().close()
+        await self._changes.close()
         client, self._owned_client = self._owned_client, None
         if client is not None:
             await client.close()
@@ -334,8 +336,9 @@ class MongoRunEventStore(RunEventStore):
     async def _delete(self, query: Deletion) -> int:
         return await self._deleter.delete(query, await self._ready())
 
-    def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
-        async def has_change_streams() -> bool:
-            return (await self._ready()).change_streams
+    async def _has_change_streams(self) -> bool:
+        return (await self._ready()).change_streams
 
-        return ChangeStreamWaiter(self._collections.events, thread_id, max_wait, has_change_streams)
+    def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
+        # Every tail of the store shares one change stream (see .changes).
+        return self._changes.waiter(thread_id, max_wait)
