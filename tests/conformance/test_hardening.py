@@ -166,6 +166,7 @@ async def test_objects_that_fake_their_class_are_stored_through_default(
 async def test_a_users_thread_listing_shows_only_that_users_activity(store: RunEventStore) -> None:
     """bob's listing of a shared thread has bob's last seq and time, and his own order, not alice's."""
     await store.put(**event("shared", user_id="bob"))
+    await asyncio.sleep(0.002)  # distinct times, whatever the clock's resolution
     await store.put(**event("bobs-own", user_id="bob"))
     [bob_own] = [
         row for row in await store.list_threads(user_id="bob") if row["thread_id"] == "bobs-own"
