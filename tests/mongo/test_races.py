@@ -130,3 +130,28 @@ async def test_a_per_user_delete_never_removes_an_event_another_process_writes(
     assert deleted == 1
     [left] = await pair.fast.list_messages("thread-1")
     assert (left["user_id"], left["seq"]) == ("bob", bobs["seq"])
+
+
+async def test_a_lost_reply_never_counts_another_processs_event_as_ours(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our insert's reply is lost while another process stored the same key: its event is not taken for ours."""
+    from pymongo.errors import AutoReconnect
+
+    from mongo_runevents import StorageError
+
+    events = pair.slow.events_collection
+
+    async def lost_reply(documents: Any, **options: Any) -> None:
+        # Meanwhile the other process stores the key; our own insert never lands.
+        await pair.fast.put(**event(event_id="k1", content="fast's"))
+        raise AutoReconnect("connection closed before the reply")
+
+    monkeypatch.setattr(events, "insert_many", lost_reply)
+    with pytest.raises(StorageError) as raised:
+        await pair.slow.put(**event(event_id="k1", content="slow's"))
+    assert raised.value.retryable  # the caller's retry finds the other's event and says so
+    [kept] = await pair.fast.list_messages("thread-1")
+    assert kept["content"] == "fast's"
+    with pytest.raises(EventIdConflictError):
+        await pair.slow.put(**event(event_id="k1", content="slow's"))
