@@ -152,7 +152,11 @@ async def test_objects_that_fake_their_class_are_stored_through_default(
             metadata={"m": fake_dict},
         )
     )
-    expected: dict[str, Any] = {"text": str(fake_str), "state": str(fake_dict), "n": [str(fake_int)]}
+    expected: dict[str, Any] = {
+        "text": str(fake_str),
+        "state": str(fake_dict),
+        "n": [str(fake_int)],
+    }
     expected[str(fake_str)] = 1
     assert record["content"] == expected
     assert record["metadata"] == {"m": str(fake_dict)}
