@@ -234,11 +234,11 @@ class MemoryRunEventStore(RunEventStore):
             thread.updated_at = now
         skip = set(refused)
         for position, (event, seq) in enumerate(records):
-            thread = self._threads[event.thread_id]
-            if event.user_id is not None:
-                thread.user_activity[event.user_id] = now
             if position not in skip:
+                thread = self._threads[event.thread_id]
                 thread.add(event.to_record(seq, event.created_at or ""))
+                if event.user_id is not None:
+                    thread.user_activity[event.user_id] = now
                 self._signal(event.thread_id)
         return refused
 

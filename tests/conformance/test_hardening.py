@@ -225,3 +225,16 @@ async def test_a_per_user_delete_of_an_empty_thread_starts_no_new_generation(
     info = await store.get_thread("thread-1")
     assert info is not None
     assert (info["generation"], info["last_seq"]) == (1, 0)
+
+
+@pytest.mark.cluster_wide
+async def test_imported_events_appear_in_their_users_listing(store: RunEventStore) -> None:
+    """An import lists the thread for the users of its records, with each user's own last seq."""
+    records = [
+        {**event(user_id="alice"), "seq": 1, "created_at": "2025-01-01T00:00:00+00:00"},
+        {**event(user_id="bob"), "seq": 2, "created_at": "2025-01-01T00:00:01+00:00"},
+    ]
+    await store.import_events(records)
+    [alices] = await store.list_threads(user_id="alice")
+    [bobs] = await store.list_threads(user_id="bob")
+    assert (alices["last_seq"], bobs["last_seq"]) == (1, 2)
