@@ -7,11 +7,15 @@ import json
 import random
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from ..models import MESSAGE_CATEGORY
 from .options import Context, non_empty, positive_int
 from .output import message_rows, print_messages
+
+#: About how long one demo step takes on the simulated clock (it starts that much per step before now).
+DEMO_STEP_SPAN = timedelta(seconds=12)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +64,9 @@ async def run_demo(context: Context) -> int:
     args = context.args
     store = context.store
     thread_id = args.thread or f"demo-{uuid.uuid4().hex[:8]}"
-    journal = Journal(store)
+    # The timing of a real run: seconds per model call, ending about now.
+    span = (DEMO_STEP_SPAN * args.steps + DEMO_STEP_SPAN) * args.runs
+    journal = Journal(store, clock=datetime.now(timezone.utc) - span)
     thread = AgentThread(thread_id=thread_id, rng=random.Random(args.seed), journal=journal)
 
     started = time.perf_counter()
@@ -122,22 +128,17 @@ async def run_demo(context: Context) -> int:
     return 0
 
 
-#: The demo thread ``serve`` writes into an empty embedded database.
-SERVE_DEMO_RUNS, SERVE_DEMO_STEPS, SERVE_DEMO_SEED = 3, 4, 7
-
-
 async def write_demo_if_empty(store: Any, out: TextIO) -> str | None:
-    """Write the demo's thread when the store holds no thread yet; return its id."""
+    """Write the demo's thread when the store holds no thread yet; return its id.
+
+    The thread is shaped as DeerFlow's journal writes one (:mod:`.journal_runs`):
+    a run that succeeds, one that fails, one cut off with no end.
+    """
     if await store.list_threads(limit=1):
         return None
-    from .workload import AgentThread, Journal, write_run
+    from .journal_runs import write_journal_thread
 
-    thread = AgentThread(
-        thread_id=f"demo-{uuid.uuid4().hex[:8]}",
-        rng=random.Random(SERVE_DEMO_SEED),
-        journal=Journal(store),
-    )
-    for number in range(SERVE_DEMO_RUNS):
-        await write_run(thread, number, SERVE_DEMO_STEPS)
-    print(f"the database was empty: wrote the demo thread {thread.thread_id}", file=out)
-    return thread.thread_id
+    thread_id = f"demo-{uuid.uuid4().hex[:8]}"
+    await write_journal_thread(store, thread_id)
+    print(f"the database was empty: wrote the demo thread {thread_id}", file=out)
+    return thread_id

@@ -147,6 +147,9 @@ class Journal:
     events_written: int = 0
     batches: int = 0
     by_category: dict[str, int] = field(default_factory=dict)
+    #: A simulated clock: when set, each event is stamped ``wait_ms`` after the one before,
+    #: so the thread has the timing of a real run (``demo``); else with the current time.
+    clock: datetime | None = None
 
     async def record(
         self,
@@ -157,8 +160,14 @@ class Journal:
         event_type: str,
         content: Any,
         metadata: dict[str, Any],
+        wait_ms: float = 5,
     ) -> None:
-        """Buffer one event, stamped with the current time; flush when the buffer is full."""
+        """Buffer one event, stamped with the time; flush when the buffer is full."""
+        if self.clock is not None:
+            self.clock += timedelta(milliseconds=wait_ms)
+            created_at = self.clock.isoformat()
+        else:
+            created_at = utc_now_iso()
         self.buffer.append(
             {
                 "thread_id": thread_id,
@@ -167,7 +176,7 @@ class Journal:
                 "event_type": event_type,
                 "content": content,
                 "metadata": metadata,
-                "created_at": utc_now_iso(),
+                "created_at": created_at,
             }
         )
         if len(self.buffer) >= self.batch_size:
@@ -259,6 +268,7 @@ async def _llm_call(
         event_type="llm.end",
         content={"model": _MODEL, "finish_reason": "stop"},
         metadata={"caller": caller, "usage": usage, "latency_ms": latency_ms, **extra},
+        wait_ms=latency_ms,
     )
     return usage, latency_ms
 
@@ -308,6 +318,7 @@ async def write_run(thread: AgentThread, run_number: int, steps: int) -> str:
             metadata={"caller": lead, "usage": usage, "latency_ms": latency_ms},
         )
         thread.messages += 1
+        asked_at = journal.clock
 
         if tool == "task":
             # The subagent's own model calls, tagged with the task they serve.
@@ -320,25 +331,32 @@ async def write_run(thread: AgentThread, run_number: int, steps: int) -> str:
                     task_id=call_id,
                 )
 
+        result = {
+            "type": "tool",
+            "content": output,
+            "name": tool,
+            "tool_call_id": call_id,
+            "id": _uuid(rng),
+            "status": "success",
+            "artifact": None,
+        }
+        tool_ms = rng.randint(20, 3000)  # drawn after the id, as it always was
+        # The tool's latency counts from the AI message: a task's includes its subagent.
+        reported_ms = tool_ms
+        if asked_at is not None and journal.clock is not None:
+            reported_ms += round((journal.clock - asked_at).total_seconds() * 1000)
         await journal.record(
             thread_id=thread_id,
             run_id=run_id,
             category=MESSAGE_CATEGORY,
             event_type="llm.tool.result",
-            content={
-                "type": "tool",
-                "content": output,
-                "name": tool,
-                "tool_call_id": call_id,
-                "id": _uuid(rng),
-                "status": "success",
-                "artifact": None,
-            },
+            content=result,
             metadata={
                 "caller": lead,
-                "latency_ms": rng.randint(20, 3000),
+                "latency_ms": reported_ms,
                 **({"task_id": call_id} if tool == "task" else {}),
             },
+            wait_ms=tool_ms,
         )
         thread.messages += 1
         thread.tool_output_bytes += len(output)

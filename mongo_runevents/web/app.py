@@ -1,17 +1,29 @@
 """The viewer's routes: threads, a conversation, a run's timeline, one event, a live tail.
 
-Each page answers with at most one store call, and that call reads at most
-one page (:data:`THREADS_PAGE` threads, :data:`MESSAGES_PAGE` messages,
-:data:`EVENTS_PAGE` events, or one event), so a page of a huge thread costs
-what a page of a small one does. Pages link to the next with the store's own
-cursors: ``before`` for threads, ``before_seq`` / ``after_seq`` for the
-conversation, ``after_seq`` for a timeline. Ids arrive as query parameters
-(any string, URL-encoded), never as path segments, so no id can change which
-route answers.
+Every store read a page makes is bounded by a page size, so a page of a huge
+thread costs what a page of a small one does. The reads per page:
+
+- threads: one ``list_threads`` (:data:`THREADS_PAGE`);
+- a conversation: one ``list_messages`` (:data:`MESSAGES_PAGE`), and for
+  each of the newest :data:`RUNS_LISTED` runs on that page one
+  ``list_events`` of its lifecycle, error and model-call types
+  (:data:`RUN_SUMMARY_LIMIT`), for the run list; a search reads one page of
+  :data:`SEARCH_PAGE` messages and nothing else;
+- a run: one ``list_events`` page (:data:`EVENTS_PAGE`), one of its
+  lifecycle and error events (:data:`OUTCOME_LIMIT`) and ``count_events``;
+- an event: one ``get_event`` (its JSON too);
+- the live page: ``get_thread`` and one ``read_after`` of its last seqs.
+
+Pages link to the next with the store's own cursors: ``before`` for threads,
+``before_seq`` / ``after_seq`` for the conversation, ``after_seq`` for a
+timeline. Ids arrive as query parameters (any string, URL-encoded), never as
+path segments, so no id can change which route answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from collections import Counter
@@ -27,6 +39,7 @@ from starlette.routing import Route
 
 from ..base import RunEventStore
 from ..errors import InvalidEventError, RunEventStoreError
+from ..models import AI_REPLY_TYPES
 from . import live, render, timeline
 from .security import Guard
 from .values import EVENT_STRING_LIMIT, pretty
@@ -36,11 +49,27 @@ logger = logging.getLogger(__name__)
 THREADS_PAGE = 50
 MESSAGES_PAGE = 20
 EVENTS_PAGE = 500
+#: Runs whose outcome a thread page reads (the newest of the runs on the page).
+RUNS_LISTED = 10
+#: Events read per run for a thread page's run list: lifecycle, errors and model calls.
+RUN_SUMMARY_LIMIT = 200
+#: Lifecycle and error events the run page reads for the run's status.
+OUTCOME_LIMIT = 100
+#: Messages one search looks through.
+SEARCH_PAGE = 500
+#: Strings longer than this are cut even on an event opened in full (the raw JSON has them all).
+FULL_STRING_LIMIT = 1024 * 1024
+#: Event types a run summary reads.
+SUMMARY_TYPES = (*timeline.OUTCOME_TYPES, *AI_REPLY_TYPES, "llm.end")
 #: The longest id or cursor a request may name.
 MAX_ID_CHARS = 4096
 _INT64_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
-_STATIC = {"viewer.css": "text/css; charset=utf-8", "live.js": "text/javascript; charset=utf-8"}
+_STATIC = {
+    "viewer.css": "text/css; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
+    "event.js": "text/javascript; charset=utf-8",
+}
 
 
 #: The viewer reads through the store interface (``RunEventStore``), nothing else.
@@ -113,11 +142,14 @@ class Viewer:
         )
 
     async def conversation(self, request: Request) -> Response:
-        """A thread's messages as a chat: the newest page, or one before / after a seq."""
+        """A thread's messages as a chat, with the outcome of each run on the page; or a search."""
         links = self.links(request)
         thread_id = _required(request, "id")
         before_seq = _seq(request, "before_seq")
         after_seq = _seq(request, "after_seq")
+        query = _text(request, "q")
+        if query is not None:
+            return await self.search(request, links, thread_id, query, before_seq)
         records = await self.store.list_messages(
             thread_id,
             limit=MESSAGES_PAGE,
@@ -131,36 +163,143 @@ class Viewer:
             older = links.thread(thread_id, before_seq=records[0]["seq"])
         if records and (before_seq is not None or (after_seq is not None and full)):
             newer = links.thread(thread_id, after_seq=records[-1]["seq"])
-        runs = list(dict.fromkeys(record["run_id"] for record in records))
+        run_ids = list(dict.fromkeys(record["run_id"] for record in reversed(records)))
+        runs = await self.run_summaries(thread_id, run_ids[:RUNS_LISTED], links.user)
+        messages = render.chat_messages(records)
         return self.page(
             request,
             "conversation.html",
             links=links,
             page_title=f"Thread {thread_id}",
             thread_id=thread_id,
-            messages=[render.chat_message(record) for record in records],
+            messages=messages,
+            ends=render.run_ends(messages, {run.run_id: run.outcome for run in runs}),
             runs=runs,
+            runs_left_out=max(0, len(run_ids) - RUNS_LISTED),
             older=older,
             newer=newer,
             latest=before_seq is None and after_seq is None,
+            query=None,
+            searched=None,
+            searched_count=0,
+        )
+
+    async def run_summaries(
+        self, thread_id: str, run_ids: list[str], user: str | None
+    ) -> list[render.RunSummary]:
+        """Each run's outcome, duration and tokens: one bounded read of its lifecycle and model events."""
+
+        async def one(run_id: str) -> render.RunSummary:
+            records = await self.store.list_events(
+                thread_id,
+                run_id,
+                event_types=SUMMARY_TYPES,
+                limit=RUN_SUMMARY_LIMIT,
+                user_id=user,
+            )
+            return render.run_summary(run_id, records, complete=len(records) < RUN_SUMMARY_LIMIT)
+
+        return list(await asyncio.gather(*(one(run_id) for run_id in run_ids)))
+
+    async def search(
+        self,
+        request: Request,
+        links: render.Links,
+        thread_id: str,
+        query: str,
+        before_seq: int | None,
+    ) -> Response:
+        """The messages of one page of :data:`SEARCH_PAGE` (newest first) whose text holds ``query``."""
+        records = await self.store.list_messages(
+            thread_id, limit=SEARCH_PAGE, before_seq=before_seq, user_id=links.user
+        )
+        found = [record for record in records if render.matches(record, query)]
+        older = None
+        if len(records) == SEARCH_PAGE:
+            older = links.search(thread_id, query, before_seq=records[0]["seq"])
+        return self.page(
+            request,
+            "conversation.html",
+            links=links,
+            page_title=f"Search in {thread_id}",
+            thread_id=thread_id,
+            messages=render.chat_messages(found),
+            ends={},
+            runs=[],
+            runs_left_out=0,
+            older=older,
+            newer=None,
+            latest=before_seq is None,
+            query=query,
+            searched=(records[0]["seq"], records[-1]["seq"]) if records else None,
+            searched_count=len(records),
         )
 
     async def run(self, request: Request) -> Response:
-        """A run's timeline: every category in seq order, spans as bars, tokens, errors."""
+        """A run's timeline: outcome first, then the span tree, tokens and every event of a page.
+
+        Three bounded reads: the page of events (:data:`EVENTS_PAGE`), the
+        run's lifecycle and error events (:data:`OUTCOME_LIMIT`, for its status
+        wherever its end is) and its event count. Filters (``errors``,
+        ``category``) narrow the rows of the page read; ``type`` is passed to
+        the store, so it pages through that type alone.
+        """
         links = self.links(request)
         thread_id = _required(request, "thread")
         run_id = _required(request, "id")
         after_seq = _seq(request, "after_seq")
-        records = await self.store.list_events(
-            thread_id, run_id, limit=EVENTS_PAGE, after_seq=after_seq, user_id=links.user
+        filters = render.RunFilters(
+            _text(request, "type"),
+            _text(request, "category"),
+            request.query_params.get("errors") == "1",
         )
-        window = timeline.time_window(records)
+        records, lifecycle, total = await asyncio.gather(
+            self.store.list_events(
+                thread_id,
+                run_id,
+                event_types=[filters.event_type] if filters.event_type else None,
+                limit=EVENTS_PAGE,
+                after_seq=after_seq,
+                user_id=links.user,
+            ),
+            self.store.list_events(
+                thread_id,
+                run_id,
+                event_types=timeline.OUTCOME_TYPES,
+                limit=OUTCOME_LIMIT,
+                user_id=links.user,
+            ),
+            self.store.count_events(thread_id, run_id=run_id, user_id=links.user),
+        )
+        outcome = timeline.outcome([*lifecycle, *records])
         spans = timeline.pair_spans(records)
-        bars = timeline.bars(spans, *window) if window else []
+        window = timeline.span_window(records, spans)
         rows = render.timeline_rows(records, window[0] if window else None)
+        shown = [
+            row
+            for row in rows
+            if (not filters.errors or row.error)
+            and (filters.category is None or row.record["category"] == filters.category)
+        ]
         more = None
         if len(records) == EVENTS_PAGE:
-            more = links.run(thread_id, run_id, after_seq=records[-1]["seq"])
+            more = links.run(thread_id, run_id, after_seq=records[-1]["seq"], filters=filters)
+        on_page = {row.record["seq"] for row in shown}
+        first_error = end_link = None
+        if outcome.first_error_seq is not None:
+            first_error = links.run_at(
+                thread_id,
+                run_id,
+                outcome.first_error_seq,
+                on_page=outcome.first_error_seq in on_page,
+            )
+        if outcome.end_seq is not None:
+            end_link = links.run_at(
+                thread_id, run_id, outcome.end_seq, on_page=outcome.end_seq in on_page
+            )
+        types = {str(r["event_type"]) for r in records}
+        if filters.event_type:
+            types.add(filters.event_type)
         return self.page(
             request,
             "timeline.html",
@@ -168,18 +307,32 @@ class Viewer:
             page_title=f"Run {run_id}",
             thread_id=thread_id,
             run_id=run_id,
-            rows=rows,
-            bars=bars,
+            outcome=outcome,
+            first_error=first_error,
+            end_link=end_link,
+            total=total,
+            rows=shown,
+            read=len(records),
+            first_seq=records[0]["seq"] if records else None,
+            last_seq=records[-1]["seq"] if records else None,
+            bars=timeline.bars(spans, *window) if window else [],
             tokens=timeline.sum_tokens(records),
             errors=sum(1 for row in rows if row.error),
             categories=sorted(Counter(r["category"] for r in records).items()),
+            types=sorted(types),
+            filters=filters,
             window_ms=(window[1] - window[0]).total_seconds() * 1000 if window else None,
             after_seq=after_seq,
             more=more,
         )
 
     async def event(self, request: Request) -> Response:
-        """One event in full; out-of-line fields are read only with ``full=1``."""
+        """One event in full; out-of-line fields are read only with ``full=1``.
+
+        Even in full, strings are cut to :data:`FULL_STRING_LIMIT` characters:
+        a browser takes seconds per megabyte of page, and the raw JSON link
+        gives the whole record.
+        """
         links = self.links(request)
         thread_id = _required(request, "thread")
         seq = _seq(request, "seq", minimum=1)
@@ -192,7 +345,7 @@ class Viewer:
         if record is None:
             raise HTTPException(404, f"thread {thread_id!r} has no event {seq} to show")
         large: dict[str, int] = record.pop("large_fields", None) or {}
-        limit = None if full else EVENT_STRING_LIMIT
+        limit = FULL_STRING_LIMIT if full else EVENT_STRING_LIMIT
         text = None if "content" in large else render.main_text(record["content"])
         return self.page(
             request,
@@ -202,9 +355,9 @@ class Viewer:
             record=record,
             large=large,
             full=full,
-            string_limit=EVENT_STRING_LIMIT,
-            text=text if full or text is None else text[:EVENT_STRING_LIMIT],
-            text_cut=text is not None and not full and len(text) > EVENT_STRING_LIMIT,
+            string_limit=limit,
+            text=text if text is None else text[:limit],
+            text_cut=text is not None and len(text) > limit,
             content=None if "content" in large else pretty(record["content"], string_limit=limit),
             metadata=None
             if "metadata" in large
@@ -213,13 +366,44 @@ class Viewer:
             extra={k: v for k, v in record.items() if k not in render.SHOWN_FIELDS},
         )
 
+    async def event_json(self, request: Request) -> Response:
+        """One event as JSON, every field in full (``download=1``: as a file)."""
+        links = self.links(request)
+        thread_id = _required(request, "thread")
+        seq = _seq(request, "seq", minimum=1)
+        if seq is None:
+            raise HTTPException(400, "the seq parameter is missing")
+        record = await self.store.get_event(thread_id, seq, user_id=links.user)
+        if record is None:
+            raise HTTPException(404, f"thread {thread_id!r} has no event {seq} to show")
+        body = json.dumps(record, ensure_ascii=False, indent=2, default=str).encode()
+        headers = {}
+        if request.query_params.get("download") == "1":
+            headers["content-disposition"] = f'attachment; filename="event-{seq}.json"'
+        return Response(body, media_type="application/json", headers=headers)
+
     async def live_page(self, request: Request) -> Response:
-        """The live tail: the newest messages, then events as they are written (server-sent)."""
+        """The live tail: the newest events, then events as they are written (server-sent).
+
+        The backlog is the thread's last :data:`live.BACKLOG` events of every
+        category (or of the category followed): ``get_thread`` names the last
+        seq, and one ``read_after`` reads the few seqs before it.
+        """
         links = self.links(request)
         thread_id = _required(request, "thread")
         category = _text(request, "category")
-        records = await self.store.list_messages(thread_id, limit=live.BACKLOG, user_id=links.user)
-        after_seq = records[-1]["seq"] if records else 0
+        info = await self.store.get_thread(thread_id)
+        last_seq = int(info["last_seq"]) if info else 0
+        generation = int(info.get("generation", 0)) if info else 0
+        window = live.BACKLOG if category is None else live.BACKLOG_SCAN
+        records = await self.store.read_after(
+            thread_id,
+            max(0, last_seq - window),
+            category=category,
+            user_id=links.user,
+            limit=window,
+        )
+        records = records[-live.BACKLOG :]
         return self.page(
             request,
             "live.html",
@@ -227,23 +411,44 @@ class Viewer:
             page_title=f"Live: {thread_id}",
             thread_id=thread_id,
             backlog=[render.stream_item(record, links) for record in records],
-            stream=links.stream(thread_id, after_seq, category=category),
+            stream=links.stream(
+                thread_id,
+                max(last_seq, records[-1]["seq"] if records else 0),
+                category=category,
+                generation=generation,
+            ),
             category=category,
             supported=callable(getattr(self.store, "watch", None)),
         )
 
     async def live_events(self, request: Request) -> Response:
-        """The server-sent events of the live tail, fed by ``store.watch``."""
+        """The server-sent events of the live tail, fed by ``store.watch``.
+
+        The cursor is ``after_seq`` (and the generation ``gen`` it was read
+        in), or the ``Last-Event-ID`` a reconnecting browser sends
+        (``<generation>-<seq>``). A cursor from another generation of the
+        thread (it was reset since) starts again from seq 1.
+        """
         links = self.links(request)
         thread_id = _required(request, "thread")
-        after_seq = _seq(request, "after_seq") or 0
-        resumed = request.headers.get("last-event-id", "")
-        if _DIGITS.fullmatch(resumed) and int(resumed) <= _INT64_MAX:
-            after_seq = int(resumed)  # EventSource reconnecting after the last event it got
-        watch = getattr(self.store, "watch", None)
-        if not callable(watch):
+        if not callable(getattr(self.store, "watch", None)):
             raise HTTPException(404, "this store has no watch(): no live tail")
-        return live.response(watch, thread_id, after_seq, _text(request, "category"), links)
+        after_seq = _seq(request, "after_seq") or 0
+        cursor_generation = _seq(request, "gen")
+        resumed = live.parse_event_id(request.headers.get("last-event-id", ""))
+        if resumed is not None:  # EventSource reconnecting after the last event it got
+            cursor_generation, after_seq = resumed
+        current = await live.generation_of(self.store, thread_id)
+        if cursor_generation is not None and current is not None and cursor_generation != current:
+            logger.info(
+                "live tail of thread %r: reset since generation %d; following from seq 1",
+                thread_id,
+                cursor_generation,
+            )
+            after_seq = 0
+        return live.response(
+            self.store, thread_id, after_seq, _text(request, "category"), links, current
+        )
 
     async def no_icon(self, request: Request) -> Response:
         """Browsers ask for an icon; there is none."""
@@ -289,6 +494,7 @@ def create_app(
             Route("/thread", viewer.conversation, methods=["GET"]),
             Route("/run", viewer.run, methods=["GET"]),
             Route("/event", viewer.event, methods=["GET"]),
+            Route("/event.json", viewer.event_json, methods=["GET"]),
             Route("/live", viewer.live_page, methods=["GET"]),
             Route("/live/events", viewer.live_events, methods=["GET"]),
             Route("/static/{name}", viewer.static_file, methods=["GET"]),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..errors import RunEventStoreError
 from .security import is_loopback, token_for
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+TITLE = "mongo_runevents"
+#: How long ``serve`` waits for the store's first answer before it gives up.
+STARTUP_CHECK_SECONDS = 15.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,11 +102,23 @@ async def serve(
     except ValueError as exc:
         print(f"mongo-runevents serve: error: --token: {exc}", file=sys.stderr)
         return 2
+    _log_to_stderr()
+    try:
+        await asyncio.wait_for(store.list_threads(limit=1), STARTUP_CHECK_SECONDS)
+    except (RunEventStoreError, asyncio.TimeoutError) as exc:
+        reason = str(exc) or f"no answer within {STARTUP_CHECK_SECONDS:.0f} s"
+        print(
+            f"mongo-runevents serve: error: the store could not be read, so the viewer "
+            f"did not start: {type(exc).__name__}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
     if prepare is not None:
         await prepare(store, out)
-    title = "mongo_runevents"
-    if getattr(args, "database", None):
-        title += f" · {args.database}"
+    title = TITLE
+    database = getattr(args, "database", None)
+    if database and database != TITLE:
+        title += f" · {database}"
     app = create_app(store, token=token, title=title)
     try:
         sock = _listen(args.host, args.port)
@@ -140,6 +157,22 @@ async def serve(
             watcher.cancel()
         sock.close()
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Send the package's warnings (a page whose store read failed) to stderr, as the pages say.
+
+    Only when nothing configured logging for the package or the root: an
+    application embedding the viewer keeps its own handlers.
+    """
+    package = logging.getLogger("mongo_runevents")
+    if package.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.WARNING)
 
 
 async def _stop_on(stop: asyncio.Event, server: uvicorn.Server) -> None:

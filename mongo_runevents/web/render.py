@@ -82,6 +82,10 @@ class Links:
         """The same links without the user filter."""
         return Links(self.root)
 
+    def path(self, path: str) -> str:
+        """A path of this app with no query (a form's action: the form sends the fields)."""
+        return f"{self.root}{path}"
+
     def static(self, name: str) -> str:
         """A file of the app's own (CSS, the live tail's script)."""
         return f"{self.root}/static/{quote(name)}"
@@ -96,30 +100,88 @@ class Links:
         """A thread's conversation, a page before or after a seq."""
         return self._url("/thread", id=thread_id, before_seq=before_seq, after_seq=after_seq)
 
-    def run(self, thread_id: str, run_id: str, *, after_seq: int | None = None) -> str:
-        """A run's timeline, from after a seq."""
-        return self._url("/run", thread=thread_id, id=run_id, after_seq=after_seq)
+    def search(self, thread_id: str, query: str, *, before_seq: int | None = None) -> str:
+        """A search of a thread's messages (one page of them, before a seq)."""
+        return self._url("/thread", id=thread_id, q=query, before_seq=before_seq)
+
+    def run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        after_seq: int | None = None,
+        filters: RunFilters | None = None,
+    ) -> str:
+        """A run's timeline, from after a seq, narrowed by ``filters``."""
+        narrowed = filters or RunFilters()
+        return self._url(
+            "/run",
+            thread=thread_id,
+            id=run_id,
+            after_seq=after_seq,
+            type=narrowed.event_type,
+            category=narrowed.category,
+            errors=1 if narrowed.errors else None,
+        )
+
+    def run_at(self, thread_id: str, run_id: str, seq: int, *, on_page: bool) -> str:
+        """The row of event ``seq`` on a run's timeline (``on_page``: the page shown)."""
+        if on_page:
+            return f"#seq-{seq}"
+        return self.run(thread_id, run_id, after_seq=seq - 1) + f"#seq-{seq}"
 
     def event(self, thread_id: str, seq: int, *, full: bool = False) -> str:
-        """One event; ``full`` loads its out-of-line fields and cuts nothing."""
+        """One event; ``full`` loads its out-of-line fields and cuts less."""
         return self._url("/event", thread=thread_id, seq=seq, full=1 if full else None)
+
+    def event_json(self, thread_id: str, seq: int, *, download: bool = False) -> str:
+        """One event as raw JSON, every field in full (``download``: as a file)."""
+        return self._url("/event.json", thread=thread_id, seq=seq, download=1 if download else None)
 
     def live(self, thread_id: str, *, category: str | None = None) -> str:
         """The live tail of a thread (of one category, if given)."""
         return self._url("/live", thread=thread_id, category=category)
 
-    def stream(self, thread_id: str, after_seq: int, *, category: str | None = None) -> str:
-        """The server-sent events behind the live tail."""
-        return self._url("/live/events", thread=thread_id, after_seq=after_seq, category=category)
+    def stream(
+        self,
+        thread_id: str,
+        after_seq: int,
+        *,
+        category: str | None = None,
+        generation: int | None = None,
+    ) -> str:
+        """The server-sent events behind the live tail, after a seq of a generation of the thread."""
+        return self._url(
+            "/live/events",
+            thread=thread_id,
+            after_seq=after_seq,
+            gen=generation,
+            category=category,
+        )
 
 
 @dataclass(frozen=True)
+class RunFilters:
+    """What a run page is narrowed to: one event type, one category, errors only."""
+
+    event_type: str | None = None
+    category: str | None = None
+    errors: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is filtered out."""
+        return bool(self.event_type or self.category or self.errors)
+
+
+@dataclass
 class ToolCall:
-    """A tool call an AI message asks for."""
+    """A tool call an AI message asks for, and the seq of its result where the page has it."""
 
     name: str
     call_id: str
     arguments: str
+    result_seq: int | None = None
 
 
 @dataclass
@@ -136,6 +198,8 @@ class ChatMessage:
     hidden: bool = False
     error: bool = False
     usage: timeline.Usage | None = None
+    #: For a tool result: the seq of the AI message (on the page) whose tool call it answers.
+    answers_seq: int | None = None
 
 
 def _text_of(content: Any) -> Any:
@@ -207,6 +271,80 @@ def chat_message(record: dict[str, Any]) -> ChatMessage:
     return message
 
 
+def chat_messages(records: list[dict[str, Any]]) -> list[ChatMessage]:
+    """A page of messages as bubbles, each tool result linked to the AI message that asked for it."""
+    messages = [chat_message(record) for record in records]
+    asked: dict[str, tuple[int, ToolCall]] = {}
+    for message in messages:
+        for call in message.tool_calls:
+            if call.call_id:
+                asked[call.call_id] = (message.record["seq"], call)
+        answered = asked.get(_tool_call_id(message.record))
+        if message.role == "tool" and answered is not None:
+            message.answers_seq = answered[0]
+            answered[1].result_seq = message.record["seq"]
+    return messages
+
+
+def _tool_call_id(record: dict[str, Any]) -> str:
+    content = record.get("content")
+    call_id = content.get("tool_call_id") if isinstance(content, dict) else None
+    return call_id if isinstance(call_id, str) else ""
+
+
+@dataclass
+class RunSummary:
+    """A run in a thread's run list: how it went, how long it took, what it cost."""
+
+    run_id: str
+    outcome: timeline.Outcome
+    tokens: timeline.Usage
+    model_calls: int
+    #: Whether every summary event of the run was read (else the counts are lower bounds).
+    complete: bool
+
+
+def run_summary(run_id: str, records: list[dict[str, Any]], *, complete: bool) -> RunSummary:
+    """The summary of a run from its lifecycle, error and model-call events."""
+    calls = sum(1 for r in records if r.get("event_type") in AI_REPLY_TYPES)
+    return RunSummary(
+        run_id, timeline.outcome(records), timeline.sum_tokens(records).total, calls, complete
+    )
+
+
+def run_ends(
+    messages: list[ChatMessage], outcomes: dict[str, timeline.Outcome]
+) -> dict[int, timeline.Outcome]:
+    """Where a run that did not succeed says so: the seq of its last message on the page."""
+    last: dict[str, int] = {}
+    for message in messages:
+        last[message.record["run_id"]] = message.record["seq"]
+    ends = {}
+    for run_id, seq in last.items():
+        outcome = outcomes.get(run_id)
+        if outcome is None or outcome.status == "succeeded":
+            continue
+        if outcome.end_seq is None or outcome.end_seq > seq:
+            ends[seq] = outcome
+    return ends
+
+
+def matches(record: dict[str, Any], query: str) -> bool:
+    """Whether a message's text (or its tool calls' names and arguments) holds ``query``, any case."""
+    wanted = query.casefold()
+    content = record.get("content")
+    text = _text_of(content)
+    if isinstance(text, str) and wanted in text.casefold():
+        return True
+    calls = content.get("tool_calls") if isinstance(content, dict) else None
+    for call in calls if isinstance(calls, list) else ():
+        if isinstance(call, dict):
+            described = f"{call.get('name', '')} {preview(call.get('args'), 4000)[0]}"
+            if wanted in described.casefold():
+                return True
+    return False
+
+
 @dataclass
 class TimelineRow:
     """An event as a row of a run's timeline."""
@@ -218,6 +356,8 @@ class TimelineRow:
     caller: str
     error: bool
     usage: timeline.Usage | None
+    #: For a tool result: the seq of the AI message on the page that asked for it.
+    answers_seq: int | None = None
 
 
 def timeline_rows(
@@ -225,7 +365,11 @@ def timeline_rows(
 ) -> list[TimelineRow]:
     """The rows of a timeline: each event's time since the page's first, and a preview."""
     rows = []
+    asked: dict[str, int] = {}
     for record in records:
+        if record.get("event_type") in AI_REPLY_TYPES:
+            for call_id, _ in timeline.tool_calls(record):
+                asked[call_id] = record["seq"]
         when = timeline.parse_time(record.get("created_at"))
         offset = (
             (when - window_start).total_seconds() * 1000
@@ -242,6 +386,7 @@ def timeline_rows(
                 timeline.caller_of(record),
                 timeline.is_error(record),
                 timeline.usage_of(record),
+                asked.get(_tool_call_id(record)),
             )
         )
     return rows
@@ -250,9 +395,12 @@ def timeline_rows(
 def stream_item(record: dict[str, Any], links: Links) -> dict[str, Any]:
     """What the live tail sends for one event: a summary, and the link to the event page."""
     text, cut = summary(record.get("content"))
+    when = timeline.parse_time(record.get("created_at"))
     return {
         "seq": record["seq"],
         "run_id": record["run_id"],
+        "run_href": links.run(record["thread_id"], record["run_id"]),
+        "time": when.strftime("%H:%M:%S") if when is not None else str(record.get("created_at")),
         "category": record["category"],
         "event_type": record["event_type"],
         "created_at": record["created_at"],

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
 
@@ -24,6 +26,10 @@ from mongo_runevents.cli.workload import AgentThread, Journal, write_run
 from mongo_runevents.web import create_app
 
 pytest.importorskip("starlette")
+
+
+#: When the demo thread of the tests begins, on its simulated clock.
+DEMO_START = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,9 @@ def web_store(mongo_database: Any) -> MongoRunEventStore:
 
 
 async def write_demo(store: Any, thread_id: str = "demo-thread", runs: int = 3) -> Demo:
-    """Write the demo's agent thread (``runs`` runs of 4 tool steps, seed 7)."""
-    thread = AgentThread(thread_id=thread_id, rng=random.Random(7), journal=Journal(store))
+    """Write the demo's agent thread (``runs`` runs of 4 tool steps, seed 7), timed as a real one."""
+    journal = Journal(store, clock=DEMO_START)
+    thread = AgentThread(thread_id=thread_id, rng=random.Random(7), journal=journal)
     run_ids = [await write_run(thread, number, 4) for number in range(runs)]
     return Demo(thread_id, run_ids)
 
@@ -112,16 +119,19 @@ class Page(HTMLParser):
 
 
 def assert_safe(html: str) -> Page:
-    """The page holds no script but the viewer's own, no handler attribute, no outside link."""
+    """The page holds no script but the viewer's own, no handler or style attribute, no outside link."""
     page = Page(html)
     for tag, attrs in page.tags:
         assert tag not in {"iframe", "object", "embed", "base"}, tag
         if tag == "script":
-            assert attrs.get("src") == "/static/live.js", attrs
+            assert attrs.get("src") in {"/static/live.js", "/static/event.js"}, attrs
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
+            assert name != "style", (tag, attrs)  # the Content-Security-Policy forbids it
             if name in {"href", "src", "action", "data-stream"}:
                 assert value is not None, (tag, name)
+                if name == "href" and re.fullmatch(r"#seq-[0-9]+", value):
+                    continue  # a row of the same page
                 assert value.startswith("/"), (tag, name, value)
                 assert not value.startswith("//"), (tag, name, value)
     return page

@@ -1,4 +1,9 @@
-"""The viewer in a real headless browser (Debian's chromium): the demo thread, paged, opened.
+"""The viewer in a real headless browser (Debian's chromium): debugging the demo's failed run.
+
+The demo thread is shaped as DeerFlow's journal writes one (a run that
+succeeds with parallel tool calls and a subagent, one that fails with a
+rate-limited model call, its retry and GraphRecursionError, one cut off with
+no end): the visit is what an engineer does to find out why a run failed.
 
 Drives ``/usr/bin/chromium`` through the PyPI ``playwright`` package, which is
 pointed at that executable and never downloads a browser. Skips when chromium
@@ -72,7 +77,7 @@ def screenshots(tmp_path: Path) -> Path:
 async def test_the_demo_thread_in_a_real_browser(
     web_store: MongoRunEventStore, screenshots: Path, tmp_path: Path
 ) -> None:
-    """Open the demo thread, page back, open a run's timeline, an event and the live tail."""
+    """Find the failed run, its reason and first error, narrow to errors, open the raw JSON, follow live."""
     from playwright.async_api import async_playwright
 
     out = io.StringIO()
@@ -105,10 +110,11 @@ async def test_the_demo_thread_in_a_real_browser(
                 assert problems == []  # no script error, no Content-Security-Policy violation
             finally:
                 await context.close()
+            await _without_javascript(playwright, url, tmp_path)
     finally:
         stop.set()
         assert await asyncio.wait_for(server, 15) == 0
-    for name in ("threads", "conversation", "timeline", "event", "live"):
+    for name in ("threads", "conversation", "timeline", "spans", "event", "live"):
         assert (screenshots / f"{name}.png").stat().st_size > 10_000
 
 
@@ -123,7 +129,7 @@ async def _printed_url(out: io.StringIO, server: asyncio.Task[int]) -> str:
 
 
 async def _walk(page: Any, url: str, store: MongoRunEventStore, screenshots: Path) -> None:
-    """The visit: what a person clicks, and what each page must show."""
+    """The visit: what a person debugging a failed run clicks, and what each page must show."""
     await page.goto(url)
     assert await page.title() == "Threads · mongo_runevents · demo"
     thread_link = page.locator("td.id a").first
@@ -133,41 +139,80 @@ async def _walk(page: Any, url: str, store: MongoRunEventStore, screenshots: Pat
         path=screenshots / "threads.png", clip={"x": 0, "y": 0, "width": 1280, "height": 300}
     )
 
+    # The thread: its runs with their outcomes, first thing on the page.
     await thread_link.click()
     await page.wait_for_url(re.compile(r"/thread\?id=demo-"))
-    body = await page.inner_text("main")
-    assert "Here is what I found after 4 steps" in body
-    assert "Why did last night's ingestion job fail" not in body
-    assert await page.locator("li.bubble.tool").count() > 0
+    runs = page.locator("table.runs tbody tr")
+    assert await runs.count() == 2
+    assert "no end recorded" in await runs.nth(0).inner_text()
+    failed_row = runs.nth(1)
+    assert "failed" in await failed_row.inner_text()
+    assert "GraphRecursionError" in await failed_row.inner_text()
+    assert await page.locator("li.bubble.tool .text").first.evaluate(
+        "element => getComputedStyle(element).fontFamily.includes('monospace')"
+    )
+    ending = page.locator("li.run-end", has_text="failed")
+    assert "Recursion limit of 25" in await ending.inner_text()
     await page.screenshot(path=screenshots / "conversation.png")
 
-    await page.locator("a.older").first.click()
-    await page.wait_for_url(re.compile(r"before_seq=\d+"))
-    assert "Why did last night's ingestion job fail" in await page.inner_text("main")
+    # Search the thread's text (a plain form: no script needed).
+    await page.fill("input[name=q]", "DECIMAL(12,2)")
+    await page.click("form.search button")
+    await page.wait_for_url(re.compile(r"q=DECIMAL"))
+    assert "expected DECIMAL(12,2)" in await page.inner_text("ol.chat")
+    await page.go_back()
 
-    await page.locator("p.meta a.run").first.click()
+    # The failed run: why, where, and the first error one click away.
+    await failed_row.locator("a.run").click()
     await page.wait_for_url(re.compile(r"/run\?thread="))
-    body = await page.inner_text("main")
-    assert "Run timeline" in body
-    assert "Spans" in body
-    assert "llm · gpt-4o-2024-08-06 · lead_agent" in body
-    assert await page.locator("svg.bar rect.fill").count() >= 5
-    total = await page.locator(".tokens-total").inner_text()
-    assert int(total.replace(",", "")) > 0
+    outcome = await page.inner_text("section.outcome")
+    assert "Failed with GraphRecursionError at #42" in outcome
+    assert "Recursion limit of 25 reached" in outcome
+    assert "events 25" in outcome
+    assert await page.locator("li.span.error").count() == 2  # the timed-out tool, the 429
+    assert "never finished" in await page.inner_text("ol.spans")
     await page.screenshot(path=screenshots / "timeline.png")
+    await page.click("a.first-error")
+    await page.wait_for_url(re.compile(r"#seq-21$"))
+    assert await page.locator("tr#seq-21").is_visible()
+    await page.check("input[name=errors]")
+    await page.click("form.run-filter button")
+    await page.wait_for_url(re.compile(r"errors=1"))
+    assert await page.locator("table.events tbody tr").count() == 3
 
-    result_row = page.locator("table.events tr", has_text="llm.tool.result").first
-    await result_row.locator("td.num a").first.click()
-    await page.wait_for_url(re.compile(r"/event\?thread="))
-    body = await page.inner_text("main")
-    assert "llm.tool.result" in body
-    assert '"tool_call_id": "call_' in body
+    # The run that worked: the subagent nested under the task call that spawned it.
+    await page.goto(f"{url}thread?id={thread_id}&before_seq=20")
+    await page.locator("table.runs a.run", has_text="run-7f3a9c2e1b04").click()
+    await page.wait_for_url(re.compile(r"/run\?thread="))
+    subagent = page.locator("li.span.subagent")
+    assert "depth-1" in (await subagent.get_attribute("class") or "")
+    assert await page.locator("li.span.depth-2").count() == 3
+    spans = page.locator("ol.spans")
+    await spans.scroll_into_view_if_needed()
+    box = await spans.bounding_box()
+    assert box is not None
+    await page.screenshot(
+        path=screenshots / "spans.png",
+        clip={"x": 0, "y": 0, "width": 1280, "height": box["y"] + box["height"] + 8},
+        full_page=True,
+    )
+
+    # One event, and its raw JSON.
+    await page.goto(f"{url}event?thread={thread_id}&seq=42")
+    assert "GraphRecursionError" in await page.inner_text("main")
+    raw_href = await page.locator("a.raw-view").get_attribute("href")
+    raw = await page.request.get(f"{url.rstrip('/')}{raw_href}")
+    assert raw.headers["content-type"] == "application/json"
+    assert (await raw.json())["metadata"] == {"error_type": "GraphRecursionError"}
+    assert await page.locator("button.copy").first.is_visible()  # the script showed it
     await page.screenshot(path=screenshots / "event.png")
 
+    # The live tail: every category, with time and run.
     await page.goto(f"{url}live?thread={thread_id}")
     await page.wait_for_function(
         "document.getElementById('live-status').textContent.startsWith('Following')"
     )
+    assert "run.start" in await page.inner_text("#live-events")
     await store.put(
         thread_id=thread_id,
         run_id="run-live",
@@ -178,6 +223,35 @@ async def _walk(page: Any, url: str, store: MongoRunEventStore, screenshots: Pat
     fresh = page.locator("#live-events li.new", has_text="fresh from the test")
     await fresh.wait_for(timeout=20_000)
     assert "<img src=x onerror=alert(1)> fresh from the test" in await fresh.inner_text()
+    assert "run-live" in await fresh.inner_text()
+    assert re.search(r"\b\d\d:\d\d:\d\d\b", await fresh.inner_text())
     assert await page.locator("#live-events img").count() == 0
     await fresh.scroll_into_view_if_needed()
     await page.screenshot(path=screenshots / "live.png")
+
+
+async def _without_javascript(playwright: Any, url: str, tmp_path: Path) -> None:
+    """With scripts off, the run page, its filters and the event page still work."""
+    context = await playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile-no-js"),
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        headless=True,
+        java_script_enabled=False,
+    )
+    try:
+        page = await context.new_page()
+        await page.goto(url)
+        await page.locator("td.id a").first.click()
+        await page.locator("table.runs tr", has_text="GraphRecursionError").locator("a.run").click()
+        assert "Failed with GraphRecursionError" in await page.inner_text("section.outcome")
+        await page.check("input[name=errors]")
+        await page.click("form.run-filter button")
+        await page.wait_for_url(re.compile(r"errors=1"))
+        assert await page.locator("table.events tbody tr").count() == 3
+        await page.locator("table.events tbody tr a").first.click()
+        await page.wait_for_url(re.compile(r"/event\?thread="))
+        assert await page.locator("button.copy").first.is_hidden()  # nothing that cannot work
+        assert await page.locator("a.raw-download").count() == 1
+    finally:
+        await context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import logging
 import re
 import socket
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.cli.demo import write_demo_if_empty
+from mongo_runevents.errors import StorageError
 from mongo_runevents.web import command
 
 from .conftest import free_port, write_demo
@@ -145,3 +147,56 @@ sys.exit(asyncio.run(command.serve(None, parser.parse_args([]))))
     )
     assert result.returncode == 1
     assert "pip install 'mongo_runevents[web]'" in result.stderr
+
+
+async def test_serve_names_the_database_only_when_it_is_not_the_default(
+    web_store: MongoRunEventStore,
+) -> None:
+    """The header reads "mongo_runevents", not "mongo_runevents · mongo_runevents"."""
+    for database, title in (
+        ("mongo_runevents", "mongo_runevents"),
+        ("prod", "mongo_runevents · prod"),
+    ):
+        args = parse("--port", "0")
+        args.database = database
+        url, task, (stop, _) = await run_serve(web_store, args)
+        try:
+            async with httpx.AsyncClient() as client:
+                page = (await client.get(url)).text
+            assert f"<title>Threads · {title}</title>" in page
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 10) == 0
+
+
+class Unreadable:
+    """A store whose server does not answer."""
+
+    async def list_threads(self, **options: Any) -> list[dict[str, Any]]:
+        raise StorageError("no server answered within 5 s (127.0.0.1:9)", retryable=True)
+
+
+async def test_serve_checks_the_store_before_it_prints_an_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A store that cannot be read stops serve with exit code 1 and the reason, before any URL."""
+    out = io.StringIO()
+    serving = command.serve(Unreadable(), parse("--port", "0"), out=out)  # type: ignore[arg-type]
+    assert await asyncio.wait_for(serving, 30) == 1
+    assert "viewer:" not in out.getvalue()
+    err = capsys.readouterr().err
+    assert "the store could not be read, so the viewer did not start" in err
+    assert "no server answered within 5 s" in err
+
+
+def test_serve_sends_the_viewer_warnings_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pages say "see the server's log": with no logging set up, serve's warnings go to stderr."""
+    package = logging.getLogger("mongo_runevents")
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "level", logging.NOTSET)
+    command._log_to_stderr()
+    logging.getLogger("mongo_runevents.web.app").warning("a page could not be read: StorageError")
+    assert "a page could not be read: StorageError" in capsys.readouterr().err

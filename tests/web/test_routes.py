@@ -281,12 +281,22 @@ async def test_static_files_are_served_with_their_types(client: httpx.AsyncClien
 async def test_live_page_shows_the_newest_messages_and_the_stream_to_follow(
     client: httpx.AsyncClient, web_store: MongoRunEventStore, demo: Demo
 ) -> None:
-    """The live page lists the newest messages and follows from the last one's seq."""
-    newest = await web_store.list_messages(demo.thread_id, limit=1)
+    """The live page lists the newest events of every category and follows from the last seq."""
+    last = (await web_store.get_thread(demo.thread_id) or {})["last_seq"]
     page = assert_safe((await client.get("/live", params={"thread": demo.thread_id})).text)
     [stream] = [attrs["data-stream"] for tag, attrs in page.tags if "data-stream" in attrs]
-    assert stream == f"/live/events?thread={demo.thread_id}&after_seq={newest[-1]['seq']}"
+    assert stream == f"/live/events?thread={demo.thread_id}&after_seq={last}&gen=0"
+    rows = page.text.split("#")
     assert "Here is what I found" in page.text
+    assert "run.end" in page.text
+    assert "context.window" in page.text
+    assert f"{last} " in rows[-1]  # the newest event last, with its time and run
+    assert demo.run_ids[-1] in rows[-1]
+    messages = assert_safe(
+        (await client.get("/live", params={"thread": demo.thread_id, "category": "message"})).text
+    )
+    assert "run.end" not in messages.text
+    assert "Here is what I found" in messages.text
 
 
 async def test_live_page_says_so_when_the_store_cannot_watch(make_client: ClientFactory) -> None:

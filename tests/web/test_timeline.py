@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from mongo_runevents.cli import journal_runs
 from mongo_runevents.web import timeline
 
 T0 = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
@@ -63,7 +65,7 @@ def test_llm_calls_pair_in_order_per_caller() -> None:
     spans = timeline.pair_spans(records)
     assert [(s.start_seq, s.end_seq, s.duration_ms) for s in spans] == [(1, 4, 100), (2, 3, 20)]
     assert spans[0].reported_ms == 98
-    assert spans[0].label == "llm · lead"
+    assert (spans[0].label, spans[0].caller) == ("llm", "lead")
 
 
 def test_ids_in_metadata_or_content_pair_ends_with_their_starts() -> None:
@@ -76,8 +78,8 @@ def test_ids_in_metadata_or_content_pair_ends_with_their_starts() -> None:
     ]
     spans = timeline.pair_spans(records)
     assert [(s.label, s.end_seq, s.duration_ms, s.error) for s in spans] == [
-        ("tool · ls", 4, 50, True),
-        ("tool · cat", 3, 15, False),
+        ("ls", 4, 50, True),
+        ("cat", 3, 15, False),
     ]
 
 
@@ -105,8 +107,8 @@ def test_ai_tool_calls_pair_with_their_tool_results() -> None:
     ]
     spans = timeline.pair_spans(records)
     assert sorted((s.label, s.duration_ms, s.error) for s in spans) == [
-        ("tool · bash", 70, True),
-        ("tool · ls", 40, False),
+        ("bash", 70, True),
+        ("ls", 40, False),
     ]
 
 
@@ -214,3 +216,128 @@ def test_a_page_without_times_has_no_window() -> None:
     records = [{"seq": 1, "event_type": "llm.start", "created_at": "soon"}]
     assert timeline.time_window(records) is None
     assert timeline.pair_spans(records) == []
+
+
+def test_a_start_without_an_end_does_not_shift_the_later_pairs() -> None:
+    """Pairing is by identity: a call that never ended stays open, the next pairs stay right."""
+    records = [
+        event(1, "llm.start", 0, metadata={"caller": "lead"}),  # never ends
+        event(2, "llm.start", 1_000, metadata={"caller": "lead"}),
+        event(3, "llm.end", 3_000, metadata={"caller": "lead", "latency_ms": 2_000}),
+        event(4, "llm.start", 4_000, metadata={"caller": "lead"}),
+        event(5, "llm.end", 4_500, metadata={"caller": "lead"}),  # no latency: the latest start
+    ]
+    spans = timeline.pair_spans(records)
+    assert [(s.start_seq, s.end_seq, s.duration_ms) for s in spans] == [
+        (1, None, None),
+        (2, 3, 2_000),
+        (4, 5, 500),
+    ]
+    assert not any(s.mismatch for s in spans)
+
+
+def test_a_drawn_duration_far_from_the_reported_one_is_flagged() -> None:
+    """Start and end events 101 s apart for a call that reports 2.3 s: drawn, and flagged."""
+    records = [
+        event(1, "llm.start", 0, metadata={"caller": "lead"}),
+        event(2, "llm.end", 101_000, metadata={"caller": "lead", "latency_ms": 2_300}),
+        event(3, "llm.start", 200_000, metadata={"caller": "lead"}),
+        event(4, "llm.end", 202_400, metadata={"caller": "lead", "latency_ms": 2_300}),
+    ]
+    first, second = timeline.pair_spans(records)
+    assert (first.duration_ms, first.reported_ms, first.mismatch) == (101_000, 2_300, True)
+    assert second.mismatch is False  # 100 ms apart: within the tolerance
+
+
+def test_odd_stored_values_never_break_a_page() -> None:
+    """A date pushed out of range by its offset, or a latency of 1e20, is just not drawn."""
+    assert timeline.parse_time("0001-01-01T00:00+01:00") is None
+    assert timeline.parse_time("9999-12-31T23:59-01:00") is None
+    records = [
+        {"seq": 1, "event_type": "llm.ai.response", "created_at": "0001-01-01T00:00+01:00"},
+        event(2, "llm.ai.response", 0, metadata={"latency_ms": 1e20}),
+        event(3, "llm.ai.response", 10, metadata={"latency_ms": float("inf")}),
+        {**event(4, "llm.ai.response", 20, metadata={"latency_ms": 5}), "created_at": "0001-01-01"},
+    ]
+    assert timeline.pair_spans(records) == []
+    assert timeline.outcome(records).status == "no end recorded"
+
+
+def _journal_runs() -> dict[str, list[dict[str, Any]]]:
+    """The demo's DeerFlow-shaped thread, numbered as a store would, by run."""
+    events, run_ids = journal_runs.journal_thread("t", start=T0)
+    by_run: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    for seq, record in enumerate(events, start=1):
+        by_run[record["run_id"]].append({**record, "seq": seq})
+    return by_run
+
+
+def test_a_deerflow_run_with_parallel_tools_and_a_subagent_is_a_tree() -> None:
+    """Parallel tool results pair by tool_call_id; the subagent and its calls nest under its task."""
+    succeeded = next(iter(_journal_runs().values()))
+    spans = timeline.pair_spans(succeeded)
+    shape = [(s.depth, s.kind, s.label, s.caller) for s in spans]
+    assert shape == [
+        (0, "llm", journal_runs.MODEL, "lead_agent"),
+        (0, "tool", "bash", "lead_agent"),
+        (0, "tool", "ls", "lead_agent"),
+        (0, "llm", journal_runs.MODEL, "lead_agent"),
+        (0, "tool", "task", "lead_agent"),
+        (1, "subagent", "find where 'amount' is parsed", ""),
+        (2, "llm", journal_runs.MODEL, journal_runs.SUBAGENT),
+        (2, "tool", "read_file", journal_runs.SUBAGENT),
+        (2, "llm", journal_runs.MODEL, journal_runs.SUBAGENT),
+        (0, "llm", journal_runs.MODEL, "lead_agent"),
+    ]
+    bash, ls = spans[1], spans[2]
+    assert (bash.duration_ms, ls.duration_ms) == (1_600, 180)  # ls answered first
+    assert spans[0].duration_ms == spans[0].reported_ms == 2_350
+    assert spans[0].usage == timeline.Usage(1830, 96, 1926)
+    assert not any(s.end is None or s.error or s.mismatch for s in spans)
+    assert timeline.outcome(succeeded).status == "succeeded"
+
+
+def test_a_failed_deerflow_run_says_why_and_where() -> None:
+    """run.error gives the reason; the failed tool, the LLM error and the unfinished call show."""
+    failed = list(_journal_runs().values())[1]
+    outcome = timeline.outcome(failed)
+    assert (outcome.status, outcome.error_type) == ("failed", "GraphRecursionError")
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("Recursion limit of 25")
+    assert outcome.errors == 3
+    first_error = next(r for r in failed if r["seq"] == outcome.first_error_seq)
+    assert first_error["content"]["status"] == "error"  # the timed-out tool came first
+    spans = timeline.pair_spans(failed)
+    errors = [(s.kind, s.label) for s in spans if s.error]
+    assert errors == [("tool", "bash"), ("llm", "model call failed")]
+    [last] = [s for s in spans if s.end is None]
+    assert (last.kind, last.unfinished) == ("tool", True)  # the run ended without it
+    retry = next(s for s in spans if s.kind == "llm" and s.start_seq > spans[2].start_seq)
+    assert retry.ident == "call-3"  # the failed call used up index 2
+
+
+def test_a_run_cut_off_has_no_end_and_an_open_call() -> None:
+    """No run.end nor run.error: no end recorded, and the call that never answered is open."""
+    cut_off = list(_journal_runs().values())[2]
+    assert timeline.outcome(cut_off).status == "no end recorded"
+    [open_span] = [s for s in timeline.pair_spans(cut_off) if s.end is None]
+    assert (open_span.ident, open_span.unfinished) == ("call_git_diff", False)
+
+
+async def test_the_demo_writer_gives_its_runs_a_real_runs_timing() -> None:
+    """On its simulated clock every span of the demo lasts what its writer reported: no slivers."""
+    from mongo_runevents import MemoryRunEventStore
+    from mongo_runevents.cli.workload import AgentThread, Journal, write_run
+
+    store = MemoryRunEventStore()
+    journal = Journal(store, clock=T0)
+    thread = AgentThread(thread_id="demo", rng=random.Random(7), journal=journal)
+    run_id = await write_run(thread, 3, 4)  # its first step is a subagent task
+    spans = timeline.pair_spans(await store.list_events("demo", run_id))
+    assert len(spans) >= 10
+    assert not any(span.end is None or span.mismatch for span in spans)
+    assert all(span.duration_ms == span.reported_ms for span in spans if span.kind == "llm")
+    task = next(span for span in spans if span.label == "task")
+    assert task.duration_ms is not None
+    assert task.duration_ms > 1_000
+    assert [span.depth for span in spans if span.caller.startswith("subagent:")] == [1, 1]

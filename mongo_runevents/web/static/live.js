@@ -30,6 +30,17 @@
     link.textContent = "#" + String(item.seq);
     row.appendChild(link);
     row.appendChild(document.createTextNode(" "));
+    row.appendChild(span("time", String(item.time)));
+    row.appendChild(document.createTextNode(" "));
+    var run = document.createElement("a");
+    var runHref = String(item.run_href);
+    if (runHref.charAt(0) === "/" && runHref.charAt(1) !== "/") {
+      run.setAttribute("href", runHref);
+    }
+    run.className = "run";
+    run.textContent = String(item.run_id);
+    row.appendChild(run);
+    row.appendChild(document.createTextNode(" "));
     row.appendChild(span("cat", String(item.category)));
     row.appendChild(document.createTextNode(" "));
     row.appendChild(span("type", String(item.event_type)));
