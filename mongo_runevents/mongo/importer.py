@@ -27,7 +27,7 @@ from ..models import NewEvent
 from .codec import event_document_id
 from .driver_errors import DUPLICATE_KEY, translated
 from .reads import Reader
-from .seqs import ThreadLocks
+from .seqs import ThreadLocks, user_activity_path
 from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections, Deployment
 from .transactions import TransactionRunner
 from .writes import Prepared, Writer
@@ -247,9 +247,18 @@ class Importer:
             update["$max"] = {UPDATED_AT_FIELD: latest}
         if any(prepared[position].files for position in fresh):
             update["$set"] = {"has_blobs": True}
-        users = list(dict.fromkeys(u for event, _ in records if (u := event.user_id) is not None))
-        if users:
-            update["$addToSet"] = {USERS_FIELD: {"$each": users}}
+        # Each user's activity: the time of their latest event stored (not the import's).
+        by_user: dict[str, list[str]] = {}
+        for position in fresh:
+            event = records[position][0]
+            if event.user_id is not None:
+                by_user.setdefault(event.user_id, []).append(event.created_at or "")
+        if by_user:
+            update["$addToSet"] = {USERS_FIELD: {"$each": list(by_user)}}
+            for user, times in by_user.items():
+                when = latest_time(times)
+                if when is not None:
+                    update.setdefault("$max", {})[user_activity_path(user)] = when
         counters = self._collections.counters
         seqs: list[int] | None = None
         if not renumber:

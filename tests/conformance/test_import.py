@@ -341,3 +341,21 @@ async def test_verify_agrees_with_an_import_and_names_what_went_missing(
     missing = [d for d in found.differences if d.kind == "missing"]
     assert [(d.seq, d.source) for d in missing] == [(1, "line 4"), (2, "line 5"), (3, "line 6")]
     assert any(d.kind == "ui" for d in found.differences)
+
+
+@pytest.mark.cluster_wide  # list_threads reads every thread's counter
+async def test_an_imported_threads_activity_is_its_events_time_for_everyone_and_each_user(
+    store: RunEventStore,
+) -> None:
+    """list_threads after an import: last activity is the latest event's time, per user too."""
+    await store.import_events(
+        [
+            record(1, second=5, user_id="u"),
+            record(2, second=9, user_id="v"),
+            record(3, second=7, user_id="u"),
+        ]
+    )
+    [thread] = await store.list_threads()
+    assert thread["updated_at"] == "2025-07-01T12:00:09.000000+00:00"
+    [mine] = await store.list_threads(user_id="u")
+    assert mine["updated_at"] == "2025-07-01T12:00:07.000000+00:00"
