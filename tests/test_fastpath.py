@@ -15,9 +15,9 @@ from typing import Any
 
 import bson
 import pytest
-from pydantic import ValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from mongo_runevents import _fastpath, models
 from mongo_runevents._json import same_json
