@@ -14,6 +14,7 @@ batch, the event's index.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
@@ -37,6 +38,7 @@ from ._json import (
     _SURROGATE,
     INT64_MAX,
     StorableValue,
+    conversion_cost,
     same_json,
     storable,
 )
@@ -319,6 +321,11 @@ def new_event(
     fast = _fast_event(data, policy)
     if fast is not None:
         return fast
+    return _fully_validated(data, index, policy)
+
+
+def _fully_validated(data: Any, index: int | None, policy: WritePolicy) -> NewEvent:
+    """One event validated by Pydantic and the Python walk (the fast path did not take it)."""
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
     try:
@@ -327,11 +334,21 @@ def new_event(
         raise _invalid(exc, index) from None
 
 
-def new_event_from_arguments(
+async def new_event_from_arguments_off_loop(
     arguments: dict[str, Any], policy: WritePolicy = DEFAULT_POLICY
 ) -> NewEvent:
-    """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``)."""
-    return new_event({name: arguments[name] for name in EVENT_FIELDS}, policy=policy)
+    """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``).
+
+    A costly event the fast path refuses is validated in a worker thread, as
+    in :func:`new_events_off_loop`.
+    """
+    data = {name: arguments[name] for name in EVENT_FIELDS}
+    fast = _fast_event(data, policy)
+    if fast is not None:
+        return fast
+    if _costly([data]):
+        return await asyncio.to_thread(_fully_validated, data, None, policy)
+    return _fully_validated(data, None, policy)
 
 
 def imported_event(
@@ -379,15 +396,67 @@ def _fast_events(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> li
 
 def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
+    _check_is_batch(events)
+    validated = _fast_events(events, policy)
+    if validated is None:
+        validated = _each_validated(events, policy)
+    return _unique_event_ids(validated)
+
+
+async def new_events_off_loop(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
+    """:func:`new_events`, the full validation of a costly batch in a worker thread.
+
+    A batch the fast path takes is validated on the loop (it is cheap). One it
+    refuses, holding many values to convert (:data:`OFF_LOOP_COST`), is
+    validated in a worker thread, so that the event loop is not held while,
+    say, the ``str()`` of 400 LangChain messages in a ``run.end`` is built:
+    the loop then waits at most the interpreter's switch interval (5 ms) at a
+    time. The caller must not change the events while the call runs, as with
+    any call that awaits.
+    """
+    _check_is_batch(events)
+    validated = _fast_events(events, policy)
+    if validated is None:
+        if _costly(events):
+            validated = await asyncio.to_thread(_each_validated, events, policy)
+        else:
+            validated = _each_validated(events, policy)
+    return _unique_event_ids(validated)
+
+
+#: A batch the fast path refuses is validated in a worker thread when its
+#: conversion is estimated to take longer than this (about a microsecond a
+#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of
+#: 100 LangChain messages, or a few thousand plain values.
+OFF_LOOP_COST = 2000
+
+
+def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether the events' content and metadata are worth converting off the event loop."""
+    cost = 0
+    for event in events:
+        if type(event) is dict:
+            for name in ("content", "metadata"):
+                cost += conversion_cost(event.get(name), OFF_LOOP_COST - cost)
+                if cost >= OFF_LOOP_COST:
+                    return True
+    return False
+
+
+def _check_is_batch(events: Any) -> None:
     if not isinstance(events, (list, tuple)):
         raise InvalidEventError(
             f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
         )
-    validated = _fast_events(events, policy)
-    if validated is None:
-        validated = [
-            new_event(event, index=index, policy=policy) for index, event in enumerate(events)
-        ]
+
+
+def _each_validated(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[NewEvent]:
+    """The events validated one by one (the fast path did not take the batch whole)."""
+    return [new_event(event, index=index, policy=policy) for index, event in enumerate(events)]
+
+
+def _unique_event_ids(validated: list[NewEvent]) -> list[NewEvent]:
+    """``validated``, unless two events of a thread share an ``event_id``."""
     keys: set[tuple[str, str]] = set()
     for index, event in enumerate(validated):
         if event.event_id is not None:

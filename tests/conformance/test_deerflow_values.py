@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -154,6 +155,86 @@ async def test_a_default_that_fails_is_a_typed_error(store_factory: StoreFactory
     with pytest.raises(InvalidEventError, match=r"content\['x'\]"):
         await store.put_batch([event(), event(content={"x": object()})])
     assert await store.list_messages("thread-1") == []
+
+
+# --- a run.end of many messages ----------------------------------------------------
+
+
+def graph_state(messages: int) -> dict[str, Any]:
+    """A graph state as DeerFlow's journal passes it in a run.end: messages and a title."""
+    return {
+        "messages": [
+            AIMessage(content=f"step {n}", tool_calls=[{"name": "search"}]) for n in range(messages)
+        ],
+        "title": "Quarterly report",
+    }
+
+
+def run_end(**fields: Any) -> dict[str, Any]:
+    return event(event_type="run.end", category="outputs", **fields)
+
+
+async def test_a_run_end_of_hundreds_of_messages_is_kept_as_deerflow_keeps_it(
+    store: RunEventStore,
+) -> None:
+    """A run.end of 400 messages (converted off the event loop) keeps json.dumps(default=str)'s value."""
+    state = graph_state(400)
+    expected = as_deerflow_keeps(state)
+    batch = [trace(content={"step": n}) for n in range(19)]
+    records = await store.put_batch([*batch, run_end(content=state)])
+    assert same(records[-1]["content"], expected)
+    single = await store.put(**run_end(run_id="run-2", content=state))
+    assert same(single["content"], expected)
+    record, created = await store.put_if_absent(**run_end(run_id="run-3", content=state))
+    assert created
+    assert same(record["content"], expected)
+    stored = await store.list_events("thread-1", "run-1", event_types=["run.end"])
+    assert same(stored[0]["content"], expected)
+    assert seqs(records) == list(range(1, 21))
+    assert [single["seq"], record["seq"]] == [21, 22]
+
+
+@pytest.mark.parametrize(("messages", "off_the_loop"), [(10, False), (400, True)])
+async def test_a_costly_conversion_runs_off_the_event_loop(
+    store_factory: StoreFactory, messages: int, off_the_loop: bool
+) -> None:
+    """Converting a run.end of 400 objects happens in a worker thread (the loop stays free); 10, on the loop."""
+    threads: set[int] = set()
+
+    def remember_the_thread(value: Any) -> Any:
+        threads.add(threading.get_ident())
+        return str(value)
+
+    store = store_factory(json_default=remember_the_thread)
+    loop_thread = threading.get_ident()
+    state = graph_state(messages)
+    await store.put_batch([event(), run_end(content=state)])
+    await store.put(**run_end(run_id="run-2", content=state))
+    await store.put_if_absent(**run_end(run_id="run-3", content=state))
+    assert threads
+    if off_the_loop:
+        assert loop_thread not in threads
+    else:
+        assert threads == {loop_thread}
+
+
+async def test_a_default_that_fails_off_the_event_loop_is_a_typed_error(
+    store_factory: StoreFactory,
+) -> None:
+    """In a batch converted in a worker thread, a failing json_default still names the event and path."""
+    state = graph_state(400)
+    state["messages"].append(Colour.RED)
+
+    def refuse_colours(value: Any) -> Any:
+        if isinstance(value, Colour):
+            raise RuntimeError("no colours")
+        return str(value)
+
+    store = store_factory(json_default=refuse_colours)
+    with pytest.raises(InvalidEventError, match=r"content\['messages'\]\[400\]") as caught:
+        await store.put_batch([event(), run_end(content=state)])
+    assert caught.value.index == 1
+    assert await store.list_events("thread-1", "run-1") == []
 
 
 async def test_a_default_that_never_yields_json_is_refused(store: RunEventStore) -> None:

@@ -1,0 +1,75 @@
+"""The estimate that decides whether an event's conversion runs off the event loop."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import pytest
+
+from mongo_runevents import models
+from mongo_runevents._json import _DEFAULTED_COST, conversion_cost
+
+
+class Opaque:
+    """An object that goes through json_default."""
+
+
+class Hostile(dict):  # type: ignore[type-arg]
+    """A dict subclass whose methods must not be called by the estimate."""
+
+    def __len__(self) -> int:
+        raise AssertionError("len called")
+
+    def values(self) -> Any:
+        raise AssertionError("values called")
+
+
+@pytest.mark.parametrize(
+    ("value", "cost"),
+    [
+        ("text", 1),
+        (None, 1),
+        ([1, 2.5, True], 4),
+        ({"a": 1, "b": [None]}, 1 + 2 + 1 + 1 + 1),
+        ((1, 2), 3),
+        (Opaque(), _DEFAULTED_COST),
+        ({"messages": [Opaque(), Opaque()]}, 1 + 1 + 1 + 2 * _DEFAULTED_COST),
+    ],
+)
+def test_values_count_one_and_objects_for_the_default_count_more(value: Any, cost: int) -> None:
+    """Each value, key and container counts 1; an object that goes through default counts 20."""
+    assert conversion_cost(value, 10**6) == cost
+
+
+def test_the_count_stops_at_the_limit_whatever_the_size() -> None:
+    """A list of a million values is counted only up to the limit."""
+    assert 100 <= conversion_cost(list(range(10**6)), 100) <= 100 + _DEFAULTED_COST
+    assert conversion_cost([[Opaque()] * 10**6], 100) < 100 + _DEFAULTED_COST
+
+
+def test_deep_nesting_is_counted_without_recursion() -> None:
+    """A value nested 100,000 levels deep is walked without a RecursionError."""
+    value: Any = 0
+    for _ in range(100_000):
+        value = [value]
+    assert conversion_cost(value, 10**6) == 100_001
+
+
+def test_subclasses_are_objects_and_their_methods_are_not_called() -> None:
+    """A dict subclass counts as an object: the estimate calls none of its methods."""
+    assert conversion_cost({"x": Hostile(a=1)}, 10**6) == 2 + _DEFAULTED_COST
+    assert conversion_cost(collections.OrderedDict(a=1), 10**6) == _DEFAULTED_COST
+
+
+def test_a_run_end_of_100_messages_is_costly_and_one_of_10_is_not() -> None:
+    """The threshold sends a run.end of 100 objects off the loop and keeps one of 10 on it."""
+
+    def batch(messages: int) -> list[dict[str, Any]]:
+        state = {"messages": [Opaque() for _ in range(messages)], "title": "t"}
+        return [{"content": {"n": 1}}, {"content": state, "metadata": {"status": "success"}}]
+
+    assert models._costly(batch(100))
+    assert not models._costly(batch(10))
+    assert not models._costly([{"content": list(range(1000))}])
+    assert models._costly([{"content": list(range(5000))}])
