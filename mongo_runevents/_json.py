@@ -297,6 +297,71 @@ def conversion_cost(value: Any, limit: int) -> int:
     return cost
 
 
+class DefaultsAhead:
+    """A ``default`` whose results for some objects were computed ahead of the conversion.
+
+    A store that must convert many objects (the LangChain messages of a
+    ``run.end``) calls :meth:`compute` on each of :func:`defaulted_objects`
+    in slices, letting its event loop run between them; the conversion then
+    gets the results from this object, which it calls as its ``default``.
+    An object it has no result for (one that failed, or that ``default``
+    returned) goes to ``default`` as usual, so what is stored, and any error
+    and where it is reported, are the same as without this.
+    """
+
+    __slots__ = ("default", "results")
+
+    def __init__(self, default: Callable[[Any], Any]) -> None:
+        self.default = default
+        #: ``id(obj)`` -> ``(obj, default(obj))``; holding ``obj`` keeps its id unique.
+        self.results: dict[int, tuple[Any, Any]] = {}
+
+    def compute(self, value: Any) -> None:
+        """Apply ``default`` to ``value`` now; a failure is left for the conversion to report."""
+        try:
+            self.results[id(value)] = (value, self.default(value))
+        except Exception:
+            return
+
+    def __call__(self, value: Any) -> Any:
+        found = self.results.get(id(value))
+        if found is not None and found[0] is value:
+            return found[1]
+        return self.default(value)
+
+
+def defaulted_objects(value: Any) -> list[Any]:
+    """The objects inside ``value`` that :func:`storable` would hand to ``default``, in order.
+
+    Only the exact types ``dict`` (its values), ``list`` and ``tuple`` are looked
+    into, without recursion; no method of the caller's objects is called.
+    """
+    found = []
+    pending = [iter((value,))]
+    while pending:
+        for item in pending[-1]:
+            kind = type(item)
+            if kind is dict:
+                pending.append(iter(item.values()))
+                break
+            if kind is list or kind is tuple:
+                pending.append(iter(item))
+                break
+            if kind not in _PLAIN_TYPES and _defaulted(item):
+                found.append(item)
+        else:
+            pending.pop()
+    return found
+
+
+def _defaulted(item: Any) -> bool:
+    """Whether the conversion hands ``item`` to ``default`` (a subclass of a JSON type it does not)."""
+    try:
+        return not isinstance(item, _NOT_DEFAULTED)
+    except Exception:
+        return False  # an object whose class cannot be read: left to the conversion
+
+
 def copy_json(value: Any) -> Any:
     """Deep-copy a converted value (plain JSON types only): several times faster than ``copy.deepcopy``."""
     kind = type(value)

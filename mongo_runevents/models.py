@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
@@ -37,8 +38,10 @@ from . import _fastpath
 from ._json import (
     _SURROGATE,
     INT64_MAX,
+    DefaultsAhead,
     StorableValue,
     conversion_cost,
+    defaulted_objects,
     same_json,
     storable,
 )
@@ -334,20 +337,20 @@ def _fully_validated(data: Any, index: int | None, policy: WritePolicy) -> NewEv
         raise _invalid(exc, index) from None
 
 
-async def new_event_from_arguments_off_loop(
+async def new_event_from_arguments_yielding(
     arguments: dict[str, Any], policy: WritePolicy = DEFAULT_POLICY
 ) -> NewEvent:
     """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``).
 
-    A costly event the fast path refuses is validated in a worker thread, as
-    in :func:`new_events_off_loop`.
+    A costly event lets the event loop run while it is converted, as in
+    :func:`new_events_yielding`.
     """
     data = {name: arguments[name] for name in EVENT_FIELDS}
     fast = _fast_event(data, policy)
     if fast is not None:
         return fast
     if _costly([data]):
-        return await asyncio.to_thread(_fully_validated, data, None, policy)
+        policy = await _defaults_in_slices([data], policy)
     return _fully_validated(data, None, policy)
 
 
@@ -403,32 +406,58 @@ def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEve
     return _unique_event_ids(validated)
 
 
-async def new_events_off_loop(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
-    """:func:`new_events`, the full validation of a costly batch in a worker thread.
+async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
+    """:func:`new_events`, letting the event loop run while a costly batch is converted.
 
-    A batch the fast path takes is validated on the loop (it is cheap). One it
-    refuses, holding many values to convert (:data:`OFF_LOOP_COST`), is
-    validated in a worker thread, so that the event loop is not held while,
-    say, the ``str()`` of 400 LangChain messages in a ``run.end`` is built:
-    the loop then waits at most the interpreter's switch interval (5 ms) at a
-    time. The caller must not change the events while the call runs, as with
-    any call that awaits.
+    A batch the fast path takes is validated at once (it is cheap). One it
+    refuses, with much to convert (:data:`SLICED_COST`), has ``json_default``
+    applied to its objects first, in slices of :data:`SLICE_SECONDS` with the
+    loop given a turn between them, and is then validated with those results:
+    the ``str()`` of 400 LangChain messages in a ``run.end`` (several
+    milliseconds) no longer holds the loop in one piece. What is stored is
+    the same. The caller must not change the events while the call runs, as
+    with any call that awaits.
     """
     _check_is_batch(events)
     validated = _fast_events(events, policy)
     if validated is None:
         if _costly(events):
-            validated = await asyncio.to_thread(_each_validated, events, policy)
-        else:
-            validated = _each_validated(events, policy)
+            policy = await _defaults_in_slices(events, policy)
+        validated = _each_validated(events, policy)
     return _unique_event_ids(validated)
 
 
-#: A batch the fast path refuses is validated in a worker thread when its
-#: conversion is estimated to take longer than this (about a microsecond a
-#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of
-#: 100 LangChain messages, or a few thousand plain values.
-OFF_LOOP_COST = 2000
+#: A batch the fast path refuses has its objects converted in slices when its
+#: conversion is estimated to take longer than a slice (about a microsecond a
+#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of 50
+#: LangChain messages.
+SLICED_COST = 1000
+#: The longest the conversion of objects holds the event loop at a time.
+SLICE_SECONDS = 0.001
+
+
+async def _defaults_in_slices(
+    events: list[Any] | tuple[Any, ...], policy: WritePolicy
+) -> WritePolicy:
+    """``policy`` with ``json_default`` applied ahead to the events' objects, in slices."""
+    default = policy.json_default
+    if default is None:
+        return policy  # strict: objects are refused, nothing to convert
+    ahead = DefaultsAhead(default)
+    objects = [
+        found
+        for event in events
+        if type(event) is dict
+        for name in ("content", "metadata")
+        for found in defaulted_objects(event.get(name))
+    ]
+    started = time.perf_counter()
+    for found in objects:
+        ahead.compute(found)
+        if time.perf_counter() - started >= SLICE_SECONDS:
+            await asyncio.sleep(0)
+            started = time.perf_counter()
+    return WritePolicy(ahead, policy.max_trace_content)
 
 
 def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
@@ -437,8 +466,8 @@ def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
     for event in events:
         if type(event) is dict:
             for name in ("content", "metadata"):
-                cost += conversion_cost(event.get(name), OFF_LOOP_COST - cost)
-                if cost >= OFF_LOOP_COST:
+                cost += conversion_cost(event.get(name), SLICED_COST - cost)
+                if cost >= SLICED_COST:
                     return True
     return False
 

@@ -1,14 +1,21 @@
-"""The estimate that decides whether an event's conversion runs off the event loop."""
+"""The estimate that decides whether an event's conversion gives the event loop turns."""
 
 from __future__ import annotations
 
 import collections
+import enum
 from typing import Any
 
 import pytest
 
-from mongo_runevents import models
-from mongo_runevents._json import _DEFAULTED_COST, conversion_cost
+from mongo_runevents import InvalidEventError, models
+from mongo_runevents._json import (
+    _DEFAULTED_COST,
+    DefaultsAhead,
+    conversion_cost,
+    defaulted_objects,
+    storable,
+)
 
 
 class Opaque:
@@ -63,7 +70,7 @@ def test_subclasses_are_objects_and_their_methods_are_not_called() -> None:
 
 
 def test_a_run_end_of_100_messages_is_costly_and_one_of_10_is_not() -> None:
-    """The threshold sends a run.end of 100 objects off the loop and keeps one of 10 on it."""
+    """The threshold slices the conversion of a run.end of 100 objects, not one of 10."""
 
     def batch(messages: int) -> list[dict[str, Any]]:
         state = {"messages": [Opaque() for _ in range(messages)], "title": "t"}
@@ -71,5 +78,45 @@ def test_a_run_end_of_100_messages_is_costly_and_one_of_10_is_not() -> None:
 
     assert models._costly(batch(100))
     assert not models._costly(batch(10))
-    assert not models._costly([{"content": list(range(1000))}])
+    assert not models._costly([{"content": list(range(500))}])
     assert models._costly([{"content": list(range(5000))}])
+
+
+class Role(str, enum.Enum):
+    """A str subclass: converted as a str, never given to default."""
+
+    AI = "ai"
+
+
+def test_the_objects_for_the_default_are_found_in_order_without_recursion() -> None:
+    """defaulted_objects lists what storable hands to default, depth-first, even 100,000 levels deep."""
+    first, second, third = Opaque(), Opaque(), Opaque()
+    value = {"a": [first, 1, Role.AI, (second,)], "b": {"c": third}, "d": Hostile(x=Opaque())}
+    # A dict subclass is converted as a dict, not given to default: not looked into here.
+    assert defaulted_objects(value) == [first, second, third]
+    deep: Any = first
+    for _ in range(100_000):
+        deep = [deep]
+    assert defaulted_objects(deep) == [first]
+
+
+def test_results_computed_ahead_convert_as_the_default_would() -> None:
+    """A DefaultsAhead gives the same stored value, and the same error at the same path."""
+    objects = [Opaque() for _ in range(5)]
+    value = {"messages": objects, "when": 7}
+    ahead = DefaultsAhead(str)
+    for found in defaulted_objects(value):
+        ahead.compute(found)
+    assert storable(value, "content", ahead).value == storable(value, "content", str).value
+
+    def refuse_the_third(item: Any) -> Any:
+        if item is objects[2]:
+            raise RuntimeError("no")
+        return str(item)
+
+    ahead = DefaultsAhead(refuse_the_third)
+    for found in objects:
+        ahead.compute(found)
+    assert set(ahead.results) == {id(item) for item in objects} - {id(objects[2])}
+    with pytest.raises(InvalidEventError, match=r"content\['messages'\]\[2\]"):
+        storable(value, "content", ahead)
