@@ -171,40 +171,49 @@ class _Converter:
     def _key(self, key: Any) -> str:
         """A dict key that is not a ``str``, made one as ``json`` does (or through ``default``)."""
         text: str
-        if isinstance(key, str):
+        # The real type (``type``), not ``isinstance``: an object may fake its
+        # class (a ``Mock(spec=str)``, a proxy forwarding ``__class__``), and
+        # ``json`` looks at the real type too.
+        kind = type(key)
+        if issubclass(kind, str):
             text = str.__str__(key)
         elif self.default is None:
             raise _Refused(f"dict key {key!r} is a {type(key).__name__}, not a str")
-        elif key is None or isinstance(key, bool):
+        elif key is None or kind is bool:
             return _JSON_KEYS[key]
-        elif isinstance(key, int):
+        elif issubclass(kind, int):
             return int.__repr__(key)
-        elif isinstance(key, float):
+        elif issubclass(kind, float):
             return _float_key(key)
         else:
             converted = self._call_default(key)
-            text = str.__str__(converted) if isinstance(converted, str) else str(converted)
+            text = str.__str__(converted) if issubclass(type(converted), str) else str(converted)
         if not text.isascii() and _SURROGATE.search(text) is not None:
             raise _Refused("key holds a lone surrogate (not valid Unicode)")
         return text
 
     def _other(self, value: Any, depth: int) -> Any:
-        """A subclass of a JSON type as its base type; anything else through ``default``."""
-        if isinstance(value, str):
+        """A subclass of a JSON type as its base type; anything else through ``default``.
+
+        Subclasses are told by the real type (``type``), as ``json`` tells
+        them: an object that fakes its class (``Mock(spec=str)``, a proxy
+        forwarding ``__class__``) passes ``isinstance`` but is no ``str``, and
+        goes through ``default`` like any other object.
+        """
+        kind = type(value)
+        if issubclass(kind, str):
             return self.convert(str.__str__(value), depth)
-        if isinstance(value, bool):  # pragma: no cover - bool cannot be subclassed
-            return bool(value)
-        if isinstance(value, int):
+        if issubclass(kind, int):
             return self.convert(int.__int__(value), depth)
-        if isinstance(value, float):
+        if issubclass(kind, float):
             return self.convert(float.__float__(value), depth)
-        if isinstance(value, dict):
+        if issubclass(kind, dict):
             return self._dict(value, depth)
-        if isinstance(value, list):
+        if issubclass(kind, list):
             # Its items as stored, whatever its __iter__ says, as json.dumps
             # (and pydantic-core, on the fast path) read a list subclass.
             return self._list(list.copy(value), depth)
-        if isinstance(value, tuple) and self.default is not None:
+        if issubclass(kind, tuple) and self.default is not None:
             return self._list(value, depth)
         if self.default is None:
             raise _Refused(
@@ -215,7 +224,7 @@ class _Converter:
         # that keeps returning objects that are not JSON is given up on.
         for _ in range(_DEFAULT_STEPS):
             value = self._call_default(value)
-            if not isinstance(value, _NOT_DEFAULTED):
+            if not issubclass(type(value), _NOT_DEFAULTED):
                 continue
             return self.convert(value, depth)
         raise _Refused(

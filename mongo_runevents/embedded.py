@@ -118,9 +118,20 @@ class EmbeddedServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
-        """Start the daemon and wait until it accepts connections."""
+        """Start the daemon and wait until it accepts connections.
+
+        Interrupted while waiting (Ctrl-C, a signal turned into an exception),
+        it stops the daemon before the interruption goes on: a detached daemon
+        would otherwise outlive the command with nobody knowing about it.
+        """
         if self.running:
             return self
+        self.spawn()
+        self.wait_until_ready(timeout)
+        return self
+
+    def spawn(self) -> int:
+        """Start the daemon process, without waiting for it; return its pid."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [_daemon_path(), "--storage-path", str(self.data_dir)]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "WARNING"]
@@ -137,8 +148,15 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=self.detached,
             )
-        self._wait_until_listening(timeout)
-        return self
+        return self._process.pid
+
+    def wait_until_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the spawned daemon accepts connections; stop it if that fails or is interrupted."""
+        try:
+            self._wait_until_listening(timeout)
+        except BaseException:
+            self.stop(timeout=5.0)
+            raise
 
     def _wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -309,7 +327,9 @@ class SharedServer:
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, standalone: bool = False) -> None:
-        self.data_dir = Path(data_dir)
+        # Absolute, so that the daemon's command line names the folder the
+        # same way whatever directory a later command runs from.
+        self.data_dir = Path(data_dir).absolute()
         self.standalone = standalone
         self.port = 0
         self._server: EmbeddedServer | None = None
@@ -324,16 +344,10 @@ class SharedServer:
         """Whether the recorded daemon is alive, SecantusDB on this folder and port, and answers."""
         if not _alive(state.pid):
             return False
-        words = _command_line(state.pid)
-        folder = str(self.data_dir)
-        on_folder = any(
-            word == folder or Path(word).resolve() == self.data_dir.resolve()
-            for word in words
-            if word and not word.startswith("-")
-        )
-        if not (any(_DAEMON in word for word in words) and on_folder and str(state.port) in words):
+        daemon = _daemon_of(state.pid)
+        if daemon is None or not _same_folder(daemon.folder, self.data_dir):
             return False
-        return _answers_hello(state.port)
+        return daemon.port == state.port and _answers_hello(state.port)
 
     def start(self) -> str:
         """Start the folder's daemon, or join the one running; say which."""
@@ -353,15 +367,31 @@ class SharedServer:
                     self.port, self._joined = state.port, True
                     return note
                 note = "started; replaced a stale record of a server that is gone"
-                if _alive(state.pid) and _DAEMON in " ".join(_command_line(state.pid)):
-                    # Ours but not answering: stop it, so that its storage is free.
-                    _terminate(state.pid)
-                    note = "started; stopped a server on this folder that did not answer"
                 _State.remove(self.data_dir)
+            # A daemon on this folder that no record names (or a record does
+            # not name right): a command was stopped before it wrote one. It
+            # holds the folder's storage: use it if it answers, else stop it.
+            # Only daemons on this very folder: a recorded pid that now
+            # belongs to another folder's daemon is none of ours.
+            for daemon in _daemons_on(self.data_dir):
+                if _answers_hello(daemon.port):
+                    _State(daemon.pid, daemon.port, self.standalone, [me]).write(self.data_dir)
+                    self.port, self._joined = daemon.port, True
+                    return "found running on this folder without a record; reusing it"
+                _terminate(daemon.pid)
+                note = "started; stopped a server on this folder that did not answer"
             server = EmbeddedServer(self.data_dir, standalone=self.standalone, detached=True)
-            server.start()
-            assert server.pid is not None
-            _State(server.pid, server.port, self.standalone, [me]).write(self.data_dir)
+            try:
+                # The record is written as soon as the daemon exists, so that
+                # a command stopped while it starts (even by SIGKILL) leaves
+                # it findable; an interruption here stops it and drops it.
+                pid = server.spawn()
+                _State(pid, server.port, self.standalone, [me]).write(self.data_dir)
+                server.wait_until_ready()
+            except BaseException:
+                server.stop(timeout=5.0)
+                _State.remove(self.data_dir)
+                raise
             self._server, self.port = server, server.port
             return note
 
@@ -382,9 +412,82 @@ class SharedServer:
             _State.remove(self.data_dir)
             if self._server is not None and self._server.pid == state.pid:
                 self._server.stop()
-            else:
+            elif _alive(state.pid) and _on_folder(state.pid, self.data_dir):
+                # Never another folder's daemon that was given the same pid.
                 _terminate(state.pid)
         self._server = None
+
+
+@dataclass(frozen=True)
+class _Daemon:
+    """A running SecantusDB daemon, as its command line shows it."""
+
+    pid: int
+    folder: Path
+    port: int
+
+
+def _on_folder(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` is a SecantusDB daemon whose storage is ``folder``."""
+    daemon = _daemon_of(pid)
+    return daemon is not None and _same_folder(daemon.folder, folder)
+
+
+def _daemon_of(pid: int, words: list[str] | None = None) -> _Daemon | None:
+    """The daemon ``pid`` runs, its storage folder made absolute; ``None`` if it is no SecantusDB."""
+    if words is None:
+        words = _command_line(pid)
+    if not any(_DAEMON in Path(word).name for word in words[:2]):
+        return None
+    folder = _option(words, "--storage-path")
+    port = _option(words, "--port")
+    if folder is None or port is None or not port.isdigit():
+        return None
+    path = Path(folder)
+    if not path.is_absolute():
+        # Relative to the daemon's own working directory, not ours.
+        try:
+            path = Path(os.readlink(f"/proc/{pid}/cwd")) / path
+        except OSError:
+            return None
+    return _Daemon(pid, path, int(port))
+
+
+def _option(words: list[str], name: str) -> str | None:
+    """The value of ``name`` in a command line (``--name value`` or ``--name=value``)."""
+    for index, word in enumerate(words):
+        if word == name and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith(name + "="):
+            return word[len(name) + 1 :]
+    return None
+
+
+def _same_folder(first: Path, second: Path) -> bool:
+    """Whether two paths name one folder (links and ``..`` included)."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return first.resolve() == second.resolve()
+
+
+def _daemons_on(folder: Path) -> list[_Daemon]:
+    """The SecantusDB daemons whose storage is ``folder`` (Linux: read from ``/proc``)."""
+    found = []
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        words = [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+        daemon = _daemon_of(pid, words)
+        if daemon is not None and _same_folder(daemon.folder, folder):
+            found.append(daemon)
+    return found
 
 
 def _terminate(pid: int, timeout: float = 20.0) -> None:

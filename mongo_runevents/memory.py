@@ -34,6 +34,7 @@ from .queries import (
     ThreadCursor,
     ThreadEvents,
     ThreadList,
+    existing_as_seen_by,
     is_visible_ai_reply,
 )
 from .tail import NewsWaiter
@@ -63,6 +64,8 @@ class _Thread:
     users: set[str] = field(default_factory=set)
     #: The messages of each identity (``get_message_seqs``'s index), in seq order.
     by_identity: dict[str, list[Record]] = field(default_factory=dict)
+    #: When each user last wrote to the thread (a user's listing shows only theirs).
+    user_activity: dict[str, str] = field(default_factory=dict)
     #: Whether an import renumbered some of the thread's events.
     renumbered: bool = False
 
@@ -153,15 +156,17 @@ class MemoryRunEventStore(RunEventStore):
                 stored = event.to_record(thread.last_seq + 1, event.created_at or now)
                 thread.add(stored)
                 thread.updated_at = now
+                if event.user_id is not None:
+                    thread.user_activity[event.user_id] = now
                 self._signal(event.thread_id)
             results.append(_copy(stored))
         return results
 
     async def _write_if_absent(self, event: NewEvent) -> tuple[Record, bool]:
-        # Scoped to the writer's user, like every read: never another user's event.
-        for row in _owned(self._rows(event.thread_id, messages=False), event.user_id):
+        # One event per (thread, run, type) across users; another user's is not shown.
+        for row in self._rows(event.thread_id, messages=False):
             if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
-                return _copy(row), False
+                return existing_as_seen_by(_copy(row), event.user_id), False
         return (await self._write([event]))[0], True
 
     def _stored_with_key(self, index: int, event: NewEvent) -> Record | None:
@@ -239,7 +244,10 @@ class MemoryRunEventStore(RunEventStore):
         skip = set(refused)
         for position, (event, seq) in enumerate(records):
             if position not in skip:
-                self._threads[event.thread_id].add(event.to_record(seq, event.created_at or ""))
+                thread = self._threads[event.thread_id]
+                thread.add(event.to_record(seq, event.created_at or ""))
+                if event.user_id is not None:
+                    thread.user_activity[event.user_id] = now
                 self._signal(event.thread_id)
         return refused
 
@@ -285,10 +293,15 @@ class MemoryRunEventStore(RunEventStore):
         return _copy(row)
 
     async def _list_threads(self, query: ThreadList) -> list[Record]:
+        user = query.user_id
         threads = [
-            (thread.updated_at, thread_id, thread)
+            (
+                thread.updated_at if user is None else thread.user_activity.get(user, ""),
+                thread_id,
+                thread,
+            )
             for thread_id, thread in self._threads.items()
-            if query.user_id is None or query.user_id in thread.users
+            if user is None or user in thread.users
         ]
         threads.sort(reverse=True)
         if query.before is not None:
@@ -297,7 +310,10 @@ class MemoryRunEventStore(RunEventStore):
         return [
             {
                 "thread_id": thread_id,
-                "last_seq": thread.last_seq,
+                # A user's row: the seq of the user's newest event, nothing of another's.
+                "last_seq": thread.last_seq
+                if user is None
+                else max(row["seq"] for row in thread.events if row.get("user_id") == user),
                 "updated_at": updated_at,
                 "cursor": ThreadCursor(updated_at, thread_id).encode(),
             }
@@ -392,6 +408,9 @@ class MemoryRunEventStore(RunEventStore):
                 thread.by_identity[identity] = kept
             else:
                 del thread.by_identity[identity]
+        thread.user_activity = {
+            user: when for user, when in thread.user_activity.items() if user in thread.users
+        }
         return before - len(thread.events)
 
     def _at(self, thread_id: str, seq: int) -> Record | None:

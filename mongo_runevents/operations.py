@@ -8,10 +8,11 @@ and calls the store's primitives, so every store behaves the same.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from . import paging, queries
 from .errors import ImportConflictError, InvalidEventError
@@ -34,8 +35,16 @@ from .queries import (
 from .tail import follow
 from .telemetry import observed
 
+T = TypeVar("T")
+
 #: Records read per query when the store walks a whole thread (export, tail).
 PAGE_SIZE = 500
+#: How many of a store's live tails read at once (their other time is spent
+#: waiting, which takes no connection: see :mod:`mongo_runevents.mongo.changes`).
+#: A write to a thread wakes all its tails; with this bound they take at most
+#: this many of the driver's connections (100 by default), and the rest of the
+#: store's calls still find one.
+TAIL_READS = 8
 
 
 def _conflicts_text(conflicts: list[ImportConflict]) -> str:
@@ -59,6 +68,12 @@ def _interval(value: Any, name: str) -> float:
             f"must be a positive, finite number of seconds, got {value}", field=name
         )
     return float(value)
+
+
+async def _bounded(slots: asyncio.Semaphore, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``read(*args)`` while holding one of ``slots``."""
+    async with slots:
+        return await read(*args)
 
 
 class StoreOperations(StorePrimitives):
@@ -168,15 +183,24 @@ class StoreOperations(StorePrimitives):
         first = _interval(poll_interval, "poll_interval")
         longest = max(first, _interval(max_poll_interval, "max_poll_interval"))
         self._check_open()
+        slots = self._tail_reads()
         async for record in follow(
-            self._read_after,
+            functools.partial(_bounded, slots, self._read_after),
             query,
             self._news(query.thread_id, longest),
-            functools.partial(self._generation, query.thread_id),
+            functools.partial(_bounded, slots, self._generation, query.thread_id),
             poll_interval=first,
             max_poll_interval=longest,
         ):
             yield record
+
+    def _tail_reads(self) -> asyncio.Semaphore:
+        """The store's bound on its live tails' concurrent reads (:data:`TAIL_READS`)."""
+        loop = asyncio.get_running_loop()
+        held: tuple[Any, asyncio.Semaphore] | None = self.__dict__.get("_tail_read_slots")
+        if held is None or held[0] is not loop:  # one per event loop the store is used on
+            held = self.__dict__["_tail_read_slots"] = (loop, asyncio.Semaphore(TAIL_READS))
+        return held[1]
 
     async def _generation(self, thread_id: str) -> int:
         info = await self._thread_info(thread_id)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from ._json import JsonDefault, StorableValue
+from .errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,18 @@ class WritePolicy:
     max_trace_content: int | None = None
 
     def __post_init__(self) -> None:
+        # Checked when the store is built, so that no write fails later for it.
         if self.json_default is not None and not callable(self.json_default):
-            raise TypeError("json_default must be a callable or None")
+            raise ConfigurationError(
+                f"json_default must be a callable or None, got {type(self.json_default).__name__}"
+            )
         limit = self.max_trace_content
         if limit is not None and (
             not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
         ):
-            raise TypeError("max_trace_content must be a non-negative int or None")
+            raise ConfigurationError(
+                f"max_trace_content must be a non-negative int or None, got {limit!r}"
+            )
 
 
 #: What a store does when it is given no policy.

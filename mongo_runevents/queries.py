@@ -108,6 +108,23 @@ def is_visible_ai_reply(record: dict[str, Any]) -> bool:
     )
 
 
+def existing_as_seen_by(record: dict[str, Any], user_id: str | None) -> dict[str, Any]:
+    """What ``put_if_absent`` returns of the run's existing event to a caller acting as ``user_id``.
+
+    The check spans users (one event per thread, run and type), but a caller
+    sees only its own user's events: of another user's event (or one with no
+    user, to a caller with one) it learns only that it exists, as the key it
+    asked about: ``thread_id``, ``run_id``, ``event_type``. No seq, time or content.
+    """
+    if user_id is None or record.get("user_id") == user_id:
+        return record
+    return {
+        "thread_id": record["thread_id"],
+        "run_id": record["run_id"],
+        "event_type": record["event_type"],
+    }
+
+
 # --- queries --------------------------------------------------------------------------
 
 

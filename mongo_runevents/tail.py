@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from .errors import StorageError
-from .paging import ThreadRead, walk
+from .paging import ThreadRead
 from .queries import ThreadEvents
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,11 @@ async def follow(
     """Yield the thread's events after ``query.after_seq``, then new ones as they come, forever.
 
     ``generation()`` tells how often the thread was reset. It is read at the
-    start and at every wake-up, before reading: when it changed, the thread
-    was deleted and begun again at seq 1, and the tail goes on from there.
+    start and after every page read: a page is yielded only if the generation
+    did not change while it was read. When it changed, the thread was deleted
+    and begun again at seq 1: the page (which may hold the new thread's events
+    past the old cursor) is dropped and the tail goes on from seq 1, so no
+    event of the new thread is yielded twice, however long the backlog.
     """
     interval = poll_interval
     # None: not known yet (the server was away); the first answer sets it.
@@ -64,10 +67,7 @@ async def follow(
     try:
         while True:
             try:
-                async for record in walk(read, query):
-                    query = replace(query, after_seq=record["seq"])
-                    interval = poll_interval
-                    yield record
+                page = await read(query)
             except StorageError as exc:
                 if not exc.retryable:
                     raise
@@ -78,13 +78,8 @@ async def follow(
                 await asyncio.sleep(interval)
                 interval = min(interval * 2, max_poll_interval)
                 continue
-            if news is None or not await news.wait():
-                await asyncio.sleep(interval)
-                interval = min(interval * 2, max_poll_interval)
             latest = await _generation(generation, query.thread_id, current)
-            if current is None:
-                current = latest
-            elif latest is not None and latest != current:
+            if current is not None and latest is not None and latest != current:
                 logger.info(
                     "thread %r was reset (generation %d -> %d): following it from seq 1",
                     query.thread_id,
@@ -93,6 +88,18 @@ async def follow(
                 )
                 current = latest
                 query = replace(query, after_seq=0)
+                continue
+            if current is None:
+                current = latest
+            for record in page:
+                query = replace(query, after_seq=record["seq"])
+                interval = poll_interval
+                yield record
+            if len(page) == query.limit:
+                continue  # a backlog: read on before waiting
+            if news is None or not await news.wait():
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, max_poll_interval)
     finally:
         if news is not None:
             await news.close()

@@ -128,12 +128,21 @@ def non_empty(text: str) -> str:
     return text
 
 
+#: The most days ``--retention`` accepts (100 years, the store's own limit).
+MAX_RETENTION_DAYS = 36_525
+
+
 def retention_item(text: str) -> tuple[str, int]:
-    """An argparse type: ``CATEGORY=DAYS``, a category and a whole number of days of at least 1."""
+    """An argparse type: ``CATEGORY=DAYS``, a category and a whole number of days from 1 to 36525."""
     category, equals, days = text.partition("=")
     if not equals or not category:
         raise argparse.ArgumentTypeError(f"expected CATEGORY=DAYS (e.g. trace=30), got {text!r}")
-    return non_empty(category), positive_int(days)
+    count = positive_int(days)
+    if count > MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_RETENTION_DAYS} days (100 years), got {count}"
+        )
+    return non_empty(category), count
 
 
 def positive_seconds(text: str) -> float:

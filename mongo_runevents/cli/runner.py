@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from pymongo.errors import PyMongoError
 
@@ -21,12 +26,56 @@ from ..uri import mask_uri, redact
 from .options import PROG, Command, Context, LocalCommand, client_options
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd, ``docker stop``), raised where the command is, as Ctrl-C is.
+
+    Python's default for SIGTERM ends the process at once, without running any
+    clean-up: the embedded server the command started would be left running.
+    Raised as an exception, it unwinds like Ctrl-C (the store is closed, the
+    server left or stopped), and the command exits with 143 (128 + SIGTERM).
+    """
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    """While the block runs, SIGTERM is ignored (main thread only): clean-up is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(command: Command | LocalCommand, args: argparse.Namespace) -> int:
     """Run ``command`` with the parsed ``args``; return the exit code."""
     try:
-        if isinstance(command, LocalCommand):
-            return command.run(args)
-        return _run_on_store(command, args)
+        with _sigterm_raises():
+            if isinstance(command, LocalCommand):
+                return command.run(args)
+            return _run_on_store(command, args)
+    except Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -60,7 +109,8 @@ def _run_on_store(command: Command, args: argparse.Namespace) -> int:
         return fail(_error_message(exc, hint=False), None)
     finally:
         if server is not None:
-            server.stop()
+            with _sigterm_ignored():
+                server.stop()
 
 
 async def _run(command: Command, args: argparse.Namespace, uri: str, server: str) -> int:

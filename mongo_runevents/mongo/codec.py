@@ -81,13 +81,34 @@ def event_document_id(thread_id: str, event_id: str) -> dict[str, str]:
     return {"thread_id": thread_id, "event_id": event_id}
 
 
-def to_document(event: NewEvent, seq: int, created_at: str) -> dict[str, Any]:
-    """The document stored for ``event``; its ``_id`` is made here so a failed write can be traced."""
+def singleton_document_id(thread_id: str, run_id: str, event_type: str) -> dict[str, str]:
+    """The ``_id`` of an event written by ``put_if_absent`` (without an ``event_id``).
+
+    One event per thread, run and type: the ``_id`` index refuses a second
+    one on every deployment, standalone servers too, whichever process or
+    user writes it. Its fields differ from :func:`event_document_id`'s, so
+    the two kinds of key never collide.
+    """
+    return {"thread_id": thread_id, "run_id": run_id, "event_type": event_type}
+
+
+def to_document(
+    event: NewEvent, seq: int, created_at: str, document_id: Any = None
+) -> dict[str, Any]:
+    """The document stored for ``event``; its ``_id`` is made here so a failed write can be traced.
+
+    ``document_id`` overrides the ``_id`` (``put_if_absent``'s, see
+    :func:`singleton_document_id`).
+    """
     content, metadata = event.content, event.metadata
+    if document_id is None:
+        document_id = (
+            ObjectId()
+            if event.event_id is None
+            else event_document_id(event.thread_id, event.event_id)
+        )
     document: dict[str, Any] = {
-        "_id": ObjectId()
-        if event.event_id is None
-        else event_document_id(event.thread_id, event.event_id),
+        "_id": document_id,
         "thread_id": event.thread_id,
         "run_id": event.run_id,
         "event_type": event.event_type,

@@ -18,8 +18,8 @@ from ..queries import Deletion
 from .blobs import BLOBS_FIELD
 from .driver_errors import translated
 from .reads import owned
-from .seqs import ThreadLocks
-from .setup import GENERATION_FIELD, USERS_FIELD, Collections, Deployment
+from .seqs import ThreadLocks, user_activity_path
+from .setup import GENERATION_FIELD, USER_ACTIVITY_FIELD, USERS_FIELD, Collections, Deployment
 from .transactions import TransactionRunner
 
 
@@ -86,46 +86,97 @@ class Deleter:
         deleted: int = result.deleted_count
         return deleted
 
-    async def _reset_counter(self, thread_id: str, session: Any) -> dict[str, Any] | None:
-        """The thread's counter as it was before being reset (``None`` for an unknown thread)."""
+    async def _reset_counter(
+        self, thread_id: str, session: Any, last_seq: int | None = None
+    ) -> dict[str, Any] | None:
+        """The thread's counter as it was before being reset (``None``: nothing was reset).
+
+        A thread already at ``last_seq: 0`` (reset before, or unknown) is left
+        as it is: resetting nothing is no new generation, as on every store.
+        With ``last_seq``, the counter is reset only if it still holds that
+        value: a writer that reserved a seq since then keeps its numbering.
+        """
+        found: dict[str, Any] = {"_id": thread_id, "last_seq": {"$gt": 0}}
+        if last_seq is not None:
+            found["last_seq"] = last_seq
         counter: dict[str, Any] | None = await self._collections.counters.find_one_and_update(
-            {"_id": thread_id},
+            found,
             {
                 "$set": {"last_seq": 0},
                 "$inc": {GENERATION_FIELD: 1},
-                "$unset": {"has_blobs": "", USERS_FIELD: ""},
+                "$unset": {"has_blobs": "", USERS_FIELD: "", USER_ACTIVITY_FIELD: ""},
             },
             session=session,
         )
         return counter
 
     async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
-        """Delete the thread's counter (and blobs) if it holds no event.
+        """Reset the thread's numbering if it holds no event (after a per-user delete).
 
-        In a transaction, a writer that adds an event meanwhile has updated the
-        counter, so deleting it conflicts and the check runs again.
+        Nothing but the counter changes: the thread holds no event to delete,
+        and whatever another process writes meanwhile must stay. In a
+        transaction, a writer that adds an event meanwhile has updated the
+        counter, so the reset conflicts and the check runs again. Without one,
+        the counter is reset only if it still holds the value read before the
+        thread was found empty: a writer that reserved a seq since keeps its
+        numbering (as after a whole-thread delete, a writer that reserved a
+        seq just before and inserts it after is caught by the unique index).
         """
+        counter = await self._collections.counters.find_one(
+            {"_id": thread_id}, {"last_seq": 1}, session=session
+        )
+        if counter is None or not counter.get("last_seq"):
+            return
         remaining = await self._collections.events.find_one(
             {"thread_id": thread_id}, {"_id": 1}, session=session
         )
         if remaining is None:
-            await self._delete_thread(thread_id, session)
+            await self._reset_counter(thread_id, session, last_seq=counter["last_seq"])
 
     async def _delete_events(self, query: dict[str, Any]) -> int:
         """Delete the events matching ``query`` (within one thread) and their blobs."""
         events, counters = self._collections.events, self._collections.counters
+        thread_id = query["thread_id"]
         with translated("deleting events"):
             # Only threads whose counter says they ever had blobs are searched
             # for them: reading the counter by _id is cheap on every server.
-            flagged = await counters.find_one(
-                {"_id": query["thread_id"], "has_blobs": True}, {"_id": 1}
-            )
-            file_ids = await self._blob_ids(query) if flagged is not None else []
+            counter = await counters.find_one({"_id": thread_id}, {"has_blobs": 1, USERS_FIELD: 1})
+            flagged = counter is not None and counter.get("has_blobs")
+            file_ids = await self._blob_ids(query) if flagged else []
             result = await events.delete_many(query)
             if file_ids:
-                await self._collections.blobs.delete(query["thread_id"], file_ids, None)
+                await self._collections.blobs.delete(thread_id, file_ids, None)
+            users = list((counter or {}).get(USERS_FIELD) or [])
+            if "user_id" in query:
+                users = [user for user in users if user == query["user_id"]]
+            if result.deleted_count and users:
+                await self._forget_users_without_events(thread_id, users)
         deleted: int = result.deleted_count
         return deleted
+
+    async def _forget_users_without_events(self, thread_id: str, users: list[str]) -> None:
+        """Take the users who hold no event of the thread any more off its counter.
+
+        A user's thread listing then leaves the thread out, as on every store.
+        The counter changes only if the user's activity is still the one read
+        before their events were found gone: a user who writes meanwhile stays.
+        """
+        counters = self._collections.counters
+        for user in users:
+            path = user_activity_path(user)
+            counter = await counters.find_one({"_id": thread_id, USERS_FIELD: user}, {path: 1})
+            if counter is None:
+                continue
+            remaining = await self._collections.events.find_one(
+                {"thread_id": thread_id, "user_id": user}, {"_id": 1}
+            )
+            if remaining is not None:
+                continue
+            seen = counter.get(USER_ACTIVITY_FIELD, {}).get(path.split(".", 1)[1])
+            await counters.update_one(
+                {"_id": thread_id, USERS_FIELD: user, path: seen or {"$exists": False}},
+                {"$pull": {USERS_FIELD: user}, "$unset": {path: ""}},
+            )
 
     async def _blob_ids(self, query: dict[str, Any]) -> list[Any]:
         """The blobs of the events ``query`` names (a run's, or one user's part of a thread).

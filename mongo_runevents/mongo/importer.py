@@ -21,6 +21,7 @@ from ..importing import ImportLookup, ThreadHoldings, matches
 from ..models import NewEvent, utc_now_iso
 from .driver_errors import DUPLICATE_KEY, translated
 from .reads import Reader
+from .seqs import user_activity_path
 from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections, Deployment
 from .writes import Prepared, Writer
 
@@ -190,4 +191,5 @@ def _counter_updates(
             users = update.setdefault("$addToSet", {USERS_FIELD: {"$each": []}})[USERS_FIELD]
             if event.user_id not in users["$each"]:
                 users["$each"].append(event.user_id)
+            update["$set"][user_activity_path(event.user_id)] = now
     return dict(sorted(updates.items()))

@@ -7,6 +7,7 @@ validated a page at a time on the way out (:func:`~mongo_runevents.records.store
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -31,7 +32,14 @@ from . import compat
 from .blobs import BLOBS_FIELD
 from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD, from_document
 from .driver_errors import translated
-from .setup import GENERATION_FIELD, UPDATED_AT_FIELD, USERS_FIELD, Collections
+from .seqs import user_activity_path
+from .setup import (
+    GENERATION_FIELD,
+    UPDATED_AT_FIELD,
+    USER_ACTIVITY_FIELD,
+    USERS_FIELD,
+    Collections,
+)
 
 #: The largest first batch asked for; a reply is capped at 16 MiB anyway.
 _MAX_BATCH = 100_000
@@ -261,10 +269,10 @@ class Reader:
 
     async def list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
         """A page of threads from their counters, newest activity first."""
+        if query.user_id is not None:
+            return await self._list_user_threads(query, query.user_id)
         # A thread reset by a delete keeps its counter at last_seq 0: not listed.
         found: dict[str, Any] = {"last_seq": {"$gt": 0}}
-        if query.user_id is not None:
-            found[USERS_FIELD] = query.user_id
         if query.before is not None:
             when, thread_id = query.before.updated_at, query.before.thread_id
             found["$or"] = [
@@ -289,6 +297,57 @@ class Reader:
                     "cursor": ThreadCursor(updated_at, row["_id"]).encode(),
                 }
             )
+        return threads
+
+    async def _list_user_threads(self, query: ThreadList, user_id: str) -> list[dict[str, Any]]:
+        """A page of one user's threads, by that user's own activity: nothing of another user's.
+
+        ``updated_at`` is when the user last wrote to the thread (kept per user
+        on its counter), ``last_seq`` the seq of the user's newest event in it.
+        The user's threads are read from the counters' user index and sorted
+        here: the cost grows with how many threads the user wrote to (an
+        operator's or a viewer's call, not a request path of the agent server).
+        """
+        path = user_activity_path(user_id)
+        key = path.split(".", 1)[1]
+        with translated("listing threads"):
+            rows = await self._counters.find(
+                {USERS_FIELD: user_id, "last_seq": {"$gt": 0}}, {USER_ACTIVITY_FIELD: 1}
+            ).to_list(None)
+        candidates = sorted(
+            ((str((row.get(USER_ACTIVITY_FIELD) or {}).get(key, "")), row["_id"]) for row in rows),
+            reverse=True,
+        )
+        if query.before is not None:
+            limit = (query.before.updated_at, query.before.thread_id)
+            candidates = [candidate for candidate in candidates if candidate < limit]
+        threads: list[dict[str, Any]] = []
+        for start in range(0, len(candidates), query.limit):
+            chunk = candidates[start : start + query.limit]
+            with translated("listing threads"):
+                newest = await asyncio.gather(
+                    *(
+                        self._events.find_one(
+                            {"thread_id": thread_id, "user_id": user_id},
+                            {"_id": 0, "seq": 1},
+                            sort=[("seq", DESCENDING)],
+                        )
+                        for _, thread_id in chunk
+                    )
+                )
+            for (updated_at, thread_id), last in zip(chunk, newest, strict=True):
+                if last is None:
+                    continue  # the user's events were deleted just now
+                threads.append(
+                    {
+                        "thread_id": thread_id,
+                        "last_seq": int(last["seq"]),
+                        "updated_at": updated_at,
+                        "cursor": ThreadCursor(updated_at, thread_id).encode(),
+                    }
+                )
+                if len(threads) == query.limit:
+                    return threads
         return threads
 
     async def thread_info(self, thread_id: str) -> dict[str, Any] | None:

@@ -1,10 +1,11 @@
 """Reserving seqs: one counter document per thread, advanced with ``findOneAndUpdate``.
 
 A counter is ``{_id: thread_id, last_seq: n, updated_at: <ISO time>, users:
-[...], has_blobs: true?}``. A write reserves a block of consecutive seqs for
+[...], user_activity: {<user>: <ISO time>}, has_blobs: true?}``. A write reserves a block of consecutive seqs for
 each thread it touches by ``$inc``-ing ``last_seq`` by the block's size
-(upserted, so a thread's first write creates its counter); ``updated_at`` and
-``users`` let operators list threads by activity, ``has_blobs`` tells deletes
+(upserted, so a thread's first write creates its counter); ``updated_at``,
+``users`` and ``user_activity`` (each user's own last write, so that a user's
+listing shows nothing of another's) let operators list threads by activity, ``has_blobs`` tells deletes
 to look for out-of-line fields. Writers of one thread in different processes
 therefore conflict on its counter, which in a transaction puts their commits
 in seq order.
@@ -22,7 +23,8 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from ..errors import StorageError
-from .setup import UPDATED_AT_FIELD, USERS_FIELD
+from .codec import escape_key
+from .setup import UPDATED_AT_FIELD, USER_ACTIVITY_FIELD, USERS_FIELD
 
 #: How many times a counter upsert that lost a race with another is retried.
 _UPSERT_ATTEMPTS = 5
@@ -37,6 +39,11 @@ class Block:
     users: tuple[str, ...] = ()
 
 
+def user_activity_path(user_id: str) -> str:
+    """The counter field holding when ``user_id`` last wrote to the thread (the key escaped)."""
+    return f"{USER_ACTIVITY_FIELD}.{escape_key(user_id)}"
+
+
 def counter_update(block: Block, now: str) -> dict[str, Any]:
     """The update that reserves ``block`` on a thread's counter."""
     update: dict[str, Any] = {"$inc": {"last_seq": block.count}, "$set": {UPDATED_AT_FIELD: now}}
@@ -44,6 +51,8 @@ def counter_update(block: Block, now: str) -> dict[str, Any]:
         update["$set"]["has_blobs"] = True
     if block.users:
         update["$addToSet"] = {USERS_FIELD: {"$each": list(block.users)}}
+        for user in block.users:
+            update["$set"][user_activity_path(user)] = now
     return update
 
 

@@ -58,6 +58,8 @@ OBSOLETE_INDEXES = ("thread_run_blobs", "thread_event_id")
 UPDATED_AT_FIELD = "updated_at"
 #: The field of a counter listing the users who wrote to its thread.
 USERS_FIELD = "users"
+#: The field of a counter mapping each user (key escaped) to when they last wrote to its thread.
+USER_ACTIVITY_FIELD = "user_activity"
 #: The field of a counter counting how often its thread was reset (deleted whole).
 GENERATION_FIELD = "generation"
 
@@ -123,14 +125,26 @@ class Deployment:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
+#: The longest retention period accepted: 100 years. An event's expiry is its
+#: write time plus the period, which must stay a date MongoDB and Python hold.
+MAX_RETENTION = timedelta(days=36_525)
+
+
 def check_retention(retention: Mapping[str, timedelta] | None) -> dict[str, timedelta]:
-    """The retention setting: categories mapped to positive ``timedelta`` periods."""
+    """The retention setting: categories mapped to positive ``timedelta`` periods of 100 years at most."""
+    if retention is not None and not isinstance(retention, Mapping):
+        raise ConfigurationError(
+            f"retention must map categories to timedeltas, got {type(retention).__name__}"
+        )
     checked: dict[str, timedelta] = {}
     for category, period in (retention or {}).items():
         if not isinstance(category, str) or not category:
             raise ConfigurationError(f"retention: {category!r} is not a category name")
-        if not isinstance(period, timedelta) or period <= timedelta(0):
-            raise ConfigurationError(f"retention[{category!r}] must be a positive timedelta")
+        if not isinstance(period, timedelta) or not timedelta(0) < period <= MAX_RETENTION:
+            raise ConfigurationError(
+                f"retention[{category!r}] must be a positive timedelta of at most "
+                f"{MAX_RETENTION.days} days, got {period!r}"
+            )
         checked[category] = period
     return checked
 
@@ -248,12 +262,26 @@ async def _settle_retention(
 ) -> dict[str, timedelta]:
     """Record the given retention, or read the one recorded for the collection."""
     if retention is not None:
-        periods = {category: period.total_seconds() for category, period in retention.items()}
-        await settings.replace_one({"_id": RETENTION_SETTING}, {"periods": periods}, upsert=True)
+        seconds = {category: period.total_seconds() for category, period in retention.items()}
+        await settings.replace_one({"_id": RETENTION_SETTING}, {"periods": seconds}, upsert=True)
         return dict(retention)
     recorded = await settings.find_one({"_id": RETENTION_SETTING})
     if recorded is None:
         return {}
-    return check_retention(
-        {category: timedelta(seconds=seconds) for category, seconds in recorded["periods"].items()}
-    )
+    try:
+        periods = {
+            category: timedelta(seconds=seconds)
+            for category, seconds in recorded["periods"].items()
+        }
+    except (KeyError, AttributeError, TypeError, ValueError, OverflowError) as exc:
+        raise ConfigurationError(
+            f"the retention recorded in {settings.name} is not valid ({exc}); "
+            "record a valid one with mongo-runevents init --retention"
+        ) from exc
+    try:
+        return check_retention(periods)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"the retention recorded in {settings.name} is not valid: {exc}; "
+            "record a valid one with mongo-runevents init --retention"
+        ) from exc

@@ -53,7 +53,7 @@ from ..tail import NewsWaiter
 from ..telemetry import observed
 from ..uri import mask_uri, redact, uri_hint
 from . import compat
-from .changes import ChangeStreamWaiter
+from .changes import ChangeHub
 from .deletes import Deleter
 from .driver_errors import translated
 from .importer import import_records, look_up, reserve_renumbered
@@ -72,6 +72,10 @@ from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
 #: The database ``from_uri`` opens when it is given none (the CLI and the
 #: DeerFlow settings use the same).
 DEFAULT_DATABASE = "mongo_runevents"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class MongoRunEventStore(RunEventStore):
@@ -129,10 +133,17 @@ class MongoRunEventStore(RunEventStore):
         compat.check_database(database)
         if not isinstance(collection, str) or not collection:
             raise ConfigurationError("collection must be a non-empty str")
-        if not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES:
+        if (
+            not _is_int(inline_limit_bytes)
+            or not 0 < inline_limit_bytes <= DEFAULT_INLINE_LIMIT_BYTES
+        ):
             raise ConfigurationError(
-                f"inline_limit_bytes must be between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
+                f"inline_limit_bytes must be an int between 1 and {DEFAULT_INLINE_LIMIT_BYTES}"
             )
+        if not _is_int(max_event_bytes) or max_event_bytes < 1:
+            raise ConfigurationError("max_event_bytes must be a positive int")
+        if transactions is not None and not isinstance(transactions, bool):
+            raise ConfigurationError("transactions must be True, False or None")
         self._collections = Collections.named(database, collection, counters_collection)
         self._transactions_requested = transactions
         self._retention_given = None if retention is None else check_retention(retention)
@@ -153,6 +164,7 @@ class MongoRunEventStore(RunEventStore):
             max_event_bytes=max_event_bytes,
         )
         self._deleter = Deleter(self._collections, runner, locks)
+        self._changes = ChangeHub(self._collections.events, self._change_streams)
 
     @classmethod
     @asynccontextmanager
@@ -211,6 +223,7 @@ class MongoRunEventStore(RunEventStore):
     async def close(self) -> None:
         """Close the client if the store made it (:meth:`from_uri`, :meth:`connect`)."""
         await super().close()
+        await self._changes.close()
         client, self._owned_client = self._owned_client, None
         if client is not None:
             await client.close()
@@ -348,7 +361,5 @@ class MongoRunEventStore(RunEventStore):
         return self._change_streams_known
 
     def _news(self, thread_id: str, max_wait: float) -> NewsWaiter:
-        async def has_change_streams() -> bool:
-            return await self._change_streams()
-
-        return ChangeStreamWaiter(self._collections.events, thread_id, max_wait, has_change_streams)
+        # Every tail of the store shares one change stream (see .changes).
+        return self._changes.waiter(thread_id, max_wait)

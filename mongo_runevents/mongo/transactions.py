@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from typing import Any, TypeVar
 from bson.errors import BSONError
 from pymongo.errors import PyMongoError
 
-from ..errors import StorageError
+from ..errors import ConfigurationError, StorageError
 from ..telemetry import count_retry
 from . import compat
 from .driver_errors import translate, translated
@@ -60,6 +61,31 @@ def default_budget(transaction_lifetime_seconds: float) -> float:
     return transaction_lifetime_seconds + BUDGET_MARGIN_SECONDS
 
 
+#: The longest retry budget a store accepts (a day): past that, a writer would
+#: look hung, not patient.
+MAX_RETRY_SECONDS = 86_400.0
+
+
+def check_retry_seconds(value: object) -> float | None:
+    """``transaction_retry_seconds`` checked when the store is built: ``None`` or finite seconds.
+
+    A string, a bool, NaN or an infinity would otherwise fail every write
+    later (a bare ``TypeError``) or retry a conflict forever.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"transaction_retry_seconds must be a number of seconds or None, "
+            f"got {type(value).__name__}"
+        )
+    if not (math.isfinite(value) and 0 <= value <= MAX_RETRY_SECONDS):
+        raise ConfigurationError(
+            f"transaction_retry_seconds must be between 0 and {MAX_RETRY_SECONDS:.0f}, got {value}"
+        )
+    return float(value)
+
+
 class TransactionRunner:
     """Runs ``body(session)`` in a transaction on ``database``'s client.
 
@@ -69,7 +95,7 @@ class TransactionRunner:
 
     def __init__(self, database: Any, retry_seconds: float | None) -> None:
         self._database = database
-        self._retry_seconds = retry_seconds
+        self._retry_seconds = check_retry_seconds(retry_seconds)
 
     async def run(
         self,

@@ -37,10 +37,11 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from .._json import copy_json
 from ..errors import EventIdConflictError, EventTooLargeError, IntegrityError
 from ..models import NewEvent, utc_now_iso
+from ..queries import existing_as_seen_by
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
-from .codec import EXPIRES_AT_FIELD, event_document_id, to_document
+from .codec import EXPIRES_AT_FIELD, event_document_id, singleton_document_id, to_document
 from .driver_errors import duplicate_key_refusals, refuses_as_too_large, translate, translated
-from .reads import PROJECTION, Reader, owned
+from .reads import PROJECTION, Reader
 from .seqs import Block, ThreadLocks, reserve_blocks
 from .setup import Collections, Deployment
 from .transactions import TransactionRunner
@@ -187,6 +188,7 @@ class Writer:
         created_at: str,
         deployment: Deployment,
         measure: bool = True,
+        document_id: Any = None,
     ) -> Prepared:
         """The documents that will store ``event`` (its seq is set later); checks its size.
 
@@ -195,7 +197,7 @@ class Writer:
         here, once: that measures it exactly, and the insert sends those bytes.
         Unless ``measure`` is false: then the driver encodes the document.
         """
-        document = to_document(event, _SEQ_PLACEHOLDER, created_at)
+        document = to_document(event, _SEQ_PLACEHOLDER, created_at, document_id)
         prepared = Prepared(document)
         keep_for = deployment.retention.get(event.category)
         if keep_for is not None:
@@ -281,18 +283,30 @@ class Writer:
     ) -> tuple[dict[str, Any], bool]:
         """Store ``event`` unless its run holds one of its type (``put_if_absent``).
 
-        In transaction mode the look-up and the write share a transaction, and
-        two racing writers both update the thread's counter, so one of them
-        conflicts, retries, and then finds the other's event. In plain mode the
-        per-thread lock makes it atomic within this process only.
+        One event per (thread, run, type), whoever wrote it: the look-up spans
+        users (another user's event is reported, not shown: see
+        :func:`~mongo_runevents.queries.existing_as_seen_by`). The event's
+        ``_id`` is derived from thread, run and type
+        (:func:`~.codec.singleton_document_id`), so the ``_id`` index refuses a
+        second one written by any process, on every deployment; the writer
+        that loses looks again and returns the winner's. In transaction mode
+        the look-up and the write also share a transaction. An event with an
+        ``event_id`` keeps that key's ``_id`` (a retried ``put`` with the key
+        must find it): its uniqueness per run and type rests on the look-up,
+        which is atomic across processes only in transaction mode.
         """
         created = event.created_at or utc_now_iso()
-        prepared = self.prepare(0, event, created, deployment)
-        # Scoped to the writer's user, like every read: never another user's event.
-        query = owned(
-            {"thread_id": event.thread_id, "run_id": event.run_id, "event_type": event.event_type},
-            event.user_id,
+        document_id = (
+            singleton_document_id(event.thread_id, event.run_id, event.event_type)
+            if event.event_id is None
+            else None
         )
+        prepared = self.prepare(0, event, created, deployment, document_id=document_id)
+        query = {
+            "thread_id": event.thread_id,
+            "run_id": event.run_id,
+            "event_type": event.event_type,
+        }
 
         async def attempt(session: Any) -> tuple[dict[str, Any], bool]:
             with translated("looking for an existing event"):
@@ -300,7 +314,8 @@ class Writer:
                     query, PROJECTION, sort=[("seq", ASCENDING)], limit=1, session=session
                 ).to_list(None)
                 if existing:
-                    return (await self._reader.records(existing, session))[0], False
+                    record = (await self._reader.records(existing, session))[0]
+                    return existing_as_seen_by(record, event.user_id), False
             look_up_keys = event.event_id is not None
             [record] = await self._write_once(
                 [event], [prepared], [created], look_up_keys, deployment, session
@@ -308,11 +323,21 @@ class Writer:
             return record, True
 
         async with self._locks.hold([event.thread_id]):
-            if deployment.transactions:
-                return await self._runner.run(
-                    attempt, "writing an event if absent", deployment.transaction_lifetime_seconds
-                )
-            return await attempt(None)
+            for tries in range(1, _EVENT_ID_ATTEMPTS + 1):
+                try:
+                    if deployment.transactions:
+                        return await self._runner.run(
+                            attempt,
+                            "writing an event if absent",
+                            deployment.transaction_lifetime_seconds,
+                        )
+                    return await attempt(None)
+                except IntegrityError as exc:
+                    # Another process stored the run's event of this type (or
+                    # the key) since the look-up: look again.
+                    if not is_event_id_collision(exc) or tries == _EVENT_ID_ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write_once(
         self,
@@ -418,15 +443,14 @@ class Writer:
         (now, and again under new seqs when the caller retries). Otherwise the
         part that reached the server is removed, so that nothing of a failed
         batch stays.
+
+        Both look only at what this attempt wrote (:func:`_own_documents`): an
+        event with an ``event_id`` has a deterministic ``_id``, and another
+        process may have stored the same key meanwhile, under its own seq.
         """
         if isinstance(exc, ConnectionFailure) and documents:
             try:
-                landed = await self._collections.events.count_documents(
-                    {
-                        "thread_id": {"$in": list(by_thread)},
-                        "_id": {"$in": [document["_id"] for document in documents]},
-                    }
-                )
+                landed = await self._collections.events.count_documents(_own_documents(documents))
             except PyMongoError:
                 landed = -1
             if landed == len(documents):
@@ -440,12 +464,11 @@ class Writer:
         files: list[dict[str, Any]],
         by_thread: dict[str, list[int]],
     ) -> None:
-        """Undo what part of a failed plain-mode insert reached the server."""
+        """Undo what part of a failed plain-mode insert reached the server (its own documents only)."""
         threads = {"$in": list(by_thread)}
         try:
-            await self._collections.events.delete_many(
-                {"thread_id": threads, "_id": {"$in": [document["_id"] for document in documents]}}
-            )
+            if documents:
+                await self._collections.events.delete_many(_own_documents(documents))
             if files:
                 await self._collections.blobs.delete(threads, [file["_id"] for file in files], None)
         except PyMongoError:
@@ -454,3 +477,24 @@ class Writer:
                 "some of its events or blobs may remain",
                 sorted(by_thread),
             )
+
+
+def _own_documents(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The filter matching exactly the documents of one write attempt, whoever else wrote.
+
+    An ``_id`` alone is not enough: an event with a key (``event_id``, or the
+    run and type of ``put_if_absent``) has a deterministic ``_id``, which
+    another process may have stored and acknowledged at its own seq. The
+    attempt's seqs were reserved for it alone on the thread's counter, so
+    (thread, ``_id``, seq) is its own document and nobody else's.
+    """
+    by_thread: dict[str, tuple[list[Any], list[int]]] = {}
+    for document in documents:
+        ids, seqs = by_thread.setdefault(document["thread_id"], ([], []))
+        ids.append(document["_id"])
+        seqs.append(document["seq"])
+    clauses = [
+        {"thread_id": thread_id, "_id": {"$in": ids}, "seq": {"$in": seqs}}
+        for thread_id, (ids, seqs) in by_thread.items()
+    ]
+    return clauses[0] if len(clauses) == 1 else {"$or": clauses}

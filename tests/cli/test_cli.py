@@ -147,6 +147,7 @@ def test_mask_uri_hides_passwords(uri: str, expected: str) -> None:
         ["nope"],
         ["init", "--retention", "trace"],
         ["init", "--retention", "trace=0"],
+        ["init", "--retention", "trace=3000000"],
         ["init", "--retention", "=30"],
         ["messages"],
         ["messages", "t", "--before", "-1"],

@@ -6,6 +6,7 @@ store must now answer alike.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,20 +17,52 @@ from tests.factories import event, seqs, trace
 
 
 async def test_put_if_absent_never_returns_another_users_event(store: RunEventStore) -> None:
-    """bob's put_if_absent on a run holding alice's event of that type creates bob's; alice's stays hidden."""
+    """bob's put_if_absent on a run holding alice's event of that type writes nothing and shows nothing of hers."""
     secret = {"password": "alice's"}
-    await store.put(**event(event_type="run.start", user_id="alice", content=secret))
+    await store.put(**event(event_type="run.delivery", user_id="alice", content=secret))
     record, created = await store.put_if_absent(
-        **event(event_type="run.start", user_id="bob", content="bob's")
+        **event(event_type="run.delivery", user_id="bob", content="bob's")
+    )
+    assert not created
+    assert record == {"thread_id": "thread-1", "run_id": "run-1", "event_type": "run.delivery"}
+    assert await store.count_events("thread-1") == 1
+    assert await store.list_events("thread-1", "run-1", user_id="bob") == []
+
+
+async def test_put_if_absent_one_receipt_across_users_and_no_user(store: RunEventStore) -> None:
+    """Recovery (no user) and the owner's worker both storing run.delivery leave exactly one receipt."""
+    recovered, created = await store.put_if_absent(
+        **event(event_type="run.delivery", category="outputs", content={"presented": 0})
     )
     assert created
-    assert record["user_id"] == "bob"
-    assert record["content"] == "bob's"
-    again, created_again = await store.put_if_absent(
-        **event(event_type="run.start", user_id="bob", content="other")
+    owners, owner_created = await store.put_if_absent(
+        **event(
+            event_type="run.delivery",
+            category="outputs",
+            content={"presented": 2},
+            user_id="alice",
+        )
     )
-    assert (again["seq"], created_again) == (record["seq"], False)
-    assert again["content"] == "bob's"
+    assert not owner_created
+    assert "content" not in owners
+    again, again_created = await store.put_if_absent(
+        **event(event_type="run.delivery", category="outputs", content={"presented": 5})
+    )
+    assert (again_created, again["seq"], again["content"]) == (False, 1, {"presented": 0})
+    assert len(await store.list_events("thread-1", "run-1")) == 1
+    assert recovered["seq"] == 1
+
+
+async def test_put_if_absent_returns_the_callers_own_existing_event(store: RunEventStore) -> None:
+    """alice's second put_if_absent gets her own first event back, whole."""
+    first, _ = await store.put_if_absent(
+        **event(event_type="run.delivery", user_id="alice", content={"n": 1})
+    )
+    again, created = await store.put_if_absent(
+        **event(event_type="run.delivery", user_id="alice", content={"n": 2})
+    )
+    assert not created
+    assert again == first
 
 
 async def test_put_if_absent_without_a_user_sees_every_users_event(store: RunEventStore) -> None:
@@ -104,3 +137,104 @@ async def test_import_of_something_that_is_not_records_is_an_input_error(
     """import_events(None) and the like raise InvalidEventError, not TypeError."""
     with pytest.raises(InvalidEventError, match="records"):
         await store.import_events(records)
+
+
+async def test_objects_that_fake_their_class_are_stored_through_default(
+    store: RunEventStore,
+) -> None:
+    """Mock(spec=str), a dict-spec MagicMock and such keys are stored as str(), as json's default=str would."""
+    from unittest.mock import MagicMock, Mock
+
+    fake_str, fake_dict, fake_int = Mock(spec=str), MagicMock(spec=dict), Mock(spec=int)
+    record = await store.put(
+        **event(
+            content={"text": fake_str, "state": fake_dict, "n": [fake_int], fake_str: 1},
+            metadata={"m": fake_dict},
+        )
+    )
+    expected: dict[str, Any] = {
+        "text": str(fake_str),
+        "state": str(fake_dict),
+        "n": [str(fake_int)],
+    }
+    expected[str(fake_str)] = 1
+    assert record["content"] == expected
+    assert record["metadata"] == {"m": str(fake_dict)}
+    [stored] = await store.list_messages("thread-1")
+    assert stored["content"] == expected
+    top = await store.put(**event(content=fake_str))
+    assert top["content"] == str(fake_str)
+
+
+@pytest.mark.cluster_wide
+async def test_a_users_thread_listing_shows_only_that_users_activity(store: RunEventStore) -> None:
+    """bob's listing of a shared thread has bob's last seq and time, and his own order, not alice's."""
+    await store.put(**event("shared", user_id="bob"))
+    await asyncio.sleep(0.002)  # distinct times, whatever the clock's resolution
+    await store.put(**event("bobs-own", user_id="bob"))
+    [bob_own] = [
+        row for row in await store.list_threads(user_id="bob") if row["thread_id"] == "bobs-own"
+    ]
+    bob_shared_before = (await store.list_threads(user_id="bob"))[1]
+    assert bob_shared_before["thread_id"] == "shared"
+    await asyncio.sleep(0.002)
+    await store.put_batch([event("shared", user_id="alice") for _ in range(3)])
+    rows = await store.list_threads(user_id="bob")
+    assert [row["thread_id"] for row in rows] == ["bobs-own", "shared"]
+    shared = rows[1]
+    assert shared["last_seq"] == 1
+    assert shared["updated_at"] == bob_shared_before["updated_at"]
+    assert shared["updated_at"] <= bob_own["updated_at"]
+    [alices] = await store.list_threads(user_id="alice")
+    assert (alices["thread_id"], alices["last_seq"]) == ("shared", 4)
+    # The cursor of a user's row pages on through that user's threads.
+    [second] = await store.list_threads(user_id="bob", before=rows[0]["cursor"])
+    assert second["thread_id"] == "shared"
+
+
+@pytest.mark.cluster_wide
+async def test_a_user_whose_events_are_deleted_no_longer_lists_the_thread(
+    store: RunEventStore,
+) -> None:
+    """After delete_by_run (with or without user_id) takes a user's last events, that user's listing leaves the thread out."""
+    await store.put(**event(run_id="r1", user_id="bob"))
+    await store.put(**event(run_id="r2", user_id="alice"))
+    await store.put(**event(run_id="r3", user_id="carol"))
+    assert await store.delete_by_run("thread-1", "r1") == 1
+    assert await store.delete_by_run("thread-1", "r3", user_id="carol") == 1
+    assert await store.list_threads(user_id="bob") == []
+    assert await store.list_threads(user_id="carol") == []
+    [alices] = await store.list_threads(user_id="alice")
+    assert alices["last_seq"] == 2
+    await store.put(**event(run_id="r4", user_id="bob"))
+    [bobs] = await store.list_threads(user_id="bob")
+    assert bobs["last_seq"] == 4
+
+
+async def test_a_per_user_delete_of_an_empty_thread_starts_no_new_generation(
+    store: RunEventStore,
+) -> None:
+    """Deleting from a thread already reset (per user or whole) leaves its generation as it is."""
+    await store.put(**event(user_id="alice"))
+    assert await store.delete_by_thread("thread-1") == 1
+    info = await store.get_thread("thread-1")
+    assert info is not None
+    assert info["generation"] == 1
+    assert await store.delete_by_thread("thread-1", user_id="alice") == 0
+    assert await store.delete_by_thread("thread-1") == 0
+    info = await store.get_thread("thread-1")
+    assert info is not None
+    assert (info["generation"], info["last_seq"]) == (1, 0)
+
+
+@pytest.mark.cluster_wide
+async def test_imported_events_appear_in_their_users_listing(store: RunEventStore) -> None:
+    """An import lists the thread for the users of its records, with each user's own last seq."""
+    records = [
+        {**event(user_id="alice"), "seq": 1, "created_at": "2025-01-01T00:00:00+00:00"},
+        {**event(user_id="bob"), "seq": 2, "created_at": "2025-01-01T00:00:01+00:00"},
+    ]
+    await store.import_events(records)
+    [alices] = await store.list_threads(user_id="alice")
+    [bobs] = await store.list_threads(user_id="bob")
+    assert (alices["last_seq"], bobs["last_seq"]) == (1, 2)

@@ -54,3 +54,24 @@ async def test_a_live_tail_follows_a_thread_through_a_reset(connection: Connecti
     found = await asyncio.wait_for(tail, timeout=30)
     assert seqs(found) == [1, 2, 3, 1, 2]
     assert [record["content"] for record in found[3:]] == ["new-1", "new-2"]
+
+
+async def test_a_reset_while_a_tail_walks_a_long_backlog_yields_the_new_thread_once(
+    connection: Connection,
+) -> None:
+    """Reset after the tail yielded 500 of an 800-event backlog: the new thread's 1..800 come once each."""
+    writer, reader = connection.store(), connection.store()
+    for start in range(0, 800, 100):
+        await writer.put_batch([event(content=f"old-{n}") for n in range(start, start + 100)])
+    tail = reader.watch("thread-1", poll_interval=0.02, max_poll_interval=0.2)
+    try:
+        old = [await asyncio.wait_for(anext(tail), timeout=30) for _ in range(500)]
+        assert seqs(old) == list(range(1, 501))
+        await writer.delete_by_thread("thread-1")
+        for start in range(0, 800, 100):
+            await writer.put_batch([event(content=f"new-{n}") for n in range(start, start + 100)])
+        new = [await asyncio.wait_for(anext(tail), timeout=30) for _ in range(800)]
+    finally:
+        await tail.aclose()
+    assert seqs(new) == list(range(1, 801))
+    assert [record["content"] for record in new] == [f"new-{n}" for n in range(800)]

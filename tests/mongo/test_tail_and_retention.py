@@ -71,7 +71,14 @@ async def test_retention_marks_only_the_listed_categories(mongo_database: Any) -
 
 
 @pytest.mark.parametrize(
-    "retention", [{"trace": 30}, {"": timedelta(days=1)}, {"trace": timedelta(0)}]
+    "retention",
+    [
+        {"trace": 30},
+        {"": timedelta(days=1)},
+        {"trace": timedelta(0)},
+        {"trace": timedelta(days=3_000_000)},
+        [("trace", timedelta(days=1))],
+    ],
 )
 def test_bad_retention_is_a_configuration_error(retention: Any) -> None:
     """Retention periods must be positive timedeltas keyed by category names."""
