@@ -356,19 +356,12 @@ def defaulted_objects(value: Any) -> list[Any]:
             if kind is list or kind is tuple:
                 pending.append(iter(item))
                 break
-            if kind not in _PLAIN_TYPES and _defaulted(item):
+            # As the conversion tells them: by the real type, not isinstance.
+            if kind not in _PLAIN_TYPES and not issubclass(kind, _NOT_DEFAULTED):
                 found.append(item)
         else:
             pending.pop()
     return found
-
-
-def _defaulted(item: Any) -> bool:
-    """Whether the conversion hands ``item`` to ``default`` (a subclass of a JSON type it does not)."""
-    try:
-        return not isinstance(item, _NOT_DEFAULTED)
-    except Exception:
-        return False  # an object whose class cannot be read: left to the conversion
 
 
 def copy_json(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -120,3 +121,12 @@ def test_results_computed_ahead_convert_as_the_default_would() -> None:
     assert set(ahead.results) == {id(item) for item in objects} - {id(objects[2])}
     with pytest.raises(InvalidEventError, match=r"content\['messages'\]\[2\]"):
         storable(value, "content", ahead)
+
+
+def test_an_object_faking_its_class_is_found_for_the_default() -> None:
+    """A Mock(spec=str) passes isinstance but is no str: it goes to default, ahead too."""
+    fake = mock.Mock(spec=str)
+    assert defaulted_objects({"x": [fake]}) == [fake]
+    ahead = DefaultsAhead(str)
+    ahead.compute(fake)
+    assert storable([fake], "content", ahead).value == storable([fake], "content", str).value
