@@ -461,7 +461,7 @@ async def _defaults_in_slices(
 
 
 def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
-    """Whether the events' content and metadata are worth converting off the event loop."""
+    """Whether converting the events' content and metadata is worth doing in slices."""
     cost = 0
     for event in events:
         if type(event) is dict:
