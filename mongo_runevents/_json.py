@@ -265,6 +265,105 @@ def storable(value: Any, field: str, default: JsonDefault = str) -> StorableValu
     return StorableValue(converted, converter.size, converter.needs_encoding)
 
 
+#: Types :func:`conversion_cost` counts as cheap to convert.
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+#: The estimated cost of an object that goes through ``default``: the ``str()``
+#: of a LangChain message takes 15 to 20 microseconds.
+_DEFAULTED_COST = 20
+
+
+def conversion_cost(value: Any, limit: int) -> int:
+    """About how many microseconds :func:`storable` would take on ``value``, counted up to ``limit``.
+
+    Each value, key and container counts 1; any other object (it goes through
+    ``default``, such as a LangChain message through ``str()``) counts
+    ``_DEFAULTED_COST``. The count stops once it reaches ``limit``, so it
+    visits at most ``limit`` values, whatever the size of ``value``. Only the
+    exact types ``dict``, ``list`` and ``tuple`` are looked into: no method of
+    the caller's objects is called.
+    """
+    cost = 0
+    pending = [iter((value,))]
+    while pending:
+        for item in pending[-1]:
+            kind = type(item)
+            if kind is dict:
+                cost += 1 + len(item)
+                pending.append(iter(item.values()))
+            elif kind is list or kind is tuple:
+                cost += 1
+                pending.append(iter(item))
+            elif kind in _PLAIN_TYPES:
+                cost += 1
+            else:
+                cost += _DEFAULTED_COST
+            if cost >= limit:
+                return cost
+            if kind is dict or kind is list or kind is tuple:
+                break  # go into the container just found
+        else:
+            pending.pop()
+    return cost
+
+
+class DefaultsAhead:
+    """A ``default`` whose results for some objects were computed ahead of the conversion.
+
+    A store that must convert many objects (the LangChain messages of a
+    ``run.end``) calls :meth:`compute` on each of :func:`defaulted_objects`
+    in slices, letting its event loop run between them; the conversion then
+    gets the results from this object, which it calls as its ``default``.
+    An object it has no result for (one that failed, or that ``default``
+    returned) goes to ``default`` as usual, so what is stored, and any error
+    and where it is reported, are the same as without this.
+    """
+
+    __slots__ = ("default", "results")
+
+    def __init__(self, default: Callable[[Any], Any]) -> None:
+        self.default = default
+        #: ``id(obj)`` -> ``(obj, default(obj))``; holding ``obj`` keeps its id unique.
+        self.results: dict[int, tuple[Any, Any]] = {}
+
+    def compute(self, value: Any) -> None:
+        """Apply ``default`` to ``value`` now; a failure is left for the conversion to report."""
+        try:
+            self.results[id(value)] = (value, self.default(value))
+        except Exception:
+            return
+
+    def __call__(self, value: Any) -> Any:
+        found = self.results.get(id(value))
+        if found is not None and found[0] is value:
+            return found[1]
+        return self.default(value)
+
+
+def defaulted_objects(value: Any) -> list[Any]:
+    """The objects inside ``value`` that :func:`storable` would hand to ``default``, in order.
+
+    Only the exact types ``dict`` (its values), ``list`` and ``tuple`` are looked
+    into, without recursion; no method of the caller's objects is called.
+    """
+    found = []
+    pending = [iter((value,))]
+    while pending:
+        for item in pending[-1]:
+            kind = type(item)
+            if kind is dict:
+                pending.append(iter(item.values()))
+                break
+            if kind is list or kind is tuple:
+                pending.append(iter(item))
+                break
+            # As the conversion tells them: by the real type, not isinstance.
+            if kind not in _PLAIN_TYPES and not issubclass(kind, _NOT_DEFAULTED):
+                found.append(item)
+        else:
+            pending.pop()
+    return found
+
+
 def copy_json(value: Any) -> Any:
     """Deep-copy a converted value (plain JSON types only): several times faster than ``copy.deepcopy``."""
     kind = type(value)

@@ -32,8 +32,8 @@ from .importing import (
 )
 from .models import (
     MESSAGE_CATEGORY,
-    new_event_from_arguments,
-    new_events,
+    new_event_from_arguments_yielding,
+    new_events_yielding,
 )
 from .operations import PAGE_SIZE, StoreOperations
 from .policy import WritePolicy
@@ -92,7 +92,7 @@ class RunEventStore(StoreOperations):
         :class:`~mongo_runevents.EventIdConflictError`. ``user_id`` records
         the event's owner (see the read methods).
         """
-        event = new_event_from_arguments(locals(), self._policy)
+        event = await new_event_from_arguments_yielding(locals(), self._policy)
         self._check_open()
         return (await self._write([event]))[0]
 
@@ -107,7 +107,7 @@ class RunEventStore(StoreOperations):
         again: their stored records are returned, so a journal may retry a
         batch (even with new events added) without duplicating anything.
         """
-        validated = new_events(events, self._policy)
+        validated = await new_events_yielding(events, self._policy)
         self._check_open()
         return await self._write(validated) if validated else []
 
@@ -132,7 +132,7 @@ class RunEventStore(StoreOperations):
         and the write are atomic with respect to every other writer of the
         thread (a ``run.start`` is written once, however many callers race).
         """
-        event = new_event_from_arguments(locals(), self._policy)
+        event = await new_event_from_arguments_yielding(locals(), self._policy)
         self._check_open()
         return await self._write_if_absent(event)
 

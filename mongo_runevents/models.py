@@ -14,7 +14,9 @@ batch, the event's index.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -35,7 +37,10 @@ from pydantic import (
 from . import _fastpath
 from ._json import (
     _SURROGATE,
+    DefaultsAhead,
     StorableValue,
+    conversion_cost,
+    defaulted_objects,
     same_json,
     storable,
 )
@@ -351,6 +356,11 @@ def new_event(
     fast = _fast_event(data, policy)
     if fast is not None:
         return fast
+    return _fully_validated(data, index, policy)
+
+
+def _fully_validated(data: Any, index: int | None, policy: WritePolicy) -> NewEvent:
+    """One event validated by Pydantic and the Python walk (the fast path did not take it)."""
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
     try:
@@ -359,11 +369,21 @@ def new_event(
         raise _invalid(exc, index) from None
 
 
-def new_event_from_arguments(
+async def new_event_from_arguments_yielding(
     arguments: dict[str, Any], policy: WritePolicy = DEFAULT_POLICY
 ) -> NewEvent:
-    """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``)."""
-    return new_event({name: arguments[name] for name in EVENT_FIELDS}, policy=policy)
+    """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``).
+
+    A costly event lets the event loop run while it is converted, as in
+    :func:`new_events_yielding`.
+    """
+    data = {name: arguments[name] for name in EVENT_FIELDS}
+    fast = _fast_event(data, policy)
+    if fast is not None:
+        return fast
+    if _costly([data]):
+        policy = await _defaults_in_slices([data], policy)
+    return _fully_validated(data, None, policy)
 
 
 def imported_event(
@@ -414,15 +434,93 @@ def _fast_events(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> li
 
 def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
+    _check_is_batch(events)
+    validated = _fast_events(events, policy)
+    if validated is None:
+        validated = _each_validated(events, policy)
+    return _unique_event_ids(validated)
+
+
+async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
+    """:func:`new_events`, letting the event loop run while a costly batch is converted.
+
+    A batch the fast path takes is validated at once (it is cheap). One it
+    refuses, with much to convert (:data:`SLICED_COST`), has ``json_default``
+    applied to its objects first, in slices of :data:`SLICE_SECONDS` with the
+    loop given a turn between them, and is then validated with those results:
+    the ``str()`` of 400 LangChain messages in a ``run.end`` (several
+    milliseconds) no longer holds the loop in one piece. What is stored is
+    the same. The caller must not change the events while the call runs, as
+    with any call that awaits.
+    """
+    _check_is_batch(events)
+    validated = _fast_events(events, policy)
+    if validated is None:
+        if _costly(events):
+            policy = await _defaults_in_slices(events, policy)
+        validated = _each_validated(events, policy)
+    return _unique_event_ids(validated)
+
+
+#: A batch the fast path refuses has its objects converted in slices when its
+#: conversion is estimated to take longer than a slice (about a microsecond a
+#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of 50
+#: LangChain messages.
+SLICED_COST = 1000
+#: The longest the conversion of objects holds the event loop at a time.
+SLICE_SECONDS = 0.001
+
+
+async def _defaults_in_slices(
+    events: list[Any] | tuple[Any, ...], policy: WritePolicy
+) -> WritePolicy:
+    """``policy`` with ``json_default`` applied ahead to the events' objects, in slices."""
+    default = policy.json_default
+    if default is None:
+        return policy  # strict: objects are refused, nothing to convert
+    ahead = DefaultsAhead(default)
+    objects = [
+        found
+        for event in events
+        if type(event) is dict
+        for name in ("content", "metadata")
+        for found in defaulted_objects(event.get(name))
+    ]
+    started = time.perf_counter()
+    for found in objects:
+        ahead.compute(found)
+        if time.perf_counter() - started >= SLICE_SECONDS:
+            await asyncio.sleep(0)
+            started = time.perf_counter()
+    return WritePolicy(ahead, policy.max_trace_content)
+
+
+def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether converting the events' content and metadata is worth doing in slices."""
+    cost = 0
+    for event in events:
+        if type(event) is dict:
+            for name in ("content", "metadata"):
+                cost += conversion_cost(event.get(name), SLICED_COST - cost)
+                if cost >= SLICED_COST:
+                    return True
+    return False
+
+
+def _check_is_batch(events: Any) -> None:
     if not isinstance(events, (list, tuple)):
         raise InvalidEventError(
             f"put_batch takes a list of event dicts, got {type(events).__name__}", field="events"
         )
-    validated = _fast_events(events, policy)
-    if validated is None:
-        validated = [
-            new_event(event, index=index, policy=policy) for index, event in enumerate(events)
-        ]
+
+
+def _each_validated(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[NewEvent]:
+    """The events validated one by one (the fast path did not take the batch whole)."""
+    return [new_event(event, index=index, policy=policy) for index, event in enumerate(events)]
+
+
+def _unique_event_ids(validated: list[NewEvent]) -> list[NewEvent]:
+    """``validated``, unless two events of a thread share an ``event_id``."""
     keys: set[tuple[str, str]] = set()
     for index, event in enumerate(validated):
         if event.event_id is not None:

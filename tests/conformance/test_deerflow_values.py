@@ -7,9 +7,11 @@ per-user delete left empty to start again at 1.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -154,6 +156,99 @@ async def test_a_default_that_fails_is_a_typed_error(store_factory: StoreFactory
     with pytest.raises(InvalidEventError, match=r"content\['x'\]"):
         await store.put_batch([event(), event(content={"x": object()})])
     assert await store.list_messages("thread-1") == []
+
+
+# --- a run.end of many messages ----------------------------------------------------
+
+
+def graph_state(messages: int) -> dict[str, Any]:
+    """A graph state as DeerFlow's journal passes it in a run.end: messages and a title."""
+    return {
+        "messages": [
+            AIMessage(content=f"step {n}", tool_calls=[{"name": "search"}]) for n in range(messages)
+        ],
+        "title": "Quarterly report",
+    }
+
+
+def run_end(**fields: Any) -> dict[str, Any]:
+    return event(event_type="run.end", category="outputs", **fields)
+
+
+async def test_a_run_end_of_hundreds_of_messages_is_kept_as_deerflow_keeps_it(
+    store: RunEventStore,
+) -> None:
+    """A run.end of 400 messages (converted in slices) keeps json.dumps(default=str)'s value."""
+    state = graph_state(400)
+    expected = as_deerflow_keeps(state)
+    batch = [trace(content={"step": n}) for n in range(19)]
+    records = await store.put_batch([*batch, run_end(content=state)])
+    assert same(records[-1]["content"], expected)
+    single = await store.put(**run_end(run_id="run-2", content=state))
+    assert same(single["content"], expected)
+    record, created = await store.put_if_absent(**run_end(run_id="run-3", content=state))
+    assert created
+    assert same(record["content"], expected)
+    stored = await store.list_events("thread-1", "run-1", event_types=["run.end"])
+    assert same(stored[0]["content"], expected)
+    assert seqs(records) == list(range(1, 21))
+    assert [single["seq"], record["seq"]] == [21, 22]
+
+
+async def test_a_costly_conversion_gives_the_event_loop_turns(
+    store_factory: StoreFactory,
+) -> None:
+    """While a run.end of 400 objects is converted, other tasks run between slices of it."""
+    calls = 0
+
+    def slow_str(value: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.0001)  # a LangChain message's str() takes 15 to 20 us; make it longer
+        return str(value)
+
+    store = store_factory(json_default=slow_str)
+    seen: set[int] = set()
+    done = False
+
+    async def watch() -> None:
+        while not done:
+            seen.add(calls)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    for write in (
+        lambda: store.put_batch([event(), run_end(content=graph_state(400))]),
+        lambda: store.put(**run_end(run_id="run-2", content=graph_state(400))),
+        lambda: store.put_if_absent(**run_end(run_id="run-3", content=graph_state(400))),
+    ):
+        before = calls
+        seen.clear()
+        await write()
+        assert calls == before + 400
+        assert any(before < seen_calls < calls for seen_calls in seen)
+    done = True
+    await watcher
+
+
+async def test_a_default_that_fails_in_a_sliced_conversion_is_a_typed_error(
+    store_factory: StoreFactory,
+) -> None:
+    """In a batch converted in slices, a failing json_default still names the event and the path."""
+    state = graph_state(400)
+    state["messages"].append(Colour.RED)
+
+    def refuse_colours(value: Any) -> Any:
+        if isinstance(value, Colour):
+            raise RuntimeError("no colours")
+        return str(value)
+
+    store = store_factory(json_default=refuse_colours)
+    with pytest.raises(InvalidEventError, match=r"content\['messages'\]\[400\]") as caught:
+        await store.put_batch([event(), run_end(content=state)])
+    assert caught.value.index == 1
+    assert await store.list_events("thread-1", "run-1") == []
 
 
 async def test_a_default_that_never_yields_json_is_refused(store: RunEventStore) -> None:
