@@ -16,7 +16,7 @@ from pymongo.errors import PyMongoError
 
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.mongo import EVENT_INDEXES
-from mongo_runevents.mongo.reads import PROJECTION as _PROJECTION
+from mongo_runevents.mongo.events import PROJECTION as _PROJECTION
 
 #: The collections the store uses by default, and the raw baseline too.
 EVENTS, COUNTERS = "run_events", "run_events_counters"

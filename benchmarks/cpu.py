@@ -6,7 +6,7 @@ The write path, step by step as ``put_batch`` runs it:
   path for plain-JSON events, the full validation for the others);
 - the Python walk alone (``_json.storable`` on content and metadata), what
   the full validation adds to Pydantic for every event that needs it;
-- ``Writer.prepare``: ``codec.to_document`` (document layout, a new
+- ``DocumentBuilder.prepare``: ``codec.to_document`` (document layout, a new
   ``ObjectId``) and its one ``bson.encode``, which measures it;
 - ``Prepared.raw``: the encoded document with its seq patched in, as the
   insert sends it (the driver then copies the bytes instead of encoding);
@@ -86,7 +86,7 @@ def _profile(
                 storable(event.get("metadata") or {}, "metadata")
 
     prepared = [
-        store._writer.prepare(index, event, now, DEPLOYMENT)
+        store._documents.prepare(index, event, now, DEPLOYMENT)
         for index, event in enumerate(validated)
     ]
     for seq, item in enumerate(prepared, 1):
@@ -94,7 +94,7 @@ def _profile(
 
     def prepare() -> None:
         for index, event in enumerate(validated):
-            store._writer.prepare(index, event, now, DEPLOYMENT)
+            store._documents.prepare(index, event, now, DEPLOYMENT)
 
     def raw() -> None:
         for item in prepared:

@@ -7,7 +7,7 @@ events, as ``put_batch`` runs them:
 
 - ``models.new_events`` (validation: the pydantic-core fast path for
   plain-JSON events, Pydantic plus the Python walk for the others);
-- ``Writer.prepare`` (``codec.to_document``: layout, a new ``ObjectId``; its
+- ``DocumentBuilder.prepare`` (``codec.to_document``: layout, a new ``ObjectId``; its
   one ``bson.encode``, which also measures it);
 - ``NewEvent.to_record`` (the records ``put_batch`` returns);
 - ``Prepared.raw`` (the encoded document with its seq, what ``insert_many``
@@ -51,7 +51,7 @@ def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) ->
         now = utc_now_iso()
         events = new_events(group)
         prepared = [
-            store._writer.prepare(index, event, now, DEPLOYMENT)
+            store._documents.prepare(index, event, now, DEPLOYMENT)
             for index, event in enumerate(events)
         ]
         for seq, (event, item) in enumerate(zip(events, prepared, strict=True), 1):

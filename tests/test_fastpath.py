@@ -23,7 +23,7 @@ from mongo_runevents import _fastpath, models
 from mongo_runevents._json import same_json
 from mongo_runevents.models import NewEvent, check_iso_8601, new_events
 from mongo_runevents.mongo import Deployment
-from mongo_runevents.mongo.writes import _SEQ_PLACEHOLDER, Writer
+from mongo_runevents.mongo.codec import SEQ_PLACEHOLDER, DocumentBuilder
 from mongo_runevents.policy import WritePolicy
 
 POLICIES = [
@@ -301,9 +301,7 @@ def test_trace_content_is_cut_on_the_fast_path_as_on_the_full_one() -> None:
 @pytest.mark.parametrize("retention", [False, True])
 def test_the_bytes_sent_are_what_pymongo_would_encode(seq: int, retention: bool) -> None:
     """A prepared document's bytes, seq patched in, equal ``bson.encode`` of the document."""
-    writer = Writer.__new__(Writer)
-    writer._inline_limit = 15 * 1024 * 1024
-    writer._max_event_bytes = 256 * 1024 * 1024
+    writer = DocumentBuilder(15 * 1024 * 1024, 256 * 1024 * 1024)
     deployment = Deployment(
         transactions=True,
         change_streams=True,
@@ -312,7 +310,7 @@ def test_the_bytes_sent_are_what_pymongo_would_encode(seq: int, retention: bool)
     )
     [validated] = new_events([event(content={"n": [1, "x"]}, metadata={"a.b": 2**70})])
     prepared = writer.prepare(0, validated, "2025-01-01T00:00:00Z", deployment)
-    assert prepared.document["seq"] == _SEQ_PLACEHOLDER
+    assert prepared.document["seq"] == SEQ_PLACEHOLDER
     prepared.document["seq"] = seq
     assert prepared.raw().raw == bson.encode(prepared.document)
     assert bson.decode(prepared.raw().raw)["seq"] == seq

@@ -27,6 +27,7 @@ from bson import Binary, ObjectId
 from pymongo import ASCENDING, IndexModel
 
 from ..errors import StorageError
+from .compat import Collection, Document, Session
 
 #: GridFS chunk size used for blobs (GridFS allows any; 4 MiB keeps chunks few).
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -44,6 +45,14 @@ CHUNKS_INDEXES = (
     IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], name="files_id_n", unique=True),
     IndexModel([("thread_id", ASCENDING), ("files_id", ASCENDING)], name="thread_files_id"),
 )
+
+
+class MissingBlobError(StorageError):
+    """An event's out-of-line field is gone: the event was deleted or expired while being read.
+
+    Retryable: a new read will not find that event any more (reads retry it
+    themselves, see :mod:`.events`).
+    """
 
 
 def encode_field(value: Any) -> bytes:
@@ -97,7 +106,7 @@ class Blobs:
     so blobs are written and deleted together with their events.
     """
 
-    def __init__(self, files: Any, chunks: Any) -> None:
+    def __init__(self, files: Collection, chunks: Collection) -> None:
         self.files = files
         self.chunks = chunks
 
@@ -107,7 +116,7 @@ class Blobs:
         await self.chunks.create_indexes(list(CHUNKS_INDEXES))
 
     async def insert(
-        self, files: list[dict[str, Any]], chunks: list[dict[str, Any]], session: Any
+        self, files: list[Document], chunks: list[Document], session: Session | None
     ) -> None:
         """Store blobs: chunks first, so a ``files`` document never names missing chunks."""
         if files:
@@ -121,7 +130,9 @@ class Blobs:
         ).to_list(None)
         return [row["_id"] for row in rows]
 
-    async def sizes(self, thread_id: str, file_ids: list[Any], session: Any) -> dict[Any, int]:
+    async def sizes(
+        self, thread_id: str, file_ids: list[Any], session: Session | None
+    ) -> dict[Any, int]:
         """The length in bytes of each blob of a thread, from its ``files`` document."""
         rows = await self.files.find(
             {"metadata.thread_id": thread_id, "_id": {"$in": file_ids}},
@@ -130,10 +141,10 @@ class Blobs:
         ).to_list(None)
         return {row["_id"]: row["length"] for row in rows}
 
-    async def fill(self, documents: list[dict[str, Any]], session: Any) -> None:
+    async def fill(self, documents: list[Document], session: Session | None) -> None:
         """Put the out-of-line fields of event documents (all of one thread) back in place.
 
-        Raises :class:`StorageError` (retryable) if a blob is missing: its event
+        Raises :class:`MissingBlobError` (retryable) if a blob is missing: its event
         was deleted or expired while it was being read, and a new read will
         not find that event any more.
         """
@@ -151,14 +162,16 @@ class Blobs:
         for document in documents:
             for field, file_id in document.pop(BLOBS_FIELD, {}).items():
                 if file_id not in blobs:
-                    raise StorageError(
+                    raise MissingBlobError(
                         f"the out-of-line {field} of seq {document['seq']} of thread "
                         f"{document['thread_id']!r} is missing",
                         retryable=True,
                     )
                 document[field] = decode_field(blobs[file_id])
 
-    async def delete(self, thread_id: Any, file_ids: list[Any] | None, session: Any) -> None:
+    async def delete(
+        self, thread_id: Any, file_ids: list[Any] | None, session: Session | None
+    ) -> None:
         """Delete blobs of ``thread_id`` (a value or a query): those in ``file_ids``, or all."""
         chunks: dict[str, Any] = {"thread_id": thread_id}
         files: dict[str, Any] = {"metadata.thread_id": thread_id}

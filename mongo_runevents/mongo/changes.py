@@ -6,7 +6,7 @@ A store's live tails (``watch``, the viewer's live pages) all wait on one
 wakes the tails of that thread. So however many tails are open, waiting takes
 one connection of the driver's pool, not one each (a hundred tails used to
 hold the whole pool, and an unrelated ``put`` waited behind them). The reads
-a wake-up starts are bounded separately (:data:`~mongo_runevents.operations.TAIL_READS`).
+a wake-up starts are bounded separately (:data:`~mongo_runevents.base.TAIL_READS`).
 
 The stream only says "something was inserted into this thread"; the tail's
 read by seq decides what is new (:mod:`mongo_runevents.tail`). A stream that
@@ -24,12 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from . import compat
+from .compat import Collection, Document
+
+#: The shared stream (a Motor stream in its place under Motor).
+Stream = AsyncChangeStream[Document]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +57,9 @@ REOPEN_DELAY_SECONDS = 0.5
 class ChangeHub:
     """The shared change stream of one store's events collection; see the module's description."""
 
-    def __init__(self, events: Any, has_change_streams: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(
+        self, events: Collection, has_change_streams: Callable[[], Awaitable[bool]]
+    ) -> None:
         self._events = events
         self._has_change_streams = has_change_streams
         self._waiters: dict[str, set[HubWaiter]] = {}
@@ -61,7 +68,7 @@ class ChangeHub:
         self._available: bool | None = None
         #: Whether a stream is open and read right now.
         self.streaming = False
-        self._resume_token: Any = None
+        self._resume_token: Mapping[str, Any] | None = None
 
     @property
     def available(self) -> bool | None:
@@ -124,7 +131,7 @@ class ChangeHub:
             self.streaming = False
             self._wake_all()
 
-    async def _read(self, stream: Any) -> None:
+    async def _read(self, stream: Stream) -> None:
         """Read ``stream`` until it fails or no tail waits any more."""
         self.streaming = True
         # Whatever was inserted before the stream opened is read by the tails now.
@@ -145,8 +152,8 @@ class ChangeHub:
                 if isinstance(thread_id, str):
                     self._wake(thread_id)
 
-    async def _open(self) -> Any:
-        pipeline = [
+    async def _open(self) -> Stream | None:
+        pipeline: list[Document] = [
             {"$match": {"operationType": "insert"}},
             {"$project": {"fullDocument.thread_id": 1}},
         ]
@@ -154,7 +161,8 @@ class ChangeHub:
         if self._resume_token is not None:
             options["resume_after"] = self._resume_token
         try:
-            return await compat.resolve(self._events.watch(pipeline, **options))
+            stream: Stream = await compat.resolve(self._events.watch(pipeline, **options))
+            return stream
         except OperationFailure as exc:
             if exc.code in _NO_CHANGE_STREAMS:
                 self._available = False
@@ -200,7 +208,7 @@ class HubWaiter:
         self._hub._leave(self)
 
 
-async def _close(stream: Any) -> None:
+async def _close(stream: Stream) -> None:
     try:
         await compat.resolve(stream.close())
     except PyMongoError:

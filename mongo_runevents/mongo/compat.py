@@ -7,6 +7,12 @@ awaited in Motor, ``session.start_transaction()`` is awaited in pymongo; and
 mongomock has no ``hello`` and no sessions at all. Everything else the store
 uses (``find``, ``insert_many``, ``find_one_and_update``, ``to_list``, ...) has
 the same shape in all three.
+
+The store's handles are typed as pymongo's (:data:`Database`,
+:data:`Collection`, :data:`Session`); a Motor or mongomock-motor handle is
+accepted where one of those is expected (:func:`check_database` admits it,
+and the calls whose shape differs go through this module), since both offer
+the same methods, awaited the same way, for everything else.
 """
 
 from __future__ import annotations
@@ -14,7 +20,18 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
 from ..errors import ConfigurationError
+
+#: A document as the store reads and writes it.
+Document = dict[str, Any]
+#: The handles the store holds (a Motor handle is accepted in their place).
+Database = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
+Session = AsyncClientSession
 
 
 async def resolve(value: Any) -> Any:
@@ -24,22 +41,23 @@ async def resolve(value: Any) -> Any:
     return value
 
 
-async def start_session(database: Any) -> Any:
+async def start_session(database: Database) -> Session:
     """A new client session for ``database``'s client."""
-    return await resolve(database.client.start_session())
+    session: Session = await resolve(database.client.start_session())
+    return session
 
 
-async def end_session(session: Any) -> None:
+async def end_session(session: Session) -> None:
     """End a session started by :func:`start_session`."""
     await resolve(session.end_session())
 
 
-async def start_transaction(session: Any) -> None:
+async def start_transaction(session: Session) -> None:
     """Start a transaction on ``session`` (without using it as a context manager)."""
     await resolve(session.start_transaction())
 
 
-async def server_hello(database: Any) -> dict[str, Any] | None:
+async def server_hello(database: Database) -> Document | None:
     """The server's ``hello`` reply, or ``None`` where there is no server (mongomock)."""
     try:
         reply = await database.client.admin.command("hello")

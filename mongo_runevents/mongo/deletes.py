@@ -2,65 +2,60 @@
 
 Deleting a whole thread also resets its counter (to a new generation), so its
 numbering starts again at 1; so does a per-user delete that leaves the thread
-empty. In
-transaction mode both run in one transaction. Blobs are found before their
-events are deleted and deleted after them, so no reader ever meets an event
-whose blob is gone for good; a crash in between leaves an orphan blob, never a
-dangling reference.
+empty. In transaction mode both run in one transaction (retried as every
+write is, :mod:`.transactions`). Blobs are found before their events are
+deleted and deleted after them, so no reader ever meets an event whose blob
+is gone for good; a crash in between leaves an orphan blob, never a dangling
+reference.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from ..queries import Deletion
+from . import counters, events
 from .blobs import BLOBS_FIELD
-from .driver_errors import translated
-from .reads import owned
-from .seqs import ThreadLocks, user_activity_path
-from .setup import GENERATION_FIELD, USER_ACTIVITY_FIELD, USERS_FIELD, Collections, Deployment
-from .transactions import TransactionRunner
+from .compat import Document, Session
+from .counters import ThreadLocks
+from .setup import Collections, Deployment
+from .transactions import Retrying
 
 
 class Deleter:
-    """The deletes of one store."""
+    """The delete flow of one store."""
 
-    def __init__(
-        self, collections: Collections, runner: TransactionRunner, locks: ThreadLocks
-    ) -> None:
+    def __init__(self, collections: Collections, retrying: Retrying, locks: ThreadLocks) -> None:
         self._collections = collections
-        self._runner = runner
+        self._retrying = retrying
         self._locks = locks
 
     async def delete(self, query: Deletion, deployment: Deployment) -> int:
         """Delete what ``query`` names; return how many events went."""
-        found = {"thread_id": query.thread_id}
+        found: Document = {"thread_id": query.thread_id}
         if query.run_id is not None:
             found["run_id"] = query.run_id
-        found = owned(found, query.user_id)
+        found = events.owned(found, query.user_id)
         if query.run_id is not None:
             return await self._delete_events(found)
         async with self._locks.hold([query.thread_id]):
+            deleted = 0
             if query.user_id is not None:
                 deleted = await self._delete_events(found)
-                await self._in_mode(self._reset_if_empty, query.thread_id, deployment)
-                return deleted
-            result: int = await self._in_mode(self._delete_thread, query.thread_id, deployment)
-            return result
-
-    async def _in_mode(self, body: Any, thread_id: str, deployment: Deployment) -> Any:
-        """``body(thread_id, session)`` in a transaction in transaction mode, else plainly."""
-        if deployment.transactions:
-            return await self._runner.run(
-                functools.partial(body, thread_id),
+            attempts = self._retrying.attempts(
                 "deleting a thread",
-                deployment.transaction_lifetime_seconds,
+                transactions=deployment.transactions,
+                transaction_lifetime_seconds=deployment.transaction_lifetime_seconds,
             )
-        with translated("deleting a thread"):
-            return await body(thread_id, None)
+            async for attempt in attempts:
+                async with attempt as session:
+                    if query.user_id is None:
+                        deleted = await self._delete_thread(query.thread_id, session)
+                    else:
+                        await self._reset_if_empty(query.thread_id, session)
+            return deleted
 
-    async def _delete_thread(self, thread_id: str, session: Any) -> int:
+    async def _delete_thread(self, thread_id: str, session: Session | None) -> int:
         """Delete every event of the thread and reset its counter to a new generation.
 
         The counter is kept (``last_seq: 0``, ``generation`` + 1) rather than
@@ -75,42 +70,20 @@ class Deleter:
         of the first write vanishing silently.
         """
         in_transaction = session is not None
-        counter = await self._reset_counter(thread_id, session) if in_transaction else None
+        counter = None
+        if in_transaction:
+            counter = await counters.reset(self._collections.counters, thread_id, session)
         result = await self._collections.events.delete_many(
             {"thread_id": thread_id}, session=session
         )
         if not in_transaction:
-            counter = await self._reset_counter(thread_id, session)
-        if counter is not None and counter.get("has_blobs"):
+            counter = await counters.reset(self._collections.counters, thread_id, session)
+        if counters.had_blobs(counter):
             await self._collections.blobs.delete(thread_id, None, session)
         deleted: int = result.deleted_count
         return deleted
 
-    async def _reset_counter(
-        self, thread_id: str, session: Any, last_seq: int | None = None
-    ) -> dict[str, Any] | None:
-        """The thread's counter as it was before being reset (``None``: nothing was reset).
-
-        A thread already at ``last_seq: 0`` (reset before, or unknown) is left
-        as it is: resetting nothing is no new generation, as on every store.
-        With ``last_seq``, the counter is reset only if it still holds that
-        value: a writer that reserved a seq since then keeps its numbering.
-        """
-        found: dict[str, Any] = {"_id": thread_id, "last_seq": {"$gt": 0}}
-        if last_seq is not None:
-            found["last_seq"] = last_seq
-        counter: dict[str, Any] | None = await self._collections.counters.find_one_and_update(
-            found,
-            {
-                "$set": {"last_seq": 0},
-                "$inc": {GENERATION_FIELD: 1},
-                "$unset": {"has_blobs": "", USERS_FIELD: "", USER_ACTIVITY_FIELD: ""},
-            },
-            session=session,
-        )
-        return counter
-
-    async def _reset_if_empty(self, thread_id: str, session: Any) -> None:
+    async def _reset_if_empty(self, thread_id: str, session: Session | None) -> None:
         """Reset the thread's numbering if it holds no event (after a per-user delete).
 
         Nothing but the counter changes: the thread holds no event to delete,
@@ -122,35 +95,29 @@ class Deleter:
         numbering (as after a whole-thread delete, a writer that reserved a
         seq just before and inserts it after is caught by the unique index).
         """
-        counter = await self._collections.counters.find_one(
-            {"_id": thread_id}, {"last_seq": 1}, session=session
-        )
-        if counter is None or not counter.get("last_seq"):
+        last = await counters.last_seq(self._collections.counters, thread_id, session)
+        if not last:
             return
         remaining = await self._collections.events.find_one(
             {"thread_id": thread_id}, {"_id": 1}, session=session
         )
         if remaining is None:
-            await self._reset_counter(thread_id, session, last_seq=counter["last_seq"])
+            await counters.reset(self._collections.counters, thread_id, session, last_seq=last)
 
-    async def _delete_events(self, query: dict[str, Any]) -> int:
+    async def _delete_events(self, query: Document) -> int:
         """Delete the events matching ``query`` (within one thread) and their blobs."""
-        events, counters = self._collections.events, self._collections.counters
         thread_id = query["thread_id"]
-        with translated("deleting events"):
-            # Only threads whose counter says they ever had blobs are searched
-            # for them: reading the counter by _id is cheap on every server.
-            counter = await counters.find_one({"_id": thread_id}, {"has_blobs": 1, USERS_FIELD: 1})
-            flagged = counter is not None and counter.get("has_blobs")
-            file_ids = await self._blob_ids(query) if flagged else []
-            result = await events.delete_many(query)
-            if file_ids:
-                await self._collections.blobs.delete(thread_id, file_ids, None)
-            users = list((counter or {}).get(USERS_FIELD) or [])
-            if "user_id" in query:
-                users = [user for user in users if user == query["user_id"]]
-            if result.deleted_count and users:
-                await self._forget_users_without_events(thread_id, users)
+        # Only threads whose counter says they ever had blobs are searched
+        # for them: reading the counter by _id is cheap on every server.
+        had_blobs, users = await counters.blobs_and_users(self._collections.counters, thread_id)
+        file_ids = await self._blob_ids(query) if had_blobs else []
+        result = await self._collections.events.delete_many(query)
+        if file_ids:
+            await self._collections.blobs.delete(thread_id, file_ids, None)
+        if "user_id" in query:
+            users = [user for user in users if user == query["user_id"]]
+        if result.deleted_count and users:
+            await self._forget_users_without_events(thread_id, users)
         deleted: int = result.deleted_count
         return deleted
 
@@ -161,24 +128,17 @@ class Deleter:
         The counter changes only if the user's activity is still the one read
         before their events were found gone: a user who writes meanwhile stays.
         """
-        counters = self._collections.counters
         for user in users:
-            path = user_activity_path(user)
-            counter = await counters.find_one({"_id": thread_id, USERS_FIELD: user}, {path: 1})
-            if counter is None:
+            seen = await counters.user_activity(self._collections.counters, thread_id, user)
+            if seen is None:
                 continue
             remaining = await self._collections.events.find_one(
                 {"thread_id": thread_id, "user_id": user}, {"_id": 1}
             )
-            if remaining is not None:
-                continue
-            seen = counter.get(USER_ACTIVITY_FIELD, {}).get(path.split(".", 1)[1])
-            await counters.update_one(
-                {"_id": thread_id, USERS_FIELD: user, path: seen or {"$exists": False}},
-                {"$pull": {USERS_FIELD: user}, "$unset": {path: ""}},
-            )
+            if remaining is None:
+                await counters.forget_user(self._collections.counters, thread_id, user, seen)
 
-    async def _blob_ids(self, query: dict[str, Any]) -> list[Any]:
+    async def _blob_ids(self, query: Document) -> list[Any]:
         """The blobs of the events ``query`` names (a run's, or one user's part of a thread).
 
         A whole run's are found by the bucket's own (thread, run) index; one

@@ -1,9 +1,13 @@
-"""The one place where driver exceptions become this package's errors.
+"""How driver exceptions become this package's errors, and what a driver error says.
 
-Callers never see a pymongo (or Motor, or mongomock) exception: every call the
-MongoDB store makes runs inside :func:`translated`, which re-raises the
-driver's error as a :class:`~mongo_runevents.errors.RunEventStoreError` with
-the original as ``__cause__``.
+Callers never see a pymongo (or Motor, or mongomock) exception: each
+primitive of the store facade (:mod:`.store`) runs inside :func:`translated`,
+which re-raises the driver's error as a
+:class:`~mongo_runevents.errors.RunEventStoreError` with the original as
+``__cause__``. Inside the package driver errors travel as the driver raised
+them, so the retry policy (:func:`~.transactions.retry_reason`) reads them
+directly; the predicates here (:func:`is_event_id_collision`,
+:func:`refuses_as_too_large`) serve it.
 
 The message says in words what failed and why (:func:`describe`): the
 server's error text with its code name, never the raw reply document (no
@@ -16,8 +20,7 @@ anything long, but not the values of content or metadata.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 from bson.errors import BSONError
@@ -69,15 +72,14 @@ _KEY_PATTERN_IN_MESSAGE = re.compile(r"'keyPattern': \{([^}]*)\}")
 
 
 def duplicate_key_refusals(exc: BaseException) -> list[dict[str, Any]]:
-    """For a duplicate-key error (or one caused by it): ``keyPattern`` and ``index`` of each refusal.
+    """For a driver's duplicate-key error: ``keyPattern`` and ``index`` of each refusal.
 
     Servers report the index's key pattern (mongod 4.2+) and name it in the
     message; mongomock only puts the key pattern in the message text.
     """
-    driver_error = exc if isinstance(exc, PyMongoError) else exc.__cause__
-    if not isinstance(driver_error, PyMongoError) or not _is_duplicate_key(driver_error):
+    if not isinstance(exc, PyMongoError) or not _is_duplicate_key(exc):
         return []
-    details = getattr(driver_error, "details", None) or {}
+    details = getattr(exc, "details", None) or {}
     refusals = []
     for error in details.get("writeErrors", [details]):
         message = str(error.get("errmsg", ""))
@@ -89,6 +91,18 @@ def duplicate_key_refusals(exc: BaseException) -> list[dict[str, Any]]:
         index = _INDEX_IN_MESSAGE.search(message)
         refusals.append({"keyPattern": pattern, "index": index.group(1) if index else None})
     return refusals
+
+
+def is_event_id_collision(exc: BaseException) -> bool:
+    """Whether ``exc`` is the ``_id`` index refusing an event whose key the thread holds.
+
+    Events with a key have a deterministic ``_id``; an ``ObjectId`` never
+    collides. (mongomock names no key pattern for the ``_id`` index.)
+    """
+    return any(
+        refusal["index"] == "_id_" or "_id" in refusal["keyPattern"] or not refusal["keyPattern"]
+        for refusal in duplicate_key_refusals(exc)
+    )
 
 
 #: The server's code for a document past its size limit (``BSONObjectTooLarge``).
@@ -250,10 +264,30 @@ def translate(exc: BaseException, action: str) -> RunEventStoreError:
     return StorageError(message, retryable=is_retryable(exc), timeout=timeout)
 
 
-@contextmanager
-def translated(action: str) -> Iterator[None]:
-    """Run a block of driver calls, re-raising driver errors as this package's."""
-    try:
-        yield
-    except (PyMongoError, BSONError, NotImplementedError) as exc:
-        raise translate(exc, action) from exc
+#: What :class:`translated` turns into this package's errors.
+_DRIVER_ERRORS = (PyMongoError, BSONError, NotImplementedError)
+
+
+class translated:
+    """Run a block of driver calls, re-raising driver errors as this package's.
+
+    A class rather than a generator-based context manager: it is entered on
+    every call of the store, and this costs the least.
+    """
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is not None and isinstance(error, _DRIVER_ERRORS):
+            raise translate(error, self.action) from error

@@ -14,7 +14,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import PyMongoError
 
 from ..errors import ConfigurationError
@@ -23,54 +23,9 @@ from ..models import MESSAGE_CATEGORY
 from . import compat
 from .blobs import Blobs
 from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD
-from .driver_errors import translated
-
-#: Index names: by thread (unique seq), by thread and category, by thread and run,
-#: by thread and message identity.
-BY_SEQ, BY_CATEGORY, BY_RUN = "thread_seq", "thread_category_seq", "thread_run_seq"
-BY_IDENTITY = "thread_identity_seq"
-
-#: The indexes of the events collection: the two the interface's reads need
-#: and the run index. Every query and delete the store sends names the thread
-#: and is served by one of them. Idempotency keys need no index of their own:
-#: an event with an ``event_id`` gets a deterministic ``_id`` (see
-#: :func:`~.codec.event_document_id`), so the ``_id`` index refuses a second
-#: copy; blobs are found through the bucket's own indexes.
-EVENT_INDEXES = (
-    IndexModel([("thread_id", ASCENDING), ("seq", ASCENDING)], name=BY_SEQ, unique=True),
-    IndexModel(
-        [("thread_id", ASCENDING), ("category", ASCENDING), ("seq", ASCENDING)], name=BY_CATEGORY
-    ),
-    IndexModel([("thread_id", ASCENDING), ("run_id", ASCENDING), ("seq", ASCENDING)], name=BY_RUN),
-    # Not partial (on messages only): SecantusDB's planner ignores a partial index for
-    # an ``$in``, and a look-up must stay k index seeks. Traces get a null key.
-    IndexModel(
-        [("thread_id", ASCENDING), (IDENTITY_FIELD, ASCENDING), ("seq", ASCENDING)],
-        name=BY_IDENTITY,
-    ),
-)
-
-#: Indexes earlier versions created on the events collection, which no query
-#: needs any more; set-up drops them (each cost every write an index update).
-OBSOLETE_INDEXES = ("thread_run_blobs", "thread_event_id")
-
-#: The field of a counter holding when its thread was last written to.
-UPDATED_AT_FIELD = "updated_at"
-#: The field of a counter listing the users who wrote to its thread.
-USERS_FIELD = "users"
-#: The field of a counter mapping each user (key escaped) to when they last wrote to its thread.
-USER_ACTIVITY_FIELD = "user_activity"
-#: The field of a counter counting how often its thread was reset (deleted whole).
-GENERATION_FIELD = "generation"
-
-#: Listing threads, newest activity first (all of them, or one user's).
-COUNTER_INDEXES = (
-    IndexModel([(UPDATED_AT_FIELD, DESCENDING), ("_id", DESCENDING)], name="activity"),
-    IndexModel(
-        [(USERS_FIELD, ASCENDING), (UPDATED_AT_FIELD, DESCENDING), ("_id", DESCENDING)],
-        name="user_activity",
-    ),
-)
+from .compat import Collection, Database, Document
+from .counters import COUNTER_INDEXES
+from .events import EVENT_INDEXES, OBSOLETE_INDEXES
 
 #: Deletes documents once their ``expires_at`` has passed (categories with retention).
 EXPIRY_INDEX = IndexModel([(EXPIRES_AT_FIELD, ASCENDING)], name="expiry", expireAfterSeconds=0)
@@ -88,14 +43,14 @@ RETENTION_SETTING = "retention"
 class Collections:
     """The collections of one store: events, counters, the blob bucket and settings."""
 
-    database: Any
-    events: Any
-    counters: Any
+    database: Database
+    events: Collection
+    counters: Collection
     blobs: Blobs
-    settings: Any
+    settings: Collection
 
     @classmethod
-    def named(cls, database: Any, events: str, counters: str | None) -> Collections:
+    def named(cls, database: Database, events: str, counters: str | None) -> Collections:
         """The collections beside the events collection ``events``."""
         return cls(
             database=database,
@@ -161,20 +116,15 @@ async def set_up(
     one recorded for the collection (``mongo-runevents init --retention``),
     and a given one is recorded.
     """
-    with translated("creating indexes"):
-        hello = await compat.server_hello(collections.database)
-        await collections.events.create_indexes(list(EVENT_INDEXES))
-        await _drop_obsolete_indexes(collections.events)
-        await collections.counters.create_indexes(list(COUNTER_INDEXES))
-        await collections.blobs.create_indexes()
-        settled = await _settle_retention(collections.settings, retention)
-        if settled:
-            for collection in (
-                collections.events,
-                collections.blobs.files,
-                collections.blobs.chunks,
-            ):
-                await collection.create_indexes([EXPIRY_INDEX])
+    hello = await compat.server_hello(collections.database)
+    await collections.events.create_indexes(list(EVENT_INDEXES))
+    await _drop_obsolete_indexes(collections.events)
+    await collections.counters.create_indexes(list(COUNTER_INDEXES))
+    await collections.blobs.create_indexes()
+    settled = await _settle_retention(collections.settings, retention)
+    if settled:
+        for collection in (collections.events, collections.blobs.files, collections.blobs.chunks):
+            await collection.create_indexes([EXPIRY_INDEX])
     capable = compat.supports_transactions(hello)
     return Deployment(
         transactions=capable if transactions is None else transactions,
@@ -201,31 +151,28 @@ async def add_missing_identities(collections: Collections, batch_size: int = 100
         IDENTITY_FIELD: {"$exists": False},
         "$or": [{"content.id": {"$type": "string"}}, {"content.tool_call_id": {"$type": "string"}}],
     }
-    projection = {"content.id": 1, "content.type": 1, "content.tool_call_id": 1}
+    projection: Document = {"content.id": 1, "content.type": 1, "content.tool_call_id": 1}
     added = 0
     last_id: Any = None
-    with translated("adding message identities"):
-        while True:
-            page_query = query if last_id is None else {**query, "_id": {"$gt": last_id}}
-            rows = await collections.events.find(
-                page_query, projection, sort=[("_id", ASCENDING)], limit=batch_size
-            ).to_list(None)
-            if not rows:
-                return added
-            updates = []
-            for row in rows:
-                identity = message_identity(row.get("content"))
-                if identity is not None:
-                    updates.append(
-                        UpdateOne({"_id": row["_id"]}, {"$set": {IDENTITY_FIELD: identity}})
-                    )
-            if updates:
-                await collections.events.bulk_write(updates, ordered=False)
-                added += len(updates)
-            last_id = rows[-1]["_id"]
+    while True:
+        page_query = query if last_id is None else {**query, "_id": {"$gt": last_id}}
+        rows = await collections.events.find(
+            page_query, projection, sort=[("_id", ASCENDING)], limit=batch_size
+        ).to_list(None)
+        if not rows:
+            return added
+        updates = []
+        for row in rows:
+            identity = message_identity(row.get("content"))
+            if identity is not None:
+                updates.append(UpdateOne({"_id": row["_id"]}, {"$set": {IDENTITY_FIELD: identity}}))
+        if updates:
+            await collections.events.bulk_write(updates, ordered=False)
+            added += len(updates)
+        last_id = rows[-1]["_id"]
 
 
-async def _drop_obsolete_indexes(events: Any) -> None:
+async def _drop_obsolete_indexes(events: Collection) -> None:
     """Drop the indexes of :data:`OBSOLETE_INDEXES` where an earlier version made them.
 
     An event written before the upgrade keeps its ``ObjectId``: a retry of it
@@ -239,7 +186,7 @@ async def _drop_obsolete_indexes(events: Any) -> None:
             await events.drop_index(name)
 
 
-async def _transaction_lifetime(database: Any) -> float:
+async def _transaction_lifetime(database: Database) -> float:
     """The server's ``transactionLifetimeLimitSeconds``, or MongoDB's default if it will not say.
 
     ``getParameter`` needs a privilege many application users lack (and
@@ -258,7 +205,7 @@ async def _transaction_lifetime(database: Any) -> float:
 
 
 async def _settle_retention(
-    settings: Any, retention: Mapping[str, timedelta] | None
+    settings: Collection, retention: Mapping[str, timedelta] | None
 ) -> dict[str, timedelta]:
     """Record the given retention, or read the one recorded for the collection."""
     if retention is not None:

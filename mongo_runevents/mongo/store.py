@@ -1,21 +1,33 @@
-"""The MongoDB store: a thin public class whose primitives delegate to one module per concern.
+"""The MongoDB store: the facade whose primitives are the package's one error boundary.
 
-Layout: one events collection (default ``run_events``) and beside it a
-counters collection (``<events>_counters``, one document per thread, see
-:mod:`.seqs`), a GridFS-layout bucket for fields too large for a document
-(``<events>_blobs``, :mod:`.blobs`) and a settings collection
-(``<events>_settings``, the recorded retention). Set-up (:mod:`.setup`)
-produces a frozen :class:`~.setup.Deployment` that the writes (:mod:`.writes`),
-deletes (:mod:`.deletes`) and the import (:mod:`.importer`) are handed; reads
-(:mod:`.reads`) turn each checked query into one command.
+Layout, by the collections the store owns:
+
+- :mod:`.events`: the events collection (default ``run_events``), its indexes
+  and every filter sent to it;
+- :mod:`.counters`: the counters collection (``<events>_counters``, one
+  document per thread) and every field of its documents;
+- :mod:`.blobs`: the GridFS-layout bucket for fields too large for a
+  document (``<events>_blobs``);
+- :mod:`.codec`: records to documents and back, pure, shared by writes and imports;
+- :mod:`.setup`: the collections, their indexes and what the deployment can
+  do (a frozen :class:`~.setup.Deployment`), and the settings collection
+  (``<events>_settings``, the recorded retention);
+- the flows, thin orchestrations over those: :mod:`.writes`,
+  :mod:`.deletes`, :mod:`.importer`, :mod:`.reads`; every write runs in the
+  one loop of attempts of :mod:`.transactions`, whose
+  :func:`~.transactions.retry_reason` decides every reason a write is retried.
+
+Each primitive below runs its flow inside :func:`~.driver_errors.translated`:
+the only place where a driver error becomes this package's. Inside the
+package driver errors travel as raised.
 
 Two write modes, chosen from the server's ``hello`` unless the caller says:
 
 - *transactions* (replica set, sharded cluster): the counter updates and the
-  insert run in one transaction (:mod:`.transactions`), retried on transient
-  errors. A batch is all-or-nothing, a failed write leaves no ``seq`` gap, and
-  because writers of one thread conflict on its counter document, their
-  commits land in ``seq`` order: no reader ever sees ``seq`` n+1 before n.
+  insert run in one transaction, retried on transient errors. A batch is
+  all-or-nothing, a failed write leaves no ``seq`` gap, and because writers
+  of one thread conflict on its counter document, their commits land in
+  ``seq`` order: no reader ever sees ``seq`` n+1 before n.
 - *plain* (standalone server, mongomock): the same two steps without a
   transaction. A failed insert is cleaned up before the error is raised, but
   its reserved ``seq`` values stay unused, and writers in *different
@@ -30,6 +42,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from .._json import JsonDefault
@@ -37,7 +50,7 @@ from .._version import __version__
 from ..base import RunEventStore
 from ..errors import ConfigurationError
 from ..importing import ImportLookup, StoredChunk, ThreadHoldings
-from ..models import NewEvent
+from ..models import MESSAGE_CATEGORY, NewEvent
 from ..queries import (
     Deletion,
     EventCount,
@@ -52,13 +65,14 @@ from ..queries import (
 from ..tail import NewsWaiter
 from ..telemetry import observed
 from ..uri import mask_uri, redact, uri_hint
-from . import compat
+from . import compat, counters, reads
 from .changes import ChangeHub
+from .codec import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, DocumentBuilder
+from .compat import Collection, Database, Document
+from .counters import ThreadLocks
 from .deletes import Deleter
 from .driver_errors import translated
 from .importer import Importer
-from .reads import Reader
-from .seqs import ThreadLocks
 from .setup import (
     Collections,
     Deployment,
@@ -66,8 +80,8 @@ from .setup import (
     check_retention,
     set_up,
 )
-from .transactions import TransactionRunner
-from .writes import DEFAULT_INLINE_LIMIT_BYTES, DEFAULT_MAX_EVENT_BYTES, Writer
+from .transactions import Retrying
+from .writes import Writer
 
 #: The database ``from_uri`` opens when it is given none (the CLI and the
 #: DeerFlow settings use the same).
@@ -117,7 +131,7 @@ class MongoRunEventStore(RunEventStore):
 
     def __init__(
         self,
-        database: Any,
+        database: Database,
         *,
         collection: str = "run_events",
         counters_collection: str | None = None,
@@ -151,20 +165,14 @@ class MongoRunEventStore(RunEventStore):
         #: Whether the server offers change streams, when a read asked before any set-up.
         self._change_streams_known: bool | None = None
         self._setup_lock: asyncio.Lock | None = None
-        self._owned_client: Any = None
+        self._owned_client: AsyncMongoClient[Document] | None = None
         locks = ThreadLocks()
-        runner = TransactionRunner(database, transaction_retry_seconds)
-        self._reader = Reader(self._collections)
-        self._writer = Writer(
-            self._collections,
-            self._reader,
-            runner,
-            locks,
-            inline_limit=inline_limit_bytes,
-            max_event_bytes=max_event_bytes,
-        )
-        self._deleter = Deleter(self._collections, runner, locks)
-        self._importer = Importer(self._collections, self._reader, self._writer, runner, locks)
+        retrying = Retrying(database, transaction_retry_seconds)
+        documents = DocumentBuilder(inline_limit_bytes, max_event_bytes)
+        self._documents = documents
+        self._writer = Writer(self._collections, documents, retrying, locks)
+        self._deleter = Deleter(self._collections, retrying, locks)
+        self._importer = Importer(self._collections, documents, retrying, locks)
         self._changes = ChangeHub(self._collections.events, self._change_streams)
 
     @classmethod
@@ -199,7 +207,6 @@ class MongoRunEventStore(RunEventStore):
         **options: Any,
     ) -> MongoRunEventStore:
         """A store that owns a new ``AsyncMongoClient`` (no I/O yet); :meth:`close` closes it."""
-        from pymongo import AsyncMongoClient
         from pymongo.driver_info import DriverInfo
 
         if not isinstance(uri, str):
@@ -230,17 +237,17 @@ class MongoRunEventStore(RunEventStore):
             await client.close()
 
     @property
-    def events_collection(self) -> Any:
+    def events_collection(self) -> Collection:
         """The events collection (for operators' tools; write through the store)."""
         return self._collections.events
 
     @property
-    def counters_collection(self) -> Any:
-        """The collection of per-thread counters (see :mod:`mongo_runevents.mongo.seqs`)."""
+    def counters_collection(self) -> Collection:
+        """The collection of per-thread counters (see :mod:`mongo_runevents.mongo.counters`)."""
         return self._collections.counters
 
     @property
-    def blob_collections(self) -> tuple[Any, Any]:
+    def blob_collections(self) -> tuple[Collection, Collection]:
         """The GridFS ``files`` and ``chunks`` collections of out-of-line fields."""
         return self._collections.blobs.files, self._collections.blobs.chunks
 
@@ -272,11 +279,12 @@ class MongoRunEventStore(RunEventStore):
     async def ensure_indexes(self) -> None:
         """Create the indexes and read the server's capabilities; safe to repeat."""
         self._check_open()
-        self._deployment = await set_up(
-            self._collections,
-            transactions=self._transactions_requested,
-            retention=self._retention_given,
-        )
+        with translated("creating indexes"):
+            self._deployment = await set_up(
+                self._collections,
+                transactions=self._transactions_requested,
+                retention=self._retention_given,
+            )
 
     async def add_missing_identities(self) -> int:
         """Give messages stored before ``get_message_seqs`` existed their identity (a scan).
@@ -286,7 +294,8 @@ class MongoRunEventStore(RunEventStore):
         """
         self._check_open()
         await self._ready()
-        return await add_missing_identities(self._collections)
+        with translated("adding message identities"):
+            return await add_missing_identities(self._collections)
 
     async def _ready(self) -> Deployment:
         """The deployment, set up on first use (once, however many calls race)."""
@@ -299,55 +308,77 @@ class MongoRunEventStore(RunEventStore):
         assert self._deployment is not None
         return self._deployment
 
-    # --- the primitives ---------------------------------------------------------------
+    # --- the primitives: each one boundary where driver errors are translated ---------
 
     async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
-        return await self._writer.write(events, await self._ready())
+        deployment = await self._ready()
+        with translated("writing events"):
+            return (await self._writer.write(events, deployment)).records
 
     async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
-        return await self._writer.write_if_absent(event, await self._ready())
+        deployment = await self._ready()
+        with translated("writing an event if absent"):
+            written = await self._writer.write([event], deployment, if_absent=True)
+        return written.records[0], written.created
 
     async def _import_lookup(self, lookups: list[ImportLookup]) -> dict[str, ThreadHoldings]:
         # A read: verify and dry runs work with the read role and create nothing.
-        return await self._importer.look_up(lookups)
+        with translated("looking up imported events"):
+            return await self._importer.look_up(lookups)
 
     async def _import_chunk(
         self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
     ) -> StoredChunk:
-        return await self._importer.import_chunk(thread_id, records, renumber, await self._ready())
+        deployment = await self._ready()
+        with translated("importing events"):
+            return await self._importer.import_chunk(thread_id, records, renumber, deployment)
 
     async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
-        return await self._reader.read_page(query)
+        with translated("listing messages" if query.run_id is None else "listing a run's messages"):
+            return await reads.read_page(self._collections, query)
 
     async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
-        return await self._reader.read_run(query)
+        with translated("listing events"):
+            return await reads.read_run(self._collections, query)
 
     async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
-        return await self._reader.read_after(query)
+        with translated("reading new events"):
+            return await reads.read_after(self._collections, query)
 
     async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
-        return await self._reader.get_event(query)
+        with translated("reading an event"):
+            return await reads.get_event(self._collections, query)
 
-    async def _list_threads(self, query: ThreadList) -> list[dict[str, Any]]:
-        return await self._reader.list_threads(query)
+    async def _list_threads(self, query: ThreadList) -> list[Document]:
+        with translated("listing threads"):
+            return await reads.list_threads(self._collections, query)
 
-    async def _thread_info(self, thread_id: str) -> dict[str, Any] | None:
-        return await self._reader.thread_info(thread_id)
+    async def _thread_info(self, thread_id: str) -> Document | None:
+        with translated("reading a thread"):
+            return await counters.thread_info(self._collections.counters, thread_id)
 
     async def _thread_ids(self, after: str | None, limit: int) -> list[str]:
-        return await self._reader.thread_ids(after, limit)
+        with translated("listing threads"):
+            return await counters.thread_ids(self._collections.counters, after, limit)
 
     async def _count(self, query: EventCount) -> int:
-        return await self._reader.count(query)
+        messages = query.category == MESSAGE_CATEGORY
+        with translated("counting messages" if messages else "counting events"):
+            return await reads.count(self._collections, query)
 
     async def _last_visible_replies(self, query: LastVisibleReplies) -> dict[str, int]:
-        return await self._reader.last_visible_replies(query)
+        with translated("finding the last visible AI replies"):
+            return await reads.last_visible_replies(self._collections, query)
 
     async def _message_seqs(self, query: MessageSeqs) -> dict[str, int]:
-        return await self._reader.message_seqs(query)
+        with translated("finding message seqs"):
+            return await reads.message_seqs(self._collections, query)
 
     async def _delete(self, query: Deletion) -> int:
-        return await self._deleter.delete(query, await self._ready())
+        deployment = await self._ready()
+        whole = query.run_id is None and query.user_id is None
+        with translated("deleting a thread" if whole else "deleting events"):
+            return await self._deleter.delete(query, deployment)
 
     async def _change_streams(self) -> bool:
         """Whether the deployment offers change streams: asked of the server, nothing created."""

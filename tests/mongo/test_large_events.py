@@ -223,7 +223,7 @@ async def test_an_event_under_the_server_limit_is_stored_whole(server_uri: str) 
 def test_only_writes_in_a_transaction_with_the_default_limits_go_unmeasured() -> None:
     """Measuring is skipped only where a refused batch leaves nothing and no limit is lower."""
     database = AsyncMongoClient(connect=False)["unmeasured"]
-    default = MongoRunEventStore(database)._writer
+    default = MongoRunEventStore(database)._documents
     replica_set = Deployment(transactions=True, change_streams=True, bson_server=True)
     assert not default.measures(replica_set)
     assert default.measures(replace(replica_set, transactions=False))
@@ -233,7 +233,7 @@ def test_only_writes_in_a_transaction_with_the_default_limits_go_unmeasured() ->
     # A smaller one refuses what passes its limit, and the batch is then measured.
     assert not default.measures(replace(replica_set, max_document_bytes=8 * 1024 * KIB))
     for limits in ({"inline_limit_bytes": SMALL_LIMIT}, {"max_event_bytes": SMALL_LIMIT}):
-        assert MongoRunEventStore(database, **limits)._writer.measures(replica_set)
+        assert MongoRunEventStore(database, **limits)._documents.measures(replica_set)
 
 
 async def test_out_of_line_metadata_stays_queryable(mongo_store: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents.operations import TAIL_READS
+from mongo_runevents.base import TAIL_READS
 from tests.commands import CommandLog
 from tests.conftest import database_name
 from tests.factories import event
