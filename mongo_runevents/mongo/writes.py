@@ -148,6 +148,10 @@ class Writer:
                         )
                         for index, event in enumerate(batch)
                     ]
+                # The attempt's body is written out here rather than in a function
+                # of its own: the journal's put_batch reaches its first round trip
+                # (the counter) in five frames, and one loop retries it for every
+                # reason (see .transactions).
                 async with attempt as session:
                     existing = await self._of_type(first, session) if if_absent else None
                     if existing is not None:
