@@ -32,11 +32,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..queries import ThreadCursor, ThreadList
 from .codec import escape_key
 from .compat import Collection, Document, Session
+from .driver_errors import DUPLICATE_KEY
 
 LAST_SEQ = "last_seq"
 GENERATION = "generation"
@@ -145,8 +146,10 @@ async def reserve_blocks(
             ordered=True,
             session=session,
         )
-    except DuplicateKeyError as exc:
-        raise CounterRace(threads[0]) from exc
+    except BulkWriteError as exc:
+        if any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise CounterRace(threads[0]) from exc
+        raise
     rows = await counters.find({"_id": {"$in": threads}}, {LAST_SEQ: 1}, session=session).to_list(
         None
     )

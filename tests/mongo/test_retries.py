@@ -104,6 +104,35 @@ async def test_a_counter_upsert_that_lost_a_race_is_written_again(
         await client.close()
 
 
+async def test_a_batch_of_two_threads_whose_counter_upsert_lost_a_race_is_written_again(
+    mongo_database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a transaction, several threads' counters are upserted in one bulk write; a lost race there retries too."""
+    bulk_write = AsyncCollection.bulk_write
+    lost = 0
+
+    async def loses_once(self: AsyncCollection[Any], requests: Any, **kwargs: Any) -> Any:
+        nonlocal lost
+        if self.name.endswith("_counters") and not lost:
+            lost += 1
+            await bulk_write(self, requests, **{**kwargs, "session": None})  # the other writer
+            raise BulkWriteError(
+                {"writeErrors": [{"index": 0, "code": 11000, "errmsg": "E11000 index: _id_"}]}
+            )
+        return await bulk_write(self, requests, **kwargs)
+
+    store = MongoRunEventStore(mongo_database)
+    await store.ensure_indexes()
+    if not store.uses_transactions:
+        pytest.skip("several threads' counters are upserted in one bulk write only in transactions")
+    monkeypatch.setattr(AsyncCollection, "bulk_write", loses_once)
+    batch = [event(thread_id="a", content=1), event(thread_id="b", content=2)]
+    records = await store.put_batch(batch)
+    monkeypatch.undo()
+    assert lost == 1
+    assert [(r["thread_id"], r["seq"]) for r in records] == [("a", 2), ("b", 2)]
+
+
 class FirstCommand(monitoring.CommandListener):
     """Keeps the package's frames on the stack when the first command is sent after arming."""
 
