@@ -38,13 +38,13 @@ Everything here is pure but the two primitives; see ``docs/semantics.md``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from .models import NewEvent
+from .times import utc_moment
 
 #: What ``import_events`` does with a conflicting record.
 OnConflict = Literal["renumber", "skip", "stop"]
@@ -165,35 +165,20 @@ IMPORT_CHUNK = 500
 
 # --- the order of records ------------------------------------------------------------
 
-_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(?:(Z|z)|([+-])(\d{2})(?::?(\d{2}))?)?"
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Where a ``created_at`` that names no time sorts: after every one that does.
+_UNREADABLE = 2**62
 
 
 def time_key(created_at: str) -> tuple[int, str]:
     """An ordering key for a ``created_at``: microseconds since 1970 (UTC), then the text.
 
-    A time without an offset is taken as UTC; one that cannot be read sorts last.
+    A time without an offset is taken as UTC; one that validation refuses
+    (:func:`~mongo_runevents.times.check_iso_8601`) sorts last.
     """
-    found = _TIME.fullmatch(created_at.strip())
-    if found is None:
-        return 2**62, created_at
-    year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = found.groups()
-    try:
-        moment = datetime(int(year), int(month), int(day), tzinfo=timezone.utc) + timedelta(
-            hours=int(hour or 0),
-            minutes=int(minute or 0),
-            seconds=int(second or 0),
-            microseconds=int((fraction or "0")[:6].ljust(6, "0")),
-        )
-        if sign:
-            offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
-            moment -= offset if sign == "+" else -offset
-    except (ValueError, OverflowError):  # validation refuses both; others may read times too
-        return 2**62, created_at
+    moment = utc_moment(created_at)
+    if moment is None:
+        return _UNREADABLE, created_at
     return (moment - _EPOCH) // timedelta(microseconds=1), created_at
 
 
@@ -203,8 +188,8 @@ def latest_time(created_ats: Iterable[str]) -> str | None:
     What a thread's last activity becomes after an import: the time of its
     events, not the time of the import. ``None`` when none can be read.
     """
-    latest = max((time_key(text)[0] for text in created_ats), default=2**62)
-    if latest >= 2**62:
+    latest = max((time_key(text)[0] for text in created_ats), default=_UNREADABLE)
+    if latest == _UNREADABLE:
         return None
     moment = _EPOCH + timedelta(microseconds=latest)
     return moment.isoformat(timespec="microseconds")

@@ -15,10 +15,9 @@ batch, the event's index.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import (
@@ -46,6 +45,7 @@ from ._json import (
 )
 from .errors import InvalidEventError
 from .policy import DEFAULT_POLICY, TRACE_CATEGORY, WritePolicy, truncated
+from .times import check_iso_8601
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
 #: ``str`` (a dict in an id field is a query-injection attempt, not a typo).
@@ -83,77 +83,15 @@ MESSAGE_CATEGORY = "message"
 #: The keys of every record a store returns (``event_id`` only when the event has one).
 RECORD_FIELDS = (*EVENT_FIELDS, "seq")
 
-# ASCII digits only: \d would take any Unicode digit ("١٢").
-_ISO_8601 = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)"
-    r"(?P<offset>Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-)
-
-
 #: The highest seq an import may bring: JavaScript's largest exact integer, so a
 #: browser reads it as it is, and far enough below 2**63 that the thread can
 #: go on for as many events again as anyone will ever write.
 MAX_IMPORTED_SEQ = 2**53 - 1
 
 
-def _within_representable_years(match: re.Match[str]) -> None:
-    """Refuse a time that falls outside the years 1 to 9999 once converted to UTC.
-
-    Such a time (``0001-01-01T00:00+01:00``, a leap second at the end of 9999)
-    could be stored, but nothing that orders or reads back times (an import of
-    the store's own export, a viewer) can turn it into a date. Only the first
-    and the last day of the range need the arithmetic.
-    """
-    day = match["date"]
-    if not match["time"] or not (day.startswith("0001-01-01") or day.startswith("9999-12-31")):
-        return
-    hour, minute, *rest = match["time"].replace(",", ".").split(":")
-    seconds = float(rest[0]) if rest else 0.0
-    moment = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
-    offset = match["offset"]
-    shift = timedelta(hours=int(hour), minutes=int(minute), seconds=seconds)
-    if offset and offset not in "Zz":
-        digits = offset[1:].replace(":", "")
-        zone = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-        shift -= zone if offset[0] == "+" else -zone
-    try:
-        moment + shift
-    except OverflowError:
-        raise ValueError("it falls outside the years 1 to 9999 in UTC") from None
-
-
 def utc_now_iso() -> str:
     """Now, in UTC, as ISO-8601 with microseconds and offset."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def check_iso_8601(text: str) -> str:
-    """Return ``text`` unchanged if it is an ISO-8601 date or date-time, else raise ``ValueError``.
-
-    Done by hand rather than with ``datetime.fromisoformat``, whose accepted
-    forms differ between Python 3.10 and 3.11 (``Z``, fractions of other than
-    3 or 6 digits); every store must accept the same strings.
-    """
-    match = _ISO_8601.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not an ISO-8601 date-time")
-    try:
-        date.fromisoformat(match["date"])
-        if match["time"]:
-            hour, minute, *rest = match["time"].replace(",", ".").split(":")
-            second = float(rest[0]) if rest else 0.0
-            if not (0 <= int(hour) <= 23 and 0 <= int(minute) <= 59 and 0 <= second < 61):
-                raise ValueError("time out of range")
-        offset = match["offset"]
-        if offset and offset not in "Zz":
-            digits = offset[1:].replace(":", "")
-            if int(digits[:2]) > 23 or (len(digits) > 2 and int(digits[2:]) > 59):
-                raise ValueError("offset out of range")
-        _within_representable_years(match)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a valid ISO-8601 date-time ({exc})") from None
-    return text
 
 
 def id_problem(value: str) -> str | None:

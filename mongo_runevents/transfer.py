@@ -37,13 +37,13 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
 from .errors import InvalidEventError
-from .importing import time_key
 from .models import RECORD_FIELDS, id_problem, imported_event
+from .times import utc_moment
 
 #: The formats ``import`` reads; ``auto`` picks one from the path (:func:`detect_format`).
 FORMATS = ("auto", "jsonl", "deerflow-jsonl", "deerflow-db")
@@ -372,11 +372,10 @@ def deerflow_time(value: Any) -> Any:
     A value that is not a time is returned as it is (validation refuses it).
     """
     if isinstance(value, str):
-        # By hand rather than datetime.fromisoformat, whose forms differ in Python 3.10.
-        since_epoch = time_key(value)[0]
-        if since_epoch >= 2**62:
+        moment = utc_moment(value)
+        if moment is None:
             return value
-        value = _EPOCH + timedelta(microseconds=since_epoch)
+        value = moment
     if not isinstance(value, datetime):
         return value
     if value.tzinfo is None:
@@ -385,9 +384,6 @@ def deerflow_time(value: Any) -> Any:
         return value.astimezone(timezone.utc).isoformat()
     except OverflowError:
         return value
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def decode_metadata(metadata: Any) -> Any:
