@@ -33,6 +33,12 @@ from tests.commands import untargeted
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 
+#: How long the suite's replica-set server keeps a transaction nobody uses
+#: (mongod's and SecantusDB's default: 60 s), so that a test of a writer killed
+#: inside one waits seconds rather than a minute. The store's retry budget
+#: (60 s + 15 s when the server does not report its lifetime) outlasts it.
+TRANSACTION_LIFETIME_SECONDS = 5.0
+
 __all__ = ["MONGODB_URI", "Backend", "StoreFactory", "database_name"]
 
 
@@ -46,8 +52,13 @@ def _start(tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any) 
 
 @pytest.fixture(scope="session")
 def secantus_replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """A SecantusDB daemon in its default replica-set mode, fail points enabled."""
-    server = _start(tmp_path_factory, "secantus-rs", test_commands=True)
+    """A SecantusDB daemon in its default replica-set mode, fail points enabled, a short transaction lifetime."""
+    server = _start(
+        tmp_path_factory,
+        "secantus-rs",
+        test_commands=True,
+        transaction_lifetime_seconds=TRANSACTION_LIFETIME_SECONDS,
+    )
     yield server
     server.stop()
 
