@@ -51,12 +51,18 @@ OnConflict = Literal["renumber", "skip", "stop"]
 ON_CONFLICT: tuple[OnConflict, ...] = ("renumber", "skip", "stop")
 
 
+def _record_of_the_input(index: int) -> str:
+    return f"record {index} of the input"
+
+
 @dataclass(frozen=True)
 class ImportConflict:
     """A record that collides with another event: its position in the input, thread, seq and why.
 
     ``other`` is the position of the earlier record of the input it collides
-    with, when it is one (rather than a stored event).
+    with, when it is one (rather than a stored event): by its seq, or by its
+    ``event_id`` when ``event_id`` is set. :meth:`describe` says why with
+    that record named as the caller knows it (a file and line, say).
     """
 
     index: int
@@ -64,6 +70,24 @@ class ImportConflict:
     seq: int
     reason: str
     other: int | None = None
+    event_id: str | None = None
+
+    @classmethod
+    def with_record(
+        cls, index: int, thread_id: str, seq: int, other: int, event_id: str | None = None
+    ) -> ImportConflict:
+        """A collision with the earlier record ``other`` of the input (by ``event_id`` if given)."""
+        conflict = cls(index, thread_id, seq, "", other, event_id)
+        object.__setattr__(conflict, "reason", conflict.describe(_record_of_the_input))
+        return conflict
+
+    def describe(self, name: Callable[[int], str]) -> str:
+        """Why the record collides, the other record of the input named by ``name(position)``."""
+        if self.other is None:
+            return self.reason
+        if self.event_id is not None:
+            return f"its event_id {self.event_id!r} is held by another event ({name(self.other)})"
+        return f"{name(self.other)} has seq {self.seq} too"
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,10 @@ def _shifted(item: Any, offset: int) -> Any:
     moved = {**item.__dict__, "index": item.index + offset}
     if moved.get("other") is not None:
         moved["other"] += offset
+        # Its reason names the other record by its position: named anew.
+        return ImportConflict.with_record(
+            moved["index"], moved["thread_id"], moved["seq"], moved["other"], moved["event_id"]
+        )
     return type(item)(**moved)
 
 
@@ -274,26 +302,29 @@ def _plan_thread(
             ):
                 result.already_there += 1  # the same event, by its key
                 continue
-            where = f"seq {holder['seq']}" if holder is not None else f"record {taken_key[key][0]}"
-            conflict = ImportConflict(
-                index, thread_id, seq, f"its event_id {key!r} is held by another event ({where})"
-            )
+            if holder is not None:
+                reason = f"its event_id {key!r} is held by another event (seq {holder['seq']})"
+                conflict = ImportConflict(index, thread_id, seq, reason)
+            else:
+                conflict = ImportConflict.with_record(
+                    index, thread_id, seq, taken_key[key][0], event_id=key
+                )
             result.conflicts.append(conflict)
             result.skipped.append(conflict)
             continue
-        reason, other = None, None
+        seq_conflict: ImportConflict | None = None
         if seq in taken_at:
-            other = taken_at[seq][0]
-            reason = f"record {other} of the input has seq {seq} too"
+            seq_conflict = ImportConflict.with_record(index, thread_id, seq, taken_at[seq][0])
         elif seq in by_source or seq in stored_seqs:
-            reason = f"seq {seq} holds another event"
+            seq_conflict = ImportConflict(index, thread_id, seq, f"seq {seq} holds another event")
         elif seq <= held.last_seq:
             reason = (
                 f"seq {seq} is not above the thread's last seq ({held.last_seq}): "
                 "readers may have passed it"
             )
-        if reason is not None:
-            conflict = ImportConflict(index, thread_id, seq, reason, other)
+            seq_conflict = ImportConflict(index, thread_id, seq, reason)
+        if seq_conflict is not None:
+            conflict = seq_conflict
             result.conflicts.append(conflict)
             seq_conflicts += 1
             if on_conflict == "skip":

@@ -14,8 +14,6 @@ batch, the event's index.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -36,13 +34,11 @@ from pydantic import (
 from . import _fastpath
 from ._json import (
     _SURROGATE,
-    DefaultsAhead,
     StorableValue,
-    conversion_cost,
-    defaulted_objects,
     same_json,
     storable,
 )
+from ._slices import costly, defaults_in_slices
 from .errors import InvalidEventError
 from .policy import DEFAULT_POLICY, TRACE_CATEGORY, WritePolicy, truncated
 from .times import check_iso_8601
@@ -319,8 +315,8 @@ async def new_event_from_arguments_yielding(
     fast = _fast_event(data, policy)
     if fast is not None:
         return fast
-    if _costly([data]):
-        policy = await _defaults_in_slices([data], policy)
+    if costly([data]):
+        policy = await defaults_in_slices([data], policy)
     return _fully_validated(data, None, policy)
 
 
@@ -383,9 +379,9 @@ async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY)
     """:func:`new_events`, letting the event loop run while a costly batch is converted.
 
     A batch the fast path takes is validated at once (it is cheap). One it
-    refuses, with much to convert (:data:`SLICED_COST`), has ``json_default``
-    applied to its objects first, in slices of :data:`SLICE_SECONDS` with the
-    loop given a turn between them, and is then validated with those results:
+    refuses, with much to convert, has ``json_default`` applied to its
+    objects first, a slice at a time with the loop given a turn between them
+    (:mod:`mongo_runevents._slices`), and is then validated with those results:
     the ``str()`` of 400 LangChain messages in a ``run.end`` (several
     milliseconds) no longer holds the loop in one piece. What is stored is
     the same. The caller must not change the events while the call runs, as
@@ -394,55 +390,10 @@ async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY)
     _check_is_batch(events)
     validated = _fast_events(events, policy)
     if validated is None:
-        if _costly(events):
-            policy = await _defaults_in_slices(events, policy)
+        if costly(events):
+            policy = await defaults_in_slices(events, policy)
         validated = _each_validated(events, policy)
     return _unique_event_ids(validated)
-
-
-#: A batch the fast path refuses has its objects converted in slices when its
-#: conversion is estimated to take longer than a slice (about a microsecond a
-#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of 50
-#: LangChain messages.
-SLICED_COST = 1000
-#: The longest the conversion of objects holds the event loop at a time.
-SLICE_SECONDS = 0.001
-
-
-async def _defaults_in_slices(
-    events: list[Any] | tuple[Any, ...], policy: WritePolicy
-) -> WritePolicy:
-    """``policy`` with ``json_default`` applied ahead to the events' objects, in slices."""
-    default = policy.json_default
-    if default is None:
-        return policy  # strict: objects are refused, nothing to convert
-    ahead = DefaultsAhead(default)
-    objects = [
-        found
-        for event in events
-        if type(event) is dict
-        for name in ("content", "metadata")
-        for found in defaulted_objects(event.get(name))
-    ]
-    started = time.perf_counter()
-    for found in objects:
-        ahead.compute(found)
-        if time.perf_counter() - started >= SLICE_SECONDS:
-            await asyncio.sleep(0)
-            started = time.perf_counter()
-    return WritePolicy(ahead, policy.max_trace_content)
-
-
-def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
-    """Whether converting the events' content and metadata is worth doing in slices."""
-    cost = 0
-    for event in events:
-        if type(event) is dict:
-            for name in ("content", "metadata"):
-                cost += conversion_cost(event.get(name), SLICED_COST - cost)
-                if cost >= SLICED_COST:
-                    return True
-    return False
 
 
 def _check_is_batch(events: Any) -> None:

@@ -8,20 +8,19 @@ from typing import Any
 
 import pytest
 
-from mongo_runevents.importing import time_key
-from mongo_runevents.transfer import (
+from mongo_runevents.formats import (
     BadLine,
     Item,
     SourceError,
     SourceRecord,
     decode_content,
     deerflow_db_record,
-    detect_format,
     read_deerflow_rows,
     read_file,
     read_jsonl,
-    source_files,
 )
+from mongo_runevents.importing import time_key
+from mongo_runevents.transfer import detect_format, source_files
 
 
 def _record(seq: int = 1, **fields: Any) -> dict[str, Any]:
