@@ -33,13 +33,13 @@ range or a latency of 1e20 is simply not drawn.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import AI_REPLY_TYPES
+from ..times import utc_moment
 
 SUBAGENT_CALLER_PREFIX = "subagent:"
 
@@ -67,43 +67,14 @@ TOOL_RESULT_TYPE = "llm.tool.result"
 SUBAGENT_STEP_TYPE = "subagent.step"
 ERROR_CATEGORY = "error"
 
-_ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
-    re.IGNORECASE,
-)
-
 
 def parse_time(text: Any) -> datetime | None:
-    """A ``created_at`` string as an aware datetime (UTC when it names no offset), else ``None``."""
-    if not isinstance(text, str):
-        return None
-    match = _ISO.fullmatch(text.strip())
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    try:
-        moment = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            int((fraction or "0").ljust(6, "0")[:6]),
-            tzinfo=timezone.utc,
-        )
-    except ValueError:
-        return None
-    if offset and offset.upper() != "Z":
-        digits = offset[1:].replace(":", "")
-        shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        try:
-            moment -= shift if offset[0] == "+" else -shift
-        except OverflowError:
-            return None  # an offset that moves it out of years 1..9999
-    return moment
+    """A ``created_at`` string as an aware datetime in UTC (UTC when it names no offset), else ``None``.
+
+    The stores' own grammar (:mod:`mongo_runevents.times`): what they accept
+    is what is drawn.
+    """
+    return utc_moment(text) if isinstance(text, str) else None
 
 
 def is_error(record: Mapping[str, Any]) -> bool:

@@ -32,7 +32,7 @@ async def database(mongo_client: AsyncMongoClient[Any]) -> Any:
     await mongo_client.drop_database(name)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_a_commit_that_failed_does_not_block_the_thread(
     server_uri: str, mongo_client: AsyncMongoClient[Any], database: str
 ) -> None:
@@ -65,7 +65,7 @@ async def test_a_commit_that_failed_does_not_block_the_thread(
         await other.close()
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_delete_by_thread_wins_against_steady_writers(server_uri: str, database: str) -> None:
     """A whole-thread delete succeeds while other processes write to the thread without pause."""
     clients: list[AsyncMongoClient[Any]] = [AsyncMongoClient(server_uri) for _ in range(3)]
@@ -98,7 +98,7 @@ async def test_delete_by_thread_wins_against_steady_writers(server_uri: str, dat
 
 
 @pytest.mark.slow
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_a_killed_writer_delays_the_thread_but_fails_no_one(
     server_uri: str, mongo_client: AsyncMongoClient[Any], database: str
 ) -> None:

@@ -48,9 +48,13 @@ def test_parse_time_reads_every_iso_form_the_stores_accept(text: str, expected: 
     assert timeline.parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2025-13-01", "2025-06-01T25:00", None, 5])
+@pytest.mark.parametrize(
+    "text",
+    # The last: Arabic-Indic digits, which \\d and int() take and the stores refuse.
+    ["", "yesterday", "2025-13-01", "2025-06-01T25:00", None, 5, "\u0662\u0660\u0662\u0665-06-01"],
+)
 def test_parse_time_gives_none_for_anything_else(text: Any) -> None:
-    """A created_at that is not ISO-8601 has no place on the time axis."""
+    """A created_at that is not ISO-8601 (as the stores read it) has no place on the time axis."""
     assert timeline.parse_time(text) is None
 
 
