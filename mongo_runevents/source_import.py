@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from .base import RunEventStore
-from .formats import BadLine, SourcePosition
+from .formats import BadLine, SourceError, SourcePosition
 from .importing import ON_CONFLICT, ImportResult, OnConflict
 from .staging import Stage, Staged
 from .transfer import Owners, Source, load_owners, open_source
@@ -225,7 +225,7 @@ class SourceImport:
         self._labels: list[str] = []
 
     async def run(self) -> SourceImportResult:
-        """Read the source, then import it; raises ``SourceError`` (or ``OSError``) if it cannot be read."""
+        """Read the source, then import it; ``SourceError`` if it cannot be read."""
         self.progress.restart("reading", unit="line")
         with tempfile.TemporaryDirectory(prefix="mongo-runevents-import-") as folder:
             stage = Stage(Path(folder))
@@ -244,6 +244,8 @@ class SourceImport:
                         progress=self.progress,
                         on_bad_line=self.on_bad_line,
                     )
+                except OSError as exc:
+                    raise SourceError(str(exc)) from exc
                 finally:
                     self.progress.finish()
                 if self.result.stopped is None:

@@ -114,7 +114,7 @@ async def run_import(context: Context) -> int:
     )
     try:
         result = await job.run()
-    except (SourceError, OSError) as exc:
+    except SourceError as exc:
         return fail(str(exc), None)
     except (KeyboardInterrupt, asyncio.CancelledError):
         progress.finish()
