@@ -204,21 +204,23 @@ class NewEvent(_EventFields):
         or given mongomock copies), so records share nothing with each other
         or with what is stored either.
         """
+        # The fields from __dict__: a dict look-up, not pydantic's slower attribute path.
+        fields = self.__dict__
         record = {
-            "thread_id": self.thread_id,
-            "run_id": self.run_id,
-            "event_type": self.event_type,
-            "category": self.category,
-            "content": self.content,
-            "metadata": self.metadata,
+            "thread_id": fields["thread_id"],
+            "run_id": fields["run_id"],
+            "event_type": fields["event_type"],
+            "category": fields["category"],
+            "content": fields["content"],
+            "metadata": fields["metadata"],
             "seq": seq,
             "created_at": created_at,
         }
         # OPTIONAL_FIELDS, spelt out: this runs for every event written.
-        if self.event_id is not None:
-            record["event_id"] = self.event_id
-        if self.user_id is not None:
-            record["user_id"] = self.user_id
+        if fields["event_id"] is not None:
+            record["event_id"] = fields["event_id"]
+        if fields["user_id"] is not None:
+            record["user_id"] = fields["user_id"]
         return record
 
 

@@ -58,19 +58,22 @@ class _Plan:
     blocks: dict[str, Block]
 
 
-def _plan(events_: list[NewEvent], prepared: list[Prepared], known: list[Any]) -> _Plan:
-    """The events not known yet (by key), by thread, and the block of seqs each thread needs."""
+def _plan(fields: list[dict[str, Any]], prepared: list[Prepared], known: list[Any]) -> _Plan:
+    """The events not known yet (by key), by thread, and the block of seqs each thread needs.
+
+    ``fields``: each event's validated fields (its model's ``__dict__``).
+    """
     fresh = [index for index, record in enumerate(known) if record is None]
     by_thread: dict[str, list[int]] = {}
     for index in fresh:
-        by_thread.setdefault(events_[index].thread_id, []).append(index)
+        by_thread.setdefault(fields[index]["thread_id"], []).append(index)
     blocks = {
         thread_id: Block(
             len(indexes),
             any(prepared[index].files for index in indexes),
             tuple(
                 dict.fromkeys(
-                    user for index in indexes if (user := events_[index].user_id) is not None
+                    user for index in indexes if (user := fields[index]["user_id"]) is not None
                 )
             ),
         )
@@ -119,8 +122,11 @@ class Writer:
         which is atomic across processes only in transaction mode.
         """
         now = utc_now_iso()
-        created = [event.created_at or now for event in batch]
-        with_ids = any(event.event_id is not None for event in batch)
+        # Each event's validated fields, read from its model's __dict__: a
+        # pydantic attribute costs about ten times a dict look-up.
+        fields = [event.__dict__ for event in batch]
+        created = [each["created_at"] or now for each in fields]
+        with_ids = any(each["event_id"] is not None for each in fields)
         first = batch[0]
         document_id = (
             singleton_document_id(first.thread_id, first.run_id, first.event_type)
@@ -139,7 +145,7 @@ class Writer:
         )
         prepared: list[Prepared] = []
         written = Written()
-        async with self._locks.hold({event.thread_id for event in batch}):
+        async with self._locks.hold({each["thread_id"] for each in fields}):
             async for attempt in attempts:
                 if not prepared or attempt.measured != prepared[0].measured:
                     prepared = [
@@ -160,7 +166,7 @@ class Writer:
                     known: list[Any] = [None] * len(batch)
                     if look_up_first or attempt.look_up_keys:
                         known = await self._stored_by_key(batch, session)
-                    plan = _plan(batch, prepared, known)
+                    plan = _plan(fields, prepared, known)
                     items = [prepared[index] for index in plan.fresh]
                     documents = [item.document for item in items]
                     files = [file for item in items for file in item.files]
