@@ -11,15 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import ViewerStore, create_app
+    from .app import create_app
+    from .pages import ViewerStore
 
 __all__ = ["ViewerStore", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
     # The app is imported on first use, so that importing .command needs no extra.
-    if name in __all__:
-        from . import app
+    if name == "create_app":
+        from .app import create_app
 
-        return getattr(app, name)
+        return create_app
+    if name == "ViewerStore":
+        from .pages import ViewerStore
+
+        return ViewerStore
     raise AttributeError(name)

@@ -23,7 +23,7 @@ from .security import is_loopback, token_for
 if TYPE_CHECKING:
     import uvicorn
 
-    from .app import ViewerStore
+    from .pages import ViewerStore
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

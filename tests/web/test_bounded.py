@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents.web import app as web_app
-from mongo_runevents.web import live
+from mongo_runevents.web import live, run_pages, thread_pages
 
 from .conftest import ClientFactory, Demo, assert_safe
 
@@ -47,9 +46,9 @@ class CountingStore:
 
 
 LIMITS = {
-    "list_threads": web_app.THREADS_PAGE,
-    "list_messages": web_app.SEARCH_PAGE,
-    "list_events": web_app.EVENTS_PAGE,
+    "list_threads": thread_pages.THREADS_PAGE,
+    "list_messages": thread_pages.SEARCH_PAGE,
+    "list_events": run_pages.EVENTS_PAGE,
     "read_after": live.BACKLOG_SCAN,
     "get_event": 1,
     "get_thread": 1,
@@ -58,7 +57,7 @@ LIMITS = {
 #: The most store calls each page may make (docs/viewer.md lists them).
 CALLS = {
     "/": 1,
-    "/thread": 1 + web_app.RUNS_LISTED,
+    "/thread": 1 + thread_pages.RUNS_LISTED,
     "/run": 3,
     "/event": 1,
     "/event.json": 1,

@@ -11,7 +11,7 @@ import pytest
 
 from mongo_runevents import InvalidEventError, MongoRunEventStore
 from mongo_runevents.cli import journal_runs
-from mongo_runevents.web import app as web_app
+from mongo_runevents.web import run_pages, thread_pages
 
 from .conftest import Page, assert_safe
 
@@ -103,7 +103,7 @@ async def test_the_run_page_counts_every_event_and_finds_the_end_on_a_later_page
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With a page of 10 events, the header still knows the run failed, and its total of 25."""
-    monkeypatch.setattr(web_app, "EVENTS_PAGE", 10)
+    monkeypatch.setattr(run_pages, "EVENTS_PAGE", 10)
     response = await client.get("/run", params={"thread": THREAD, "id": runs.failed})
     text = " ".join(assert_safe(response.text).text.split())
     assert "Failed with GraphRecursionError at #42" in text
@@ -185,7 +185,7 @@ async def test_search_pages_back_past_its_bound(
     client: httpx.AsyncClient, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a search page of 10 messages the first search offers the older ones."""
-    monkeypatch.setattr(web_app, "SEARCH_PAGE", 10)
+    monkeypatch.setattr(thread_pages, "SEARCH_PAGE", 10)
     response = await client.get("/thread", params={"id": THREAD, "q": "ingestion"})
     page = assert_safe(response.text)
     pages = 1
@@ -240,7 +240,7 @@ async def test_an_event_opened_in_full_still_cuts_huge_strings_and_links_the_raw
         "/event", params={"thread": "big", "seq": stored["seq"], "full": "1"}
     )
     assert response.status_code == 200
-    assert len(response.text) < 2.5 * web_app.FULL_STRING_LIMIT
+    assert len(response.text) < 2.5 * run_pages.FULL_STRING_LIMIT
     assert "raw JSON" in response.text
     raw = await client.get("/event.json", params={"thread": "big", "seq": stored["seq"]})
     assert json.loads(raw.text)["content"]["content"] == output

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents.web import app as web_app
+from mongo_runevents.web import run_pages, thread_pages
 
 from .conftest import ClientFactory, Demo, assert_safe
 
@@ -33,7 +33,7 @@ async def test_threads_page_pages_with_the_before_cursor(
     client: httpx.AsyncClient, web_store: MongoRunEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Threads come newest activity first, a page at a time, linked by the last row's cursor."""
-    monkeypatch.setattr(web_app, "THREADS_PAGE", 2)
+    monkeypatch.setattr(thread_pages, "THREADS_PAGE", 2)
     for name in ("t-a", "t-b", "t-c"):
         await web_store.put(thread_id=name, run_id="r", event_type="e", category="trace")
     first = assert_safe((await client.get("/")).text)
@@ -83,7 +83,7 @@ async def test_conversation_shows_the_newest_messages_as_a_chat(
     response = await client.get("/thread", params={"id": demo.thread_id})
     page = assert_safe(response.text)
     assert response.status_code == 200
-    assert page.text.count("#") >= web_app.MESSAGES_PAGE
+    assert page.text.count("#") >= thread_pages.MESSAGES_PAGE
     assert "Here is what I found after 4 steps" in page.text
     assert "Is the retry logic in the payment worker safe" not in page.text  # on an older page
     assert f"/run?thread={demo.thread_id}&id={demo.run_ids[-1]}" in page.links()
@@ -161,7 +161,7 @@ async def test_timeline_pages_with_after_seq(
     client: httpx.AsyncClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run longer than a page links to its later events with after_seq."""
-    monkeypatch.setattr(web_app, "EVENTS_PAGE", 10)
+    monkeypatch.setattr(run_pages, "EVENTS_PAGE", 10)
     params = {"thread": demo.thread_id, "id": demo.run_ids[1]}
     first = assert_safe((await client.get("/run", params=params)).text)
     [later] = [link for link in first.links() if link.startswith("/run?") and "after_seq" in link]
