@@ -22,6 +22,7 @@ from bson import ObjectId
 from .._json import INT64_MAX, INT64_MIN
 from ..identities import message_identity
 from ..models import MESSAGE_CATEGORY, NewEvent
+from ..records import STORE_MARK, STORE_MARK_FIELD
 
 #: Set on documents whose content or metadata had keys escaped.
 ESCAPED_KEYS_FIELD = "escaped_keys"
@@ -114,6 +115,8 @@ def to_document(
         "event_type": event.event_type,
         "category": event.category,
         "created_at": created_at,
+        # Built from a validated event: reads trust it (mongo_runevents.records).
+        STORE_MARK_FIELD: STORE_MARK,
     }
     # OPTIONAL_FIELDS, spelt out: this runs for every event written.
     if event.event_id is not None:

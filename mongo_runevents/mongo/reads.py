@@ -1,8 +1,9 @@
 """Reads: each checked query (:mod:`mongo_runevents.queries`) as one MongoDB command.
 
 Every filter names the thread, so each read is served by one of the thread's
-indexes and, on a cluster sharded by thread, goes to one shard. Records are
-validated a page at a time on the way out (:func:`~mongo_runevents.records.stored_records`).
+indexes and, on a cluster sharded by thread, goes to one shard. A document
+the store wrote and marked is returned as it is; any other is validated, a
+page at a time (:func:`~mongo_runevents.records.trust_marked`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..queries import (
     ThreadEvents,
     ThreadList,
 )
-from ..records import plain_stored_records, stored_records
+from ..records import plain_stored_records, stored_records, trust_marked
 from . import compat
 from .blobs import BLOBS_FIELD
 from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD, from_document
@@ -174,18 +175,25 @@ class Reader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def records(self, documents: list[dict[str, Any]], session: Any) -> list[dict[str, Any]]:
-        """Validated records from stored documents, out-of-line fields read back in.
+        """Records from stored documents: marked ones as they are, the others validated.
 
-        Most pages hold records as they are: one validation call, no Python
-        per document. A page with escaped keys or out-of-line fields fails
-        that (its documents carry fields records have not) and is restored,
-        then validated again.
+        Documents this version wrote and marked are records already
+        (:func:`~mongo_runevents.records.trust_marked`). The others are
+        validated together, in one call; if that fails (escaped keys or
+        out-of-line fields: fields records have not), they are restored, out-of-line
+        fields read back in, and validated again.
         """
-        records = plain_stored_records(documents)
-        if records is not None:
-            return records
-        await self._blobs.fill(documents, session)
-        return stored_records([from_document(document) for document in documents])
+        untrusted = trust_marked(documents)
+        if not untrusted:
+            return documents
+        checked = [documents[position] for position in untrusted]
+        records = plain_stored_records(checked)
+        if records is None:
+            await self._blobs.fill(checked, session)
+            records = stored_records([from_document(document) for document in checked])
+        for position, record in zip(untrusted, records, strict=True):
+            documents[position] = record
+        return documents
 
     async def read_page(self, query: MessagePage) -> list[dict[str, Any]]:
         """The cursor rules of ``list_messages``: one find, ascending or newest-first then reversed."""
@@ -220,7 +228,7 @@ class Reader:
                 if references
                 else {}
             )
-        [record] = stored_records([from_document(document)])
+        [record] = await self.records([document], None)
         if references:
             record["large_fields"] = {
                 name: sizes.get(file_id, 0) for name, file_id in references.items()
