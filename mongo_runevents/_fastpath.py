@@ -22,9 +22,9 @@ It refuses, leaving them to the full validation:
   a schema used twice, so their number grows as 2**levels);
 - an id longer than ``MAX_ID_BYTES`` bytes, or than a quarter of that in
   characters when it is not ASCII;
-- a ``created_at`` the fast pattern does not match (ASCII digits only, field
-  ranges and leap years checked as :func:`~mongo_runevents.models.check_iso_8601`
-  checks them);
+- a ``created_at`` outside :data:`~mongo_runevents.times.ISO_8601_FAST` (the
+  one grammar of :mod:`mongo_runevents.times`, field ranges and leap years
+  spelt out in the pattern);
 - anything else Pydantic would refuse.
 
 Subclasses of ``str``, ``int``, ``float``, ``dict`` and ``list`` become the
@@ -43,6 +43,7 @@ from typing import Any
 from pydantic_core import SchemaValidator, core_schema
 
 from ._json import INT64_MAX, INT64_MIN, MAX_NESTING
+from .times import ISO_8601_FAST
 
 #: Containers nested up to this many levels are validated in Rust; deeper
 #: ones (rare: a graph state, say) by the Python walk.
@@ -57,22 +58,6 @@ assert FAST_NESTING < MAX_NESTING
 _TEXT = core_schema.str_schema(strict=True, pattern="^")
 #: A key that needs no escaping in MongoDB (and so no encoding by the codec).
 _PLAIN_KEY = core_schema.str_schema(strict=True, pattern=r"^[^.$\x00%]*$")
-
-#: Years 2 to 9998: a time on the first or last day of the range may fall
-#: outside it in UTC, which the full validation checks.
-_YEAR = (
-    "(?:[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]|0[1-9][0-9]{2}|00[1-9][0-9]|000[2-9])"
-)
-_MONTH_DAY = (
-    "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
-    "|(?:0[13-9]|1[0-2])-(?:29|30)"
-    "|(?:0[13578]|1[02])-31)"
-)
-_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
-_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
-_OFFSET = "(?:Z|z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
-#: The ISO-8601 strings ``check_iso_8601`` accepts, written with ASCII digits.
-ISO_8601_FAST = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:[T ]{_TIME}{_OFFSET}?)?$"
 
 
 def _scalars() -> list[core_schema.CoreSchema]:

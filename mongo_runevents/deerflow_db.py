@@ -13,7 +13,7 @@ its ``DbRunEventStore``) and ``threads_meta`` (one row per thread, with the
   an optional extra (``pip install 'mongo-runevents[postgres]'``).
 
 Rows come out as dicts with DeerFlow's column names; turning them into
-records is :func:`mongo_runevents.transfer.deerflow_db_record`'s job.
+records is :func:`mongo_runevents.formats.deerflow_db_record`'s job.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .transfer import BadLine, SourceError, SourceRecord, check_record, deerflow_db_record
+from .formats import BadLine, SourceError, SourceRecord, check_record, deerflow_db_record
 
 #: The columns of DeerFlow's ``run_events`` read (its own ``id`` identifies a row in messages).
 RUN_EVENT_COLUMNS = (

@@ -75,7 +75,7 @@ class EventIdConflictError(IntegrityError):
 class ImportConflictError(IntegrityError):
     """An import (``on_conflict="stop"``) met records that collide with other events; nothing was written.
 
-    ``conflicts`` lists them (:class:`~mongo_runevents.base.ImportConflict`):
+    ``conflicts`` lists them (:class:`~mongo_runevents.importing.ImportConflict`):
     which record of the input, its thread and seq, and what it collides with.
     """
 

@@ -38,17 +38,21 @@ Everything here is pure but the two primitives; see ``docs/semantics.md``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from .models import NewEvent
+from .times import utc_moment
 
 #: What ``import_events`` does with a conflicting record.
 OnConflict = Literal["renumber", "skip", "stop"]
 ON_CONFLICT: tuple[OnConflict, ...] = ("renumber", "skip", "stop")
+
+
+def _record_of_the_input(index: int) -> str:
+    return f"record {index} of the input"
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class ImportConflict:
     """A record that collides with another event: its position in the input, thread, seq and why.
 
     ``other`` is the position of the earlier record of the input it collides
-    with, when it is one (rather than a stored event).
+    with, when it is one (rather than a stored event): by its seq, or by its
+    ``event_id`` when ``event_id`` is set. :meth:`describe` says why with
+    that record named as the caller knows it (a file and line, say).
     """
 
     index: int
@@ -64,6 +70,24 @@ class ImportConflict:
     seq: int
     reason: str
     other: int | None = None
+    event_id: str | None = None
+
+    @classmethod
+    def with_record(
+        cls, index: int, thread_id: str, seq: int, other: int, event_id: str | None = None
+    ) -> ImportConflict:
+        """A collision with the earlier record ``other`` of the input (by ``event_id`` if given)."""
+        conflict = cls(index, thread_id, seq, "", other, event_id)
+        object.__setattr__(conflict, "reason", conflict.describe(_record_of_the_input))
+        return conflict
+
+    def describe(self, name: Callable[[int], str]) -> str:
+        """Why the record collides, the other record of the input named by ``name(position)``."""
+        if self.other is None:
+            return self.reason
+        if self.event_id is not None:
+            return f"its event_id {self.event_id!r} is held by another event ({name(self.other)})"
+        return f"{name(self.other)} has seq {self.seq} too"
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,10 @@ def _shifted(item: Any, offset: int) -> Any:
     moved = {**item.__dict__, "index": item.index + offset}
     if moved.get("other") is not None:
         moved["other"] += offset
+        # Its reason names the other record by its position: named anew.
+        return ImportConflict.with_record(
+            moved["index"], moved["thread_id"], moved["seq"], moved["other"], moved["event_id"]
+        )
     return type(item)(**moved)
 
 
@@ -165,35 +193,20 @@ IMPORT_CHUNK = 500
 
 # --- the order of records ------------------------------------------------------------
 
-_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(?:(Z|z)|([+-])(\d{2})(?::?(\d{2}))?)?"
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Where a ``created_at`` that names no time sorts: after every one that does.
+_UNREADABLE = 2**62
 
 
 def time_key(created_at: str) -> tuple[int, str]:
     """An ordering key for a ``created_at``: microseconds since 1970 (UTC), then the text.
 
-    A time without an offset is taken as UTC; one that cannot be read sorts last.
+    A time without an offset is taken as UTC; one that validation refuses
+    (:func:`~mongo_runevents.times.check_iso_8601`) sorts last.
     """
-    found = _TIME.fullmatch(created_at.strip())
-    if found is None:
-        return 2**62, created_at
-    year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = found.groups()
-    try:
-        moment = datetime(int(year), int(month), int(day), tzinfo=timezone.utc) + timedelta(
-            hours=int(hour or 0),
-            minutes=int(minute or 0),
-            seconds=int(second or 0),
-            microseconds=int((fraction or "0")[:6].ljust(6, "0")),
-        )
-        if sign:
-            offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
-            moment -= offset if sign == "+" else -offset
-    except (ValueError, OverflowError):  # validation refuses both; others may read times too
-        return 2**62, created_at
+    moment = utc_moment(created_at)
+    if moment is None:
+        return _UNREADABLE, created_at
     return (moment - _EPOCH) // timedelta(microseconds=1), created_at
 
 
@@ -203,8 +216,8 @@ def latest_time(created_ats: Iterable[str]) -> str | None:
     What a thread's last activity becomes after an import: the time of its
     events, not the time of the import. ``None`` when none can be read.
     """
-    latest = max((time_key(text)[0] for text in created_ats), default=2**62)
-    if latest >= 2**62:
+    latest = max((time_key(text)[0] for text in created_ats), default=_UNREADABLE)
+    if latest == _UNREADABLE:
         return None
     moment = _EPOCH + timedelta(microseconds=latest)
     return moment.isoformat(timespec="microseconds")
@@ -289,26 +302,29 @@ def _plan_thread(
             ):
                 result.already_there += 1  # the same event, by its key
                 continue
-            where = f"seq {holder['seq']}" if holder is not None else f"record {taken_key[key][0]}"
-            conflict = ImportConflict(
-                index, thread_id, seq, f"its event_id {key!r} is held by another event ({where})"
-            )
+            if holder is not None:
+                reason = f"its event_id {key!r} is held by another event (seq {holder['seq']})"
+                conflict = ImportConflict(index, thread_id, seq, reason)
+            else:
+                conflict = ImportConflict.with_record(
+                    index, thread_id, seq, taken_key[key][0], event_id=key
+                )
             result.conflicts.append(conflict)
             result.skipped.append(conflict)
             continue
-        reason, other = None, None
+        seq_conflict: ImportConflict | None = None
         if seq in taken_at:
-            other = taken_at[seq][0]
-            reason = f"record {other} of the input has seq {seq} too"
+            seq_conflict = ImportConflict.with_record(index, thread_id, seq, taken_at[seq][0])
         elif seq in by_source or seq in stored_seqs:
-            reason = f"seq {seq} holds another event"
+            seq_conflict = ImportConflict(index, thread_id, seq, f"seq {seq} holds another event")
         elif seq <= held.last_seq:
             reason = (
                 f"seq {seq} is not above the thread's last seq ({held.last_seq}): "
                 "readers may have passed it"
             )
-        if reason is not None:
-            conflict = ImportConflict(index, thread_id, seq, reason, other)
+            seq_conflict = ImportConflict(index, thread_id, seq, reason)
+        if seq_conflict is not None:
+            conflict = seq_conflict
             result.conflicts.append(conflict)
             seq_conflicts += 1
             if on_conflict == "skip":

@@ -14,11 +14,8 @@ batch, the event's index.
 
 from __future__ import annotations
 
-import asyncio
-import re
-import time
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import (
@@ -37,15 +34,14 @@ from pydantic import (
 from . import _fastpath
 from ._json import (
     _SURROGATE,
-    DefaultsAhead,
     StorableValue,
-    conversion_cost,
-    defaulted_objects,
     same_json,
     storable,
 )
+from ._slices import costly, defaults_in_slices
 from .errors import InvalidEventError
 from .policy import DEFAULT_POLICY, TRACE_CATEGORY, WritePolicy, truncated
+from .times import check_iso_8601
 
 #: A non-empty string; ``strict`` refuses anything that is not already a
 #: ``str`` (a dict in an id field is a query-injection attempt, not a typo).
@@ -83,77 +79,15 @@ MESSAGE_CATEGORY = "message"
 #: The keys of every record a store returns (``event_id`` only when the event has one).
 RECORD_FIELDS = (*EVENT_FIELDS, "seq")
 
-# ASCII digits only: \d would take any Unicode digit ("١٢").
-_ISO_8601 = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)"
-    r"(?P<offset>Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-)
-
-
 #: The highest seq an import may bring: JavaScript's largest exact integer, so a
 #: browser reads it as it is, and far enough below 2**63 that the thread can
 #: go on for as many events again as anyone will ever write.
 MAX_IMPORTED_SEQ = 2**53 - 1
 
 
-def _within_representable_years(match: re.Match[str]) -> None:
-    """Refuse a time that falls outside the years 1 to 9999 once converted to UTC.
-
-    Such a time (``0001-01-01T00:00+01:00``, a leap second at the end of 9999)
-    could be stored, but nothing that orders or reads back times (an import of
-    the store's own export, a viewer) can turn it into a date. Only the first
-    and the last day of the range need the arithmetic.
-    """
-    day = match["date"]
-    if not match["time"] or not (day.startswith("0001-01-01") or day.startswith("9999-12-31")):
-        return
-    hour, minute, *rest = match["time"].replace(",", ".").split(":")
-    seconds = float(rest[0]) if rest else 0.0
-    moment = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
-    offset = match["offset"]
-    shift = timedelta(hours=int(hour), minutes=int(minute), seconds=seconds)
-    if offset and offset not in "Zz":
-        digits = offset[1:].replace(":", "")
-        zone = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-        shift -= zone if offset[0] == "+" else -zone
-    try:
-        moment + shift
-    except OverflowError:
-        raise ValueError("it falls outside the years 1 to 9999 in UTC") from None
-
-
 def utc_now_iso() -> str:
     """Now, in UTC, as ISO-8601 with microseconds and offset."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def check_iso_8601(text: str) -> str:
-    """Return ``text`` unchanged if it is an ISO-8601 date or date-time, else raise ``ValueError``.
-
-    Done by hand rather than with ``datetime.fromisoformat``, whose accepted
-    forms differ between Python 3.10 and 3.11 (``Z``, fractions of other than
-    3 or 6 digits); every store must accept the same strings.
-    """
-    match = _ISO_8601.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not an ISO-8601 date-time")
-    try:
-        date.fromisoformat(match["date"])
-        if match["time"]:
-            hour, minute, *rest = match["time"].replace(",", ".").split(":")
-            second = float(rest[0]) if rest else 0.0
-            if not (0 <= int(hour) <= 23 and 0 <= int(minute) <= 59 and 0 <= second < 61):
-                raise ValueError("time out of range")
-        offset = match["offset"]
-        if offset and offset not in "Zz":
-            digits = offset[1:].replace(":", "")
-            if int(digits[:2]) > 23 or (len(digits) > 2 and int(digits[2:]) > 59):
-                raise ValueError("offset out of range")
-        _within_representable_years(match)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a valid ISO-8601 date-time ({exc})") from None
-    return text
 
 
 def id_problem(value: str) -> str | None:
@@ -381,8 +315,8 @@ async def new_event_from_arguments_yielding(
     fast = _fast_event(data, policy)
     if fast is not None:
         return fast
-    if _costly([data]):
-        policy = await _defaults_in_slices([data], policy)
+    if costly([data]):
+        policy = await defaults_in_slices([data], policy)
     return _fully_validated(data, None, policy)
 
 
@@ -445,9 +379,9 @@ async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY)
     """:func:`new_events`, letting the event loop run while a costly batch is converted.
 
     A batch the fast path takes is validated at once (it is cheap). One it
-    refuses, with much to convert (:data:`SLICED_COST`), has ``json_default``
-    applied to its objects first, in slices of :data:`SLICE_SECONDS` with the
-    loop given a turn between them, and is then validated with those results:
+    refuses, with much to convert, has ``json_default`` applied to its
+    objects first, a slice at a time with the loop given a turn between them
+    (:mod:`mongo_runevents._slices`), and is then validated with those results:
     the ``str()`` of 400 LangChain messages in a ``run.end`` (several
     milliseconds) no longer holds the loop in one piece. What is stored is
     the same. The caller must not change the events while the call runs, as
@@ -456,55 +390,10 @@ async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY)
     _check_is_batch(events)
     validated = _fast_events(events, policy)
     if validated is None:
-        if _costly(events):
-            policy = await _defaults_in_slices(events, policy)
+        if costly(events):
+            policy = await defaults_in_slices(events, policy)
         validated = _each_validated(events, policy)
     return _unique_event_ids(validated)
-
-
-#: A batch the fast path refuses has its objects converted in slices when its
-#: conversion is estimated to take longer than a slice (about a microsecond a
-#: unit, see :func:`~mongo_runevents._json.conversion_cost`): a run.end of 50
-#: LangChain messages.
-SLICED_COST = 1000
-#: The longest the conversion of objects holds the event loop at a time.
-SLICE_SECONDS = 0.001
-
-
-async def _defaults_in_slices(
-    events: list[Any] | tuple[Any, ...], policy: WritePolicy
-) -> WritePolicy:
-    """``policy`` with ``json_default`` applied ahead to the events' objects, in slices."""
-    default = policy.json_default
-    if default is None:
-        return policy  # strict: objects are refused, nothing to convert
-    ahead = DefaultsAhead(default)
-    objects = [
-        found
-        for event in events
-        if type(event) is dict
-        for name in ("content", "metadata")
-        for found in defaulted_objects(event.get(name))
-    ]
-    started = time.perf_counter()
-    for found in objects:
-        ahead.compute(found)
-        if time.perf_counter() - started >= SLICE_SECONDS:
-            await asyncio.sleep(0)
-            started = time.perf_counter()
-    return WritePolicy(ahead, policy.max_trace_content)
-
-
-def _costly(events: list[Any] | tuple[Any, ...]) -> bool:
-    """Whether converting the events' content and metadata is worth doing in slices."""
-    cost = 0
-    for event in events:
-        if type(event) is dict:
-            for name in ("content", "metadata"):
-                cost += conversion_cost(event.get(name), SLICED_COST - cost)
-                if cost >= SLICED_COST:
-                    return True
-    return False
 
 
 def _check_is_batch(events: Any) -> None:

@@ -1,10 +1,11 @@
 """The one registry of backends the tests run on, and how each is opened.
 
-A backend is a store implementation on a kind of deployment. Its flags say
-what it promises, so a test of an optional guarantee runs only where it is
-claimed (``@pytest.mark.requires("transactions")``), as LangGraph's
-conformance package does. Every test that needs a store, whatever its module,
-gets it from :class:`Connection`.
+A backend is a store implementation on a kind of deployment. What the
+deployment offers (transactions, change streams, fail points) is detected
+from it (:mod:`tests.capabilities`), so a test of an optional guarantee runs
+only where it holds (``@pytest.mark.requires("transactions")``), as
+LangGraph's conformance package does. Every test that needs a store, whatever
+its module, gets it from :class:`Connection`.
 """
 
 from __future__ import annotations
@@ -16,59 +17,38 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from mongo_runevents import MemoryRunEventStore, MongoRunEventStore, RunEventStore
+from tests.capabilities import MEMORY, MONGOMOCK, Capabilities, detect
 from tests.commands import CommandLog
 
 
 @dataclass(frozen=True)
 class Backend:
-    """A store implementation on a kind of deployment, and what it promises."""
+    """A store implementation on a kind of deployment."""
 
     name: str
-    #: Writes run in transactions: batches are atomic, leave no seq gap, commit in seq order.
-    transactions: bool
-    #: A real MongoDB wire-protocol server (as opposed to memory or mongomock).
-    server: bool
-    #: Fields past the document size limit go to a blob bucket (the MongoDB store).
-    blobs: bool
     #: How the store reaches its data: "memory", "mongomock", "pymongo" or "motor".
     driver: str
     #: The fixture giving the server's URI, for server backends.
     uri_fixture: str | None = None
 
-    def has(self, capability: str) -> bool:
-        """Whether the backend promises ``capability`` (one of the flags above)."""
-        return bool(getattr(self, capability))
+    def capabilities(self, uri: str | None) -> Capabilities:
+        """What the backend's deployment offers (``uri``: its server's, for server backends)."""
+        if self.driver == "memory":
+            return MEMORY
+        if self.driver == "mongomock":
+            return MONGOMOCK
+        assert uri is not None, f"{self.name} needs its server's URI"
+        return detect(uri)
 
 
 BACKENDS = {
     backend.name: backend
     for backend in (
-        Backend("memory", transactions=True, server=False, blobs=False, driver="memory"),
-        Backend("mongomock", transactions=False, server=False, blobs=True, driver="mongomock"),
-        Backend(
-            "pymongo",
-            transactions=True,
-            server=True,
-            blobs=True,
-            driver="pymongo",
-            uri_fixture="server_uri",
-        ),
-        Backend(
-            "motor",
-            transactions=True,
-            server=True,
-            blobs=True,
-            driver="motor",
-            uri_fixture="server_uri",
-        ),
-        Backend(
-            "standalone",
-            transactions=False,
-            server=True,
-            blobs=True,
-            driver="pymongo",
-            uri_fixture="standalone_uri",
-        ),
+        Backend("memory", driver="memory"),
+        Backend("mongomock", driver="mongomock"),
+        Backend("pymongo", driver="pymongo", uri_fixture="server_uri"),
+        Backend("motor", driver="motor", uri_fixture="server_uri"),
+        Backend("standalone", driver="pymongo", uri_fixture="standalone_uri"),
     )
 }
 

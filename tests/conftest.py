@@ -12,9 +12,11 @@ per backend:
   ``--standalone`` (no transactions), whenever SecantusDB is installed.
 
 ``mongo_backend`` (and ``mongo_connection``) do the same over the MongoDB
-store's backends only. A test marked ``@pytest.mark.requires("flag")`` runs
-only on the backends that promise it (:class:`tests.backends.Backend`). Every
-MongoDB-backed test gets a database of its own, dropped afterwards.
+store's backends only. A test marked ``@pytest.mark.requires("transactions",
+...)`` runs only where the deployment has each (:mod:`tests.capabilities`,
+detected from the server): on each backend for a test that takes one, else on
+the server under test. Every MongoDB-backed test gets a database of its own,
+dropped afterwards.
 """
 
 from __future__ import annotations
@@ -29,9 +31,16 @@ from pymongo import AsyncMongoClient
 from mongo_runevents import RunEventStore
 from mongo_runevents.embedded import EmbeddedServer
 from tests.backends import BACKENDS, MONGO_BACKENDS, Backend, Connection, database_name
+from tests.capabilities import Capabilities, detect
 from tests.commands import untargeted
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
+
+#: How long the suite's replica-set server keeps a transaction nobody uses
+#: (mongod's and SecantusDB's default: 60 s), so that a test of a writer killed
+#: inside one waits seconds rather than a minute. The store's retry budget
+#: (60 s + 15 s when the server does not report its lifetime) outlasts it.
+TRANSACTION_LIFETIME_SECONDS = 5.0
 
 __all__ = ["MONGODB_URI", "Backend", "StoreFactory", "database_name"]
 
@@ -46,8 +55,13 @@ def _start(tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any) 
 
 @pytest.fixture(scope="session")
 def secantus_replica_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """A SecantusDB daemon in its default replica-set mode, fail points enabled."""
-    server = _start(tmp_path_factory, "secantus-rs", test_commands=True)
+    """A SecantusDB daemon in its default replica-set mode, fail points enabled, a short transaction lifetime."""
+    server = _start(
+        tmp_path_factory,
+        "secantus-rs",
+        test_commands=True,
+        transaction_lifetime_seconds=TRANSACTION_LIFETIME_SECONDS,
+    )
     yield server
     server.stop()
 
@@ -75,49 +89,47 @@ def standalone_uri(secantus_standalone: EmbeddedServer) -> str:
     return secantus_standalone.uri
 
 
-@pytest.fixture(scope="session")
-def server_has_transactions(server_uri: str) -> bool:
-    """Whether the server under test runs transactions (replica set or mongos)."""
-    from pymongo import MongoClient
-
-    with MongoClient(server_uri) as client:
-        hello = client.admin.command("hello")
-    return "setName" in hello or hello.get("msg") == "isdbgrid"
-
-
-@pytest.fixture(autouse=True)
-def _skip_without_transactions(request: pytest.FixtureRequest) -> None:
-    """Tests marked ``transactions`` skip on a server without them (a standalone MONGODB_URI)."""
-    if request.node.get_closest_marker("transactions") is None:
-        return
-    if not request.getfixturevalue("server_has_transactions"):
-        pytest.skip("the server under test has no transactions (standalone)")
-
-
-def _skip_unless_promised(backend: Backend, request: pytest.FixtureRequest) -> None:
-    """Skip a test marked ``requires(flag, ...)`` on a backend that does not promise every flag."""
+def _skip_unless_capable(
+    capabilities: Capabilities, where: str, request: pytest.FixtureRequest
+) -> None:
+    """Skip a test marked ``requires(...)`` on a deployment that lacks any of it."""
     marker = request.node.get_closest_marker("requires")
     if marker is None:
         return
-    missing = [flag for flag in marker.args if not backend.has(flag)]
+    missing = capabilities.missing(marker.args)
     if missing:
-        pytest.skip(f"{backend.name} does not promise {', '.join(missing)}")
+        pytest.skip(f"{where} lacks {', '.join(missing)}")
+
+
+@pytest.fixture(autouse=True)
+def _requirements_of_the_server(request: pytest.FixtureRequest) -> None:
+    """A test marked ``requires(...)`` that takes no backend runs on the server under test: check it."""
+    if request.node.get_closest_marker("requires") is None:
+        return
+    if {"backend", "mongo_backend"} & set(request.fixturenames):
+        return  # checked on each backend
+    server = request.getfixturevalue("server_uri")
+    _skip_unless_capable(detect(server), "the server under test", request)
+
+
+def _chosen(name: str, request: pytest.FixtureRequest) -> Backend:
+    chosen = BACKENDS[name]
+    if request.node.get_closest_marker("requires") is not None:
+        uri = None if chosen.uri_fixture is None else request.getfixturevalue(chosen.uri_fixture)
+        _skip_unless_capable(chosen.capabilities(uri), chosen.name, request)
+    return chosen
 
 
 @pytest.fixture(params=list(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """Each backend in turn."""
-    chosen = BACKENDS[request.param]
-    _skip_unless_promised(chosen, request)
-    return chosen
+    """Each backend in turn (skipped where its deployment lacks what the test ``requires``)."""
+    return _chosen(request.param, request)
 
 
 @pytest.fixture(params=MONGO_BACKENDS)
 def mongo_backend(request: pytest.FixtureRequest) -> Backend:
-    """Each backend of the MongoDB store in turn."""
-    chosen = BACKENDS[request.param]
-    _skip_unless_promised(chosen, request)
-    return chosen
+    """Each backend of the MongoDB store in turn (skipped as ``backend`` is)."""
+    return _chosen(request.param, request)
 
 
 async def _open(backend: Backend, request: pytest.FixtureRequest) -> Connection:

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from mongo_runevents import InvalidEventError, models
+from mongo_runevents import InvalidEventError, _slices
 from mongo_runevents._json import (
     _DEFAULTED_COST,
     DefaultsAhead,
@@ -77,10 +77,10 @@ def test_a_run_end_of_100_messages_is_costly_and_one_of_10_is_not() -> None:
         state = {"messages": [Opaque() for _ in range(messages)], "title": "t"}
         return [{"content": {"n": 1}}, {"content": state, "metadata": {"status": "success"}}]
 
-    assert models._costly(batch(100))
-    assert not models._costly(batch(10))
-    assert not models._costly([{"content": list(range(500))}])
-    assert models._costly([{"content": list(range(5000))}])
+    assert _slices.costly(batch(100))
+    assert not _slices.costly(batch(10))
+    assert not _slices.costly([{"content": list(range(500))}])
+    assert _slices.costly([{"content": list(range(5000))}])
 
 
 class Role(str, enum.Enum):

@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from mongo_runevents import _fastpath, models
 from mongo_runevents._json import same_json
-from mongo_runevents.models import NewEvent, check_iso_8601, new_events
+from mongo_runevents.models import NewEvent, new_events
 from mongo_runevents.mongo import Deployment
 from mongo_runevents.mongo.writes import _SEQ_PLACEHOLDER, Writer
 from mongo_runevents.policy import WritePolicy
+from mongo_runevents.times import check_iso_8601
 
 POLICIES = [
     WritePolicy(),

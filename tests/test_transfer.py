@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-from mongo_runevents.transfer import (
+from mongo_runevents.formats import (
     BadLine,
     Item,
     SourceError,
     SourceRecord,
     decode_content,
     deerflow_db_record,
-    detect_format,
     read_deerflow_rows,
     read_file,
     read_jsonl,
-    source_files,
 )
+from mongo_runevents.importing import time_key
+from mongo_runevents.transfer import detect_format, source_files
 
 
 def _record(seq: int = 1, **fields: Any) -> dict[str, Any]:
@@ -254,3 +254,19 @@ def test_deerflow_db_reads_json_lines_too(tmp_path: Path) -> None:
         {"type": "ai", "content": "hi"},
         "[x",
     ]
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    # SQLite's form of a time, with Arabic-Indic digits (which \d and int() take).
+    ["\u0662\u0660\u0662\u0665-07-01 12:00:00", "2025-07-01 \u0661\u0662:00:00.5"],
+)
+def test_deerflow_db_time_with_non_ascii_digits_is_a_bad_line(
+    tmp_path: Path, created_at: str
+) -> None:
+    """deerflow-db: a created_at in other digits is not rewritten into ASCII; its line is bad."""
+    path = _write_lines(tmp_path / "rows.jsonl", [{**_record(1), "created_at": created_at}])
+    (item,) = read_file(path, "deerflow-db")
+    assert isinstance(item, BadLine)
+    assert item.reason.startswith("created_at:")
+    assert time_key(created_at)[0] > time_key("9999-12-31T23:59:59")[0]

@@ -16,8 +16,9 @@ The package:
 - one module per group of commands: ``demo`` (with ``workload``, its synthetic
   agent thread, imported only when the demo runs), ``setup`` (init, stats),
   ``reading`` (threads, messages, events, count, tail), ``deleting`` (delete),
-  ``exporting`` (export), ``importing`` (import, with ``staging``, its spool of
-  sources), ``serve`` (the web viewer) and ``bench``.
+  ``exporting`` (export), ``importing`` (import: what
+  :mod:`mongo_runevents.source_import` did, printed), ``verifying`` (verify),
+  ``serve`` (the web viewer) and ``bench``.
 
 Commands live in the :data:`COMMANDS` table below: each has a name, a help
 text, a function adding its own options and an async function running it on a
@@ -42,7 +43,7 @@ from .bench import add_bench_arguments, run_bench
 from .deleting import add_delete_arguments, run_delete
 from .demo import add_demo_arguments, run_demo
 from .exporting import add_export_arguments, run_export
-from .importing import ImportSummary, add_import_arguments, run_import
+from .importing import add_import_arguments, run_import
 from .options import (
     DEFAULT_DATA_DIR,
     PROG,
@@ -86,7 +87,6 @@ __all__ = [
     "PROG",
     "Command",
     "Context",
-    "ImportSummary",
     "LocalCommand",
     "Progress",
     "build_parser",

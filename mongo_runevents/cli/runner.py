@@ -18,10 +18,10 @@ from types import FrameType
 
 from pymongo.errors import PyMongoError
 
-from ..embedded import SharedServer
 from ..errors import RunEventStoreError, StoreUnavailableError
 from ..mongo import DEFAULT_DATABASE, MongoRunEventStore
 from ..mongo.driver_errors import translated
+from ..shared_server import SharedServer
 from ..uri import mask_uri, redact
 from .options import PROG, Command, Context, LocalCommand, client_options
 

@@ -16,14 +16,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..transfer import FORMATS, SourceError
+from ..formats import FORMATS, SourceError
+from ..source_import import SourceImportResult, read_into_stage
+from ..staging import Stage
+from ..transfer import Source, load_owners, open_source
 from ..verify import Difference, VerifyResult, verify_threads
-from .importing import ImportSummary, Source, load_owners, open_source, read_sources
 from .options import PROG, Context, positive_int
 from .output import number_of, print_json
 from .progress import Progress
 from .runner import fail
-from .staging import Stage
 
 #: Differences printed to standard error (``--json`` lists them all).
 _SHOWN = 50
@@ -60,8 +61,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_verify(context: Context) -> int:
     """Compare the source with the store; exit 0 only when they agree."""
     args = context.args
-    args.on_error = "skip"  # a bad line is a difference, listed; reading goes on
-    summary = ImportSummary(source=args.source, format=args.format)
+    read = SourceImportResult(source=args.source, format=args.format)
     total = VerifyResult()
     progress = Progress("reading", unit="line")
     with tempfile.TemporaryDirectory(prefix="mongo-runevents-verify-") as folder:
@@ -70,13 +70,15 @@ async def run_verify(context: Context) -> int:
         try:
             try:
                 source = open_source(args.source, args.format, Path(folder))
-                owners = load_owners(args, source)
-                labels = read_sources(args, source, owners, stage, summary, progress)
+                owners = load_owners(args.owners, args.owner, source)
+                # A bad line is a difference, listed; reading goes on.
+                read_into_stage(source, owners, stage, read, progress=progress)
             except (SourceError, OSError) as exc:
                 progress.finish()
                 return fail(str(exc), None)
             progress.finish()
             progress.restart("verifying", total=stage.count, unit="event")
+            labels = source.labels
             for batch in stage.batches(args.batch):
 
                 def where(index: int, batch: list[Any] = batch) -> str:
@@ -88,17 +90,16 @@ async def run_verify(context: Context) -> int:
             progress.finish()
         finally:
             stage.close()
-            if source is not None and source.database is not None:
-                source.database.close()
-    for bad in summary.bad_list:
+            if source is not None:
+                source.close()
+    for bad in read.bad_lines:
         total.differences.insert(
-            0,
-            Difference("", None, "unreadable", bad["reason"], f"{bad['source']}:{bad['line']}"),
+            0, Difference("", None, "unreadable", bad.reason, str(bad.position))
         )
-    return _report(args, summary, total)
+    return _report(args, read, total)
 
 
-def _report(args: argparse.Namespace, summary: ImportSummary, result: VerifyResult) -> int:
+def _report(args: argparse.Namespace, summary: SourceImportResult, result: VerifyResult) -> int:
     if args.json:
         print_json(
             {
@@ -106,7 +107,7 @@ def _report(args: argparse.Namespace, summary: ImportSummary, result: VerifyResu
                 "format": summary.format,
                 "agrees": result.agrees,
                 "lines": summary.lines,
-                "bad": summary.bad,
+                "bad": len(summary.bad_lines),
                 "threads": result.threads,
                 "records": result.records,
                 "matched": result.matched,

@@ -42,6 +42,7 @@ from ..errors import InvalidEventError, RunEventStoreError
 from ..models import AI_REPLY_TYPES
 from . import live, render, timeline
 from .security import Guard
+from .spans import pair_spans
 from .values import EVENT_STRING_LIMIT, pretty
 
 logger = logging.getLogger(__name__)
@@ -272,7 +273,7 @@ class Viewer:
             self.store.count_events(thread_id, run_id=run_id, user_id=links.user),
         )
         outcome = timeline.outcome([*lifecycle, *records])
-        spans = timeline.pair_spans(records)
+        spans = pair_spans(records)
         window = timeline.span_window(records, spans)
         rows = render.timeline_rows(records, window[0] if window else None)
         shown = [

@@ -19,6 +19,7 @@ import jinja2
 
 from ..models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX
 from . import timeline
+from .spans import tool_calls
 from .values import human_size, preview
 
 #: Characters of a message's text shown in the conversation before "show all".
@@ -368,7 +369,7 @@ def timeline_rows(
     asked: dict[str, int] = {}
     for record in records:
         if record.get("event_type") in AI_REPLY_TYPES:
-            for call_id, _ in timeline.tool_calls(record):
+            for call_id, _ in tool_calls(record):
                 asked[call_id] = record["seq"]
         when = timeline.parse_time(record.get("created_at"))
         offset = (

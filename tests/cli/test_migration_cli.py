@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from mongo_runevents.deerflow_db import postgres_conninfo, sqlite_path
-from mongo_runevents.transfer import SourceError, is_database_url
+from mongo_runevents.formats import SourceError
+from mongo_runevents.transfer import is_database_url
 from tests.cli.test_cli import Cli
 from tests.deerflow_sources import deerflow_db_reads_back, write_jsonl_store, write_sqlite_store
 
@@ -207,3 +208,57 @@ def test_postgresql_without_its_driver_says_which_extra_to_install(
     assert result.code != 0
     assert "pip install 'mongo-runevents[postgres]'" in result.err
     assert "secret" not in result.err
+
+
+def _record(seq: int, n: int, **fields: Any) -> str:
+    return json.dumps({**_event("t1", n), "seq": seq, **fields})
+
+
+@pytest.mark.parametrize("on_conflict", ["skip", "renumber", "stop"])
+def test_every_kind_of_conflict_and_bad_line_is_named_by_file_and_line(
+    cli: Cli, tmp_path: Path, on_conflict: str
+) -> None:
+    """A user sees file:line for each conflicting record and the other record it collides with."""
+    stored = tmp_path / "stored.jsonl"
+    stored.write_text(_record(1, 1, event_id="held") + "\n", encoding="utf-8")
+    assert cli("import", str(stored)).code == 0
+    path = tmp_path / "export.jsonl"
+    lines = [
+        _record(1, 2),  # 1: seq 1 holds another (stored) event
+        _record(5, 5, event_id="key"),  # 2
+        _record(6, 6, event_id="key"),  # 3: its event_id is held by line 2
+        _record(7, 7),  # 4
+        _record(7, 8),  # 5: line 4 has seq 7 too
+        _record(9, 9, event_id="held"),  # 6: its event_id is held by the stored seq 1
+        '{"thread_id": 5}',  # 7: a bad line
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    at = f"{path}:"
+    dry = ("--json", "import", str(path), "--on-conflict", on_conflict, "--dry-run")
+    report = json.loads(cli(*dry).out)
+    assert [(c["line"], c["reason"]) for c in report["conflict_list"]] == [
+        (1, "seq 1 holds another event"),
+        (3, f"its event_id 'key' is held by another event ({at}2)"),
+        (5, f"{at}4 has seq 7 too"),
+        (6, "its event_id 'held' is held by another event (seq 1)"),
+    ]
+    assert {c["source"] for c in report["conflict_list"]} == {str(path)}
+    assert [(b["source"], b["line"]) for b in report["bad_list"]] == [(str(path), 7)]
+    result = cli("import", str(path), "--on-conflict", on_conflict)
+    expected = [
+        f"{at}1 (thread 't1', seq 1): seq 1 holds another event",
+        f"{at}3 (thread 't1', seq 6): its event_id 'key' is held by another event ({at}2)",
+        f"{at}5 (thread 't1', seq 7): {at}4 has seq 7 too",
+        f"{at}6 (thread 't1', seq 9): its event_id 'held' is held by another event (seq 1)",
+    ]
+    # Under renumber only the records skipped (event_id conflicts) are listed one by one,
+    # the renumbered ones per thread.
+    listed = expected if on_conflict != "renumber" else [expected[1], expected[3]]
+    for line in listed:
+        assert line in result.err, (line, result.err)
+    if on_conflict == "renumber":
+        assert f"{at}1 seq 1 -> " in result.err
+        assert f"{at}5 seq 7 -> " in result.err
+    assert "(record " not in result.err
+    assert "of the input" not in result.err
+    assert "1 bad" in result.out

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from mongo_runevents import MongoRunEventStore
-from mongo_runevents.embedded import STATE_FILE, EmbeddedServer, SharedServer, free_port
+from mongo_runevents.embedded import EmbeddedServer, free_port
+from mongo_runevents.shared_server import STATE_FILE, SharedServer
 from tests.factories import event
 
 SCRIPT = Path(sys.executable).with_name("mongo-runevents")

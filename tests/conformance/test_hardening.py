@@ -114,20 +114,27 @@ async def test_ids_past_the_length_limit_are_refused_before_any_io(
     assert await store.list_messages("thread-1") == []
 
 
-@pytest.mark.parametrize(
-    "created_at",
-    # Arabic-Indic digits (U+0660..U+0669), which \\d would take.
-    [
-        "2025-07-01T\u0661\u0662:00:00Z",
-        "2025-07-01T12:\u0660\u0660",
-        "\u0662\u0660\u0662\u0665-07-01",
-        "2025-07-01T12:00:00+\u0660\u0665:30",
-    ],
-)
+#: Times with Arabic-Indic digits (U+0660..U+0669), which \\d would take and int() reads.
+NON_ASCII_DIGIT_TIMES = [
+    "2025-07-01T\u0661\u0662:00:00Z",
+    "2025-07-01T12:\u0660\u0660",
+    "\u0662\u0660\u0662\u0665-07-01",
+    "2025-07-01T12:00:00+\u0660\u0665:30",
+]
+
+
+@pytest.mark.parametrize("created_at", NON_ASCII_DIGIT_TIMES)
 async def test_created_at_takes_ascii_digits_only(store: RunEventStore, created_at: str) -> None:
-    """A created_at with non-ASCII digits anywhere is refused."""
+    """A created_at with non-ASCII digits anywhere is refused by put, put_batch and import_events."""
     with pytest.raises(InvalidEventError, match="created_at"):
         await store.put(**event(created_at=created_at))
+    # A batch the fast path would take whole but for this time, and one of a single event.
+    for batch in ([event(), event(created_at=created_at)], [event(created_at=created_at)]):
+        with pytest.raises(InvalidEventError, match="created_at"):
+            await store.put_batch(batch)
+    with pytest.raises(InvalidEventError, match="created_at"):
+        await store.import_events([{**event(created_at=created_at), "seq": 1}])
+    assert await store.list_messages("thread-1") == []
 
 
 @pytest.mark.parametrize("records", [None, 5, "records", {"thread_id": "t"}])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mongo_runevents import InvalidEventError, RunEventStore
 from mongo_runevents.errors import ImportConflictError
+from mongo_runevents.formats import SourcePosition
 from mongo_runevents.importing import ImportResult, Renumbered, order_key, time_key
+from mongo_runevents.source_import import LocatedConflict, import_source
 from mongo_runevents.verify import verify_threads
 from tests.factories import event
 
@@ -359,3 +363,53 @@ async def test_an_imported_threads_activity_is_its_events_time_for_everyone_and_
     assert thread["updated_at"] == "2025-07-01T12:00:09.000000+00:00"
     [mine] = await store.list_threads(user_id="u")
     assert mine["updated_at"] == "2025-07-01T12:00:07.000000+00:00"
+
+
+async def test_import_source_locates_every_conflict_renumbering_and_bad_line(
+    store: RunEventStore, tmp_path: Path
+) -> None:
+    """import_source names each record, and the record it collides with, by file and line."""
+    path = tmp_path / "export.jsonl"
+    lines = [
+        record(1),
+        record(2, event_id="key"),
+        record(3, "run-b", event_id="key"),  # line 3: its event_id is held by line 2
+        record(1, "run-b", second=1),  # line 4: line 1 has seq 1 too
+        {"thread_id": 5},  # line 5: bad
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    result = await import_source(store, str(path))
+    at = SourcePosition(str(path), 0)
+    line = {n: SourcePosition(at.source, n) for n in range(1, 6)}
+    assert result.conflicts == [
+        LocatedConflict(
+            line[4], "thread-1", 1, f"{line[1]} has seq 1 too", "renumbered", other=line[1]
+        ),
+        LocatedConflict(
+            line[3],
+            "thread-1",
+            3,
+            f"its event_id 'key' is held by another event ({line[2]})",
+            "skipped",
+            other=line[2],
+        ),
+    ]
+    assert [(r.position, r.old_seq, r.new_seq) for r in result.renumbered] == [
+        (line[4], 1, 2),
+        (line[2], 2, 3),
+    ]
+    assert [bad.position for bad in result.bad_lines] == [line[5]]
+    assert (result.lines, result.records, result.inserted, result.skipped) == (5, 4, 3, 1)
+
+
+async def test_an_event_id_conflict_with_an_earlier_record_names_that_record(
+    store: RunEventStore,
+) -> None:
+    """The conflict of a record whose event_id an earlier record of the input holds says which one."""
+    result = await store.import_events(
+        [record(1, event_id="key"), record(2, "run-b", event_id="key")]
+    )
+    (conflict,) = result.conflicts
+    assert (conflict.index, conflict.other, conflict.event_id) == (1, 0, "key")
+    assert conflict.reason == "its event_id 'key' is held by another event (record 0 of the input)"
+    assert conflict.describe(lambda index: f"line {index + 1}").endswith("(line 1)")

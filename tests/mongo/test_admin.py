@@ -107,11 +107,9 @@ def test_zone_boundaries_split_hex_ids_evenly() -> None:
         zone_boundaries(0)
 
 
+@pytest.mark.requires("not sharded")
 async def test_sharding_needs_mongos(mongo_database: Any) -> None:
     """shard_collections refuses, with a clear error, to run against anything but mongos."""
-    hello = await mongo_database.client.admin.command("hello")
-    if hello.get("msg") == "isdbgrid":
-        pytest.skip("connected to mongos: tests/test_sharded.py covers it")
     with pytest.raises(ConfigurationError, match="mongos"):
         await shard_collections(MongoRunEventStore(mongo_database))
 

@@ -8,14 +8,16 @@ import sys
 import textwrap
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
-from mongo_runevents import MongoRunEventStore, StorageError
+from mongo_runevents import ConfigurationError, MongoRunEventStore, StorageError
+from mongo_runevents.embedded import EmbeddedServer
 from mongo_runevents.mongo.blobs import Blobs
 from tests.conftest import database_name
 from tests.factories import event, seqs
@@ -30,7 +32,7 @@ async def database(mongo_client: AsyncMongoClient[Any]) -> Any:
     await mongo_client.drop_database(name)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_a_commit_that_failed_does_not_block_the_thread(
     server_uri: str, mongo_client: AsyncMongoClient[Any], database: str
 ) -> None:
@@ -63,7 +65,7 @@ async def test_a_commit_that_failed_does_not_block_the_thread(
         await other.close()
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_delete_by_thread_wins_against_steady_writers(server_uri: str, database: str) -> None:
     """A whole-thread delete succeeds while other processes write to the thread without pause."""
     clients: list[AsyncMongoClient[Any]] = [AsyncMongoClient(server_uri) for _ in range(3)]
@@ -96,14 +98,15 @@ async def test_delete_by_thread_wins_against_steady_writers(server_uri: str, dat
 
 
 @pytest.mark.slow
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_a_killed_writer_delays_the_thread_but_fails_no_one(
     server_uri: str, mongo_client: AsyncMongoClient[Any], database: str
 ) -> None:
     """A writer killed while holding the thread's counter in a transaction: the others' writes still land.
 
     The server ends the abandoned transaction after its lifetime (60 s by
-    default); the default retry budget outlasts it.
+    default, shorter on the suite's own server); the default retry budget
+    outlasts it.
     """
     app_name = f"killed-{uuid.uuid4().hex[:8]}"
     writer = textwrap.dedent(
@@ -148,6 +151,40 @@ async def test_a_killed_writer_delays_the_thread_but_fails_no_one(
     record = await store.put(**event())
     assert record["seq"] == 2
     assert seqs(await store.list_messages("thread-1")) == [1, 2]
+
+
+async def test_the_embedded_server_ends_a_transaction_idle_past_its_lifetime(
+    tmp_path: Path,
+) -> None:
+    """EmbeddedServer(transaction_lifetime_seconds=1): a transaction left idle 2.5 s is aborted."""
+    with EmbeddedServer(
+        tmp_path / "data", log_file=tmp_path / "log", transaction_lifetime_seconds=1
+    ) as server:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(server.uri)
+        try:
+            collection = client["db"]["events"]
+            async with client.start_session() as session:
+                await session.start_transaction()
+                await collection.insert_one({"_id": 1}, session=session)
+                await session.commit_transaction()
+                await session.start_transaction()
+                await collection.insert_one({"_id": 2}, session=session)
+                await asyncio.sleep(2.5)
+                with pytest.raises(OperationFailure) as failure:
+                    await session.commit_transaction()
+            assert failure.value.code == 251  # NoSuchTransaction
+            assert [doc["_id"] async for doc in collection.find()] == [1]
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan")])
+def test_the_embedded_server_refuses_a_lifetime_that_is_not_positive(
+    tmp_path: Path, seconds: float
+) -> None:
+    """A transaction lifetime of zero, below zero or NaN is a configuration error."""
+    with pytest.raises(ConfigurationError, match="transaction_lifetime_seconds"):
+        EmbeddedServer(tmp_path, transaction_lifetime_seconds=seconds)
 
 
 async def test_a_reader_skips_a_large_event_deleted_under_it(

@@ -14,24 +14,14 @@ import time
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from benchmarks.load import LoadPlan, LoadResult, drop_database, run_load
-from mongo_runevents.mongo.compat import server_hello, supports_transactions
 from tests.conftest import database_name
 
 pytestmark = pytest.mark.slow
 
 #: The whole test, start-up of six processes included, must stay well inside this.
 BUDGET_SECONDS = 60
-
-
-async def _transactions(uri: str) -> bool:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    try:
-        return supports_transactions(await server_hello(client["admin"]))
-    finally:
-        await client.close()
 
 
 def run_small_load(uri: str) -> LoadResult:
@@ -54,11 +44,9 @@ def run_small_load(uri: str) -> LoadResult:
     return result
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 def test_writer_processes_and_tailing_readers_lose_and_duplicate_nothing(server_uri: str) -> None:
     """With transactions, 4 writer processes and 2 tailing readers: each event once, gap-free seqs, readers miss nothing."""
-    if not asyncio.run(_transactions(server_uri)):
-        pytest.skip("the server does not run multi-document transactions")
     result = run_small_load(server_uri)
     figures = result.figures()
     assert result.transactions

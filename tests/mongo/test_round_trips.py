@@ -18,6 +18,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from mongo_runevents import MongoRunEventStore
+from tests.capabilities import detect
 from tests.commands import CommandLog
 from tests.conftest import database_name
 from tests.factories import event
@@ -46,9 +47,9 @@ async def counted(request: pytest.FixtureRequest) -> AsyncIterator[Counted]:
     """A store on each deployment, indexes made, with an empty command log."""
     transactions = request.param == "replica_set"
     if transactions:
-        if not request.getfixturevalue("server_has_transactions"):
-            pytest.skip("the server under test has no transactions (standalone)")
         uri = request.getfixturevalue("server_uri")
+        if not detect(uri).transactions:
+            pytest.skip("the server under test has no transactions (standalone)")
     else:
         uri = request.getfixturevalue("secantus_standalone").uri
     log = CommandLog()

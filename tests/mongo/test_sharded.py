@@ -18,22 +18,20 @@ from pymongo import AsyncMongoClient
 from mongo_runevents import MongoRunEventStore
 from mongo_runevents.admin import shard_collections
 from tests.commands import CommandLog
-from tests.conftest import MONGODB_URI, database_name
+from tests.conftest import database_name
 from tests.factories import event, trace
 
-pytestmark = pytest.mark.sharded
+#: Runs only when MONGODB_URI points at a sharded cluster's mongos.
+pytestmark = pytest.mark.requires("sharded")
 
 
 @pytest.fixture
-async def sharded_store() -> AsyncIterator[tuple[MongoRunEventStore, Any, CommandLog]]:
+async def sharded_store(
+    server_uri: str,
+) -> AsyncIterator[tuple[MongoRunEventStore, Any, CommandLog]]:
     """A store on a freshly sharded database behind mongos, with a log of what it sends."""
-    if not MONGODB_URI:
-        pytest.skip("needs MONGODB_URI pointing at a sharded cluster's mongos")
     sent = CommandLog()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(MONGODB_URI, event_listeners=[sent])
-    if (await client.admin.command("hello")).get("msg") != "isdbgrid":
-        await client.close()
-        pytest.skip("MONGODB_URI is not a mongos")
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server_uri, event_listeners=[sent])
     name = database_name()
     store = MongoRunEventStore(client[name])
     report = await shard_collections(store)

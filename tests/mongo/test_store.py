@@ -116,7 +116,7 @@ async def test_set_up_drops_the_indexes_earlier_versions_made(mongo_database: An
     assert "thread_run_blobs" not in info
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_constructor_does_no_io_and_first_call_sets_up(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -157,7 +157,7 @@ async def test_from_uri_owns_and_closes_its_client(server_uri: str, mongo_client
     await mongo_client.drop_database(name)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_transaction_mode_follows_the_deployment_and_can_be_forced(
     mongo_database: Any, secantus_standalone: EmbeddedServer
 ) -> None:
@@ -209,7 +209,7 @@ async def test_odd_keys_are_escaped_in_storage_and_restored(rs_store: MongoRunEv
 # --- atomic batches and failures ---------------------------------------------------
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_failed_batch_in_transaction_leaves_nothing_and_no_gap(
     rs_store: MongoRunEventStore,
 ) -> None:
@@ -246,7 +246,7 @@ async def test_failed_batch_on_standalone_is_cleaned_up(
         await client.close()
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_transient_insert_failures_are_retried_to_one_copy(
     rs_store: MongoRunEventStore, app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -269,7 +269,7 @@ async def test_transient_insert_failures_are_retried_to_one_copy(
     assert len(log.named("insert")) == 3
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_dropped_connection_mid_transaction_is_retried(
     rs_store: MongoRunEventStore, app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -287,6 +287,7 @@ async def test_dropped_connection_mid_transaction_is_retried(
     assert seqs(await rs_store.list_messages("thread-1")) == [1, 2, 3]
 
 
+@pytest.mark.requires("fail_points")
 async def test_permanent_failure_is_typed_and_not_retryable(
     rs_store: MongoRunEventStore, app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -306,7 +307,7 @@ async def test_permanent_failure_is_typed_and_not_retryable(
 # --- concurrency --------------------------------------------------------------------
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_many_clients_one_thread_gap_free_and_tailing_reader_sees_all(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -477,7 +478,7 @@ async def test_every_read_is_served_by_its_index(
         assert not _has_collection_scan(winning), (command, winning)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
     app_client: Any, mongo_client: AsyncMongoClient[Any]
 ) -> None:
@@ -515,7 +516,7 @@ async def test_retry_after_a_lost_commit_reply_stores_each_event_once(
         await mongo_client.drop_database(name)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_put_if_absent_across_clients_creates_exactly_one(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:

@@ -18,7 +18,7 @@ from tests.factories import event, seqs, trace
 from tests.faults import fail_point, fail_point_off
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions", "fail_points")
 async def test_watch_survives_a_dropped_change_stream(
     server_uri: str, mongo_client: AsyncMongoClient[Any]
 ) -> None:

@@ -43,7 +43,7 @@ async def _follow(store: MongoRunEventStore, thread_id: str, seen: list[dict[str
         seen.append(record)
 
 
-@pytest.mark.transactions
+@pytest.mark.requires("transactions")
 async def test_many_tails_share_one_stream_and_leave_the_pool_to_other_calls(
     small_pool_store: tuple[MongoRunEventStore, CommandLog],
 ) -> None:

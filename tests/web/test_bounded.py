@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,10 +152,10 @@ async def huge_thread(web_store: MongoRunEventStore) -> str:
 
 
 @pytest.mark.slow
-async def test_a_huge_thread_stays_fast(
+async def test_a_huge_threads_pages_make_bounded_reads(
     web_store: MongoRunEventStore, huge_thread: str, make_client: ClientFactory
 ) -> None:
-    """Pages of a 6,000-event thread make bounded reads and answer within a second."""
+    """Pages of a 6,000-event thread answer with bounded store reads (speed is the benchmarks' business)."""
     counting = CountingStore(web_store)
     client = make_client(counting)
     requests: list[tuple[str, dict[str, str], Callable[[str], bool]]] = [
@@ -169,9 +168,6 @@ async def test_a_huge_thread_stays_fast(
     ]
     for url, params, check in requests:
         counting.calls.clear()
-        started = time.perf_counter()
         response = await client.get(url, params=params)
-        elapsed = time.perf_counter() - started
         assert check(assert_safe(response.text).text), (url, params)
         check_bounded(url, counting.calls)
-        assert elapsed < 1.0, (url, params, elapsed)

@@ -209,9 +209,9 @@ async def _walk(page: Any, url: str, store: MongoRunEventStore, screenshots: Pat
 
     # The live tail: every category, with time and run.
     await page.goto(f"{url}live?thread={thread_id}")
-    await page.wait_for_function(
-        "document.getElementById('live-status').textContent.startsWith('Following')"
-    )
+    # A locator wait, not wait_for_function: the page's CSP (script-src 'self') refuses
+    # the eval a polled predicate needs, which shows only when the first check is early.
+    await page.locator("#live-status", has_text=re.compile(r"^Following")).wait_for(timeout=20_000)
     assert "run.start" in await page.inner_text("#live-events")
     await store.put(
         thread_id=thread_id,

@@ -10,6 +10,7 @@ import pytest
 
 from mongo_runevents.cli import journal_runs
 from mongo_runevents.web import timeline
+from mongo_runevents.web.spans import pair_spans
 
 T0 = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
 
@@ -48,9 +49,13 @@ def test_parse_time_reads_every_iso_form_the_stores_accept(text: str, expected: 
     assert timeline.parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2025-13-01", "2025-06-01T25:00", None, 5])
+@pytest.mark.parametrize(
+    "text",
+    # The last: Arabic-Indic digits, which \\d and int() take and the stores refuse.
+    ["", "yesterday", "2025-13-01", "2025-06-01T25:00", None, 5, "\u0662\u0660\u0662\u0665-06-01"],
+)
 def test_parse_time_gives_none_for_anything_else(text: Any) -> None:
-    """A created_at that is not ISO-8601 has no place on the time axis."""
+    """A created_at that is not ISO-8601 (as the stores read it) has no place on the time axis."""
     assert timeline.parse_time(text) is None
 
 
@@ -62,7 +67,7 @@ def test_llm_calls_pair_in_order_per_caller() -> None:
         event(3, "llm.end", 30, metadata={"caller": "subagent:x", "task_id": "c1"}),
         event(4, "llm.end", 100, metadata={"caller": "lead", "latency_ms": 98}),
     ]
-    spans = timeline.pair_spans(records)
+    spans = pair_spans(records)
     assert [(s.start_seq, s.end_seq, s.duration_ms) for s in spans] == [(1, 4, 100), (2, 3, 20)]
     assert spans[0].reported_ms == 98
     assert (spans[0].label, spans[0].caller) == ("llm", "lead")
@@ -76,7 +81,7 @@ def test_ids_in_metadata_or_content_pair_ends_with_their_starts() -> None:
         event(3, "tool.end", 20, content={"tool_call_id": "b"}),
         event(4, "tool.error", 50, metadata={"tool_call_id": "a"}),
     ]
-    spans = timeline.pair_spans(records)
+    spans = pair_spans(records)
     assert [(s.label, s.end_seq, s.duration_ms, s.error) for s in spans] == [
         ("ls", 4, 50, True),
         ("cat", 3, 15, False),
@@ -105,7 +110,7 @@ def test_ai_tool_calls_pair_with_their_tool_results() -> None:
             content={"tool_call_id": "c1", "status": "error"},
         ),
     ]
-    spans = timeline.pair_spans(records)
+    spans = pair_spans(records)
     assert sorted((s.label, s.duration_ms, s.error) for s in spans) == [
         ("bash", 70, True),
         ("ls", 40, False),
@@ -119,7 +124,7 @@ def test_unpaired_events_are_open_spans_or_ignored() -> None:
         event(2, "subagent.start", 10, metadata={"task_id": "t1"}),
         event(3, "llm.start", 20),
     ]
-    spans = timeline.pair_spans(records)
+    spans = pair_spans(records)
     assert [(s.kind, s.start_seq, s.end, s.duration_ms) for s in spans] == [
         ("subagent", 2, None, None),
         ("llm", 3, None, None),
@@ -129,10 +134,10 @@ def test_unpaired_events_are_open_spans_or_ignored() -> None:
 def test_ai_messages_with_latency_are_model_calls_when_no_llm_start_is_recorded() -> None:
     """DeerFlow writes no llm.start: an AI reply's latency_ms becomes a span ending at its time."""
     records = [event(1, "llm.ai.response", 500, category="message", metadata={"latency_ms": 400})]
-    [span] = timeline.pair_spans(records)
+    [span] = pair_spans(records)
     assert (span.kind, span.duration_ms, span.end_seq) == ("llm", 400, 1)
     with_start = [event(0, "llm.start", 0), *records]
-    assert [s.start_seq for s in timeline.pair_spans(with_start)] == [0]
+    assert [s.start_seq for s in pair_spans(with_start)] == [0]
 
 
 def test_tokens_are_summed_per_caller_and_each_model_call_counted_once() -> None:
@@ -203,7 +208,7 @@ def test_bars_place_spans_in_the_window() -> None:
     ]
     window = timeline.time_window(records)
     assert window == (T0, T0 + timedelta(seconds=1))
-    placed = timeline.bars(timeline.pair_spans(records), *window)
+    placed = timeline.bars(pair_spans(records), *window)
     assert [(b.span.kind, b.x, b.width) for b in placed] == [
         ("llm", 0, 500),
         ("tool", 500, 2),
@@ -215,7 +220,7 @@ def test_a_page_without_times_has_no_window() -> None:
     """Records whose created_at does not parse give no window and no spans."""
     records = [{"seq": 1, "event_type": "llm.start", "created_at": "soon"}]
     assert timeline.time_window(records) is None
-    assert timeline.pair_spans(records) == []
+    assert pair_spans(records) == []
 
 
 def test_a_start_without_an_end_does_not_shift_the_later_pairs() -> None:
@@ -227,7 +232,7 @@ def test_a_start_without_an_end_does_not_shift_the_later_pairs() -> None:
         event(4, "llm.start", 4_000, metadata={"caller": "lead"}),
         event(5, "llm.end", 4_500, metadata={"caller": "lead"}),  # no latency: the latest start
     ]
-    spans = timeline.pair_spans(records)
+    spans = pair_spans(records)
     assert [(s.start_seq, s.end_seq, s.duration_ms) for s in spans] == [
         (1, None, None),
         (2, 3, 2_000),
@@ -244,7 +249,7 @@ def test_a_drawn_duration_far_from_the_reported_one_is_flagged() -> None:
         event(3, "llm.start", 200_000, metadata={"caller": "lead"}),
         event(4, "llm.end", 202_400, metadata={"caller": "lead", "latency_ms": 2_300}),
     ]
-    first, second = timeline.pair_spans(records)
+    first, second = pair_spans(records)
     assert (first.duration_ms, first.reported_ms, first.mismatch) == (101_000, 2_300, True)
     assert second.mismatch is False  # 100 ms apart: within the tolerance
 
@@ -259,7 +264,7 @@ def test_odd_stored_values_never_break_a_page() -> None:
         event(3, "llm.ai.response", 10, metadata={"latency_ms": float("inf")}),
         {**event(4, "llm.ai.response", 20, metadata={"latency_ms": 5}), "created_at": "0001-01-01"},
     ]
-    assert timeline.pair_spans(records) == []
+    assert pair_spans(records) == []
     assert timeline.outcome(records).status == "no end recorded"
 
 
@@ -275,7 +280,7 @@ def _journal_runs() -> dict[str, list[dict[str, Any]]]:
 def test_a_deerflow_run_with_parallel_tools_and_a_subagent_is_a_tree() -> None:
     """Parallel tool results pair by tool_call_id; the subagent and its calls nest under its task."""
     succeeded = next(iter(_journal_runs().values()))
-    spans = timeline.pair_spans(succeeded)
+    spans = pair_spans(succeeded)
     shape = [(s.depth, s.kind, s.label, s.caller) for s in spans]
     assert shape == [
         (0, "llm", journal_runs.MODEL, "lead_agent"),
@@ -307,7 +312,7 @@ def test_a_failed_deerflow_run_says_why_and_where() -> None:
     assert outcome.errors == 3
     first_error = next(r for r in failed if r["seq"] == outcome.first_error_seq)
     assert first_error["content"]["status"] == "error"  # the timed-out tool came first
-    spans = timeline.pair_spans(failed)
+    spans = pair_spans(failed)
     errors = [(s.kind, s.label) for s in spans if s.error]
     assert errors == [("tool", "bash"), ("llm", "model call failed")]
     [last] = [s for s in spans if s.end is None]
@@ -320,7 +325,7 @@ def test_a_run_cut_off_has_no_end_and_an_open_call() -> None:
     """No run.end nor run.error: no end recorded, and the call that never answered is open."""
     cut_off = list(_journal_runs().values())[2]
     assert timeline.outcome(cut_off).status == "no end recorded"
-    [open_span] = [s for s in timeline.pair_spans(cut_off) if s.end is None]
+    [open_span] = [s for s in pair_spans(cut_off) if s.end is None]
     assert (open_span.ident, open_span.unfinished) == ("call_git_diff", False)
 
 
@@ -333,7 +338,7 @@ async def test_the_demo_writer_gives_its_runs_a_real_runs_timing() -> None:
     journal = Journal(store, clock=T0)
     thread = AgentThread(thread_id="demo", rng=random.Random(7), journal=journal)
     run_id = await write_run(thread, 3, 4)  # its first step is a subagent task
-    spans = timeline.pair_spans(await store.list_events("demo", run_id))
+    spans = pair_spans(await store.list_events("demo", run_id))
     assert len(spans) >= 10
     assert not any(span.end is None or span.mismatch for span in spans)
     assert all(span.duration_ms == span.reported_ms for span in spans if span.kind == "llm")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..importing import time_key
+from .importing import time_key
 
 #: Rows written to SQLite per ``executemany``.
 _CHUNK = 2000
