@@ -180,8 +180,8 @@ class Reader:
         Documents this version wrote and marked are records already
         (:func:`~mongo_runevents.records.trust_marked`). The others are
         validated together, in one call; if that fails (escaped keys or
-        out-of-line fields: fields records have not), they are restored, out-of-line
-        fields read back in, and validated again.
+        out-of-line fields: fields records have not), they are restored,
+        their out-of-line fields read back in, and validated again.
         """
         untrusted = trust_marked(documents)
         if not untrusted:
