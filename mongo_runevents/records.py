@@ -1,13 +1,19 @@
-"""Records read back from storage, validated a page at a time.
+"""Records read back from storage: trusted when the store wrote them, validated otherwise.
 
 Every read of every store returns records with :class:`StoredRecord`'s fields.
-The MongoDB store validates each page it reads in one call into pydantic-core
-(:mod:`mongo_runevents._fastpath` spells the rules as a core schema); a page
-that fails means the stored data is corrupt, and says where.
+Every record is validated once, on the way in. The MongoDB store marks each
+document it builds from a validated record (:data:`STORE_MARK_FIELD`), and
+reads return a marked document as it is (:func:`trust_marked`), once a check
+in C shows that it holds exactly a record's fields and only JSON's Python
+types. Any other document (an older version's, another tool's, one that needs
+restoring) is validated as before, a page at a time in one call into
+pydantic-core (:mod:`mongo_runevents._fastpath` spells the rules as a core
+schema); a page that fails means the stored data is corrupt, and says where.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 from pydantic import (
@@ -51,6 +57,95 @@ class StoredRecord(TypedDict):
 
 #: Validates a page of :class:`StoredRecord` in one call, in Rust (see :mod:`._fastpath`).
 _STORED_RECORDS = _fastpath.record_validator()
+
+
+#: Set by this version's write path on every document it builds from a
+#: validated record (:func:`mongo_runevents.mongo.codec.to_document`), imports
+#: included. No older version of the store sets it, and another tool would not
+#: by accident.
+STORE_MARK_FIELD = "runevents_format"
+#: The mark's value: the shape of a document as this version writes it. A
+#: document with another value, or none, is validated.
+STORE_MARK = 1
+
+#: How many fields a record has besides ``event_id`` and ``user_id``.
+_REQUIRED_FIELD_COUNT = 8
+#: The Python types of JSON values, exactly (``Int64`` and other subclasses are not).
+_JSON_TYPES = frozenset((str, int, float, bool, type(None), dict, list))
+
+
+def _only_json_types(values: list[Any]) -> bool:
+    """Whether everything ``values`` holds, all the way down, is exactly of a JSON type.
+
+    A walk in C, a level at a time: ``gc.get_referents`` lists what the dicts
+    and lists of a level hold (strings and numbers hold nothing), and the set
+    of their types is checked. It refuses the driver's ``Int64`` (which reads
+    must return as ``int``) and every type JSON has not (dates, ObjectIds,
+    binary data), at about a fifth of a validation's cost.
+    """
+    level = values
+    while level:
+        level = gc.get_referents(*level)
+        if not _JSON_TYPES.issuperset(map(type, level)):
+            return False
+    return True
+
+
+def _census_works() -> bool:
+    """Whether this interpreter's ``gc.get_referents`` shows every value: else nothing is trusted."""
+    from bson.int64 import Int64
+
+    return _only_json_types([{"a": [1, {"b": "c"}]}]) and not any(
+        _only_json_types([value])
+        for value in ({"a": Int64(1)}, {"a": [{"b": Int64(1)}]}, [{"a": b""}])
+    )
+
+
+_TRUST_MARKS = _census_works()
+
+
+def trust_marked(documents: list[dict[str, Any]]) -> list[int]:
+    """Make the marked documents records in place; the positions of those left to validate.
+
+    Every document's mark is removed. A marked document is a record as it is
+    when it holds as many fields as a record with its optional ones (a
+    document with escaped keys or out-of-line fields has more, and is
+    restored and validated) and the page's marked documents hold only JSON's
+    types; its fields are then put in a record's order. The others are left
+    for :func:`stored_records`. The fields are counted, not named (naming
+    them costs about 8,000 instructions a document): what a tool changed in
+    a marked document after the store wrote it is not seen unless it breaks
+    one of these checks (see docs/semantics.md, "Validation").
+    """
+    # (position, has event_id, has user_id) of each document trusted so far.
+    marked: list[tuple[int, bool, bool]] = []
+    untrusted: list[int] = []
+    for position, document in enumerate(documents):
+        mark = document.pop(STORE_MARK_FIELD, None)
+        keyed = "event_id" in document
+        owned = "user_id" in document
+        if (
+            mark == STORE_MARK
+            and type(mark) is int
+            and len(document) == _REQUIRED_FIELD_COUNT + keyed + owned
+        ):
+            marked.append((position, keyed, owned))
+        else:
+            untrusted.append(position)
+    if not marked:
+        return untrusted
+    if not (_TRUST_MARKS and _only_json_types([documents[entry[0]] for entry in marked])):
+        return sorted(untrusted + [entry[0] for entry in marked])
+    # A stored document holds created_at, event_id and user_id before content;
+    # a record, after seq (the validator's order): moved to the end.
+    for position, keyed, owned in marked:
+        document = documents[position]
+        document["created_at"] = document.pop("created_at", None)
+        if keyed:
+            document["event_id"] = document.pop("event_id")
+        if owned:
+            document["user_id"] = document.pop("user_id")
+    return untrusted
 
 
 def plain_stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

@@ -33,6 +33,7 @@ from .._json import INT64_MAX, INT64_MIN
 from ..errors import EventTooLargeError
 from ..identities import message_identity
 from ..models import MESSAGE_CATEGORY, NewEvent
+from ..records import STORE_MARK, STORE_MARK_FIELD
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ def to_document(
         "event_type": fields["event_type"],
         "category": category,
         "created_at": created_at,
+        # Built from a validated event: reads trust it (mongo_runevents.records).
+        STORE_MARK_FIELD: STORE_MARK,
     }
     # OPTIONAL_FIELDS, spelt out.
     if event_id is not None:

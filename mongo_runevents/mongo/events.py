@@ -1,10 +1,10 @@
 """The events collection: its indexes, every filter the store sends it, and reading records from it.
 
 Every filter names the thread, so each read is served by one of the thread's
-indexes and, on a cluster sharded by thread, goes to one shard. Records are
-validated a page at a time on the way out
-(:func:`~mongo_runevents.records.stored_records`). Nothing here translates
-driver errors (the store facade does).
+indexes and, on a cluster sharded by thread, goes to one shard. A document
+the store wrote and marked is returned as it is; any other is validated, a
+page at a time (:func:`~mongo_runevents.records.trust_marked`). Nothing here
+translates driver errors (the store facade does).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pymongo import ASCENDING, IndexModel
 from ..importing import ImportLookup
 from ..models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY
 from ..queries import EventCount, LastVisibleReplies, MessagePage, RunEvents, ThreadEvents
-from ..records import plain_stored_records, stored_records
+from ..records import plain_stored_records, stored_records, trust_marked
 from .blobs import Blobs, MissingBlobError
 from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD, event_document_id, from_document
 from .compat import Collection, Document, Session
@@ -223,18 +223,25 @@ SOURCE_SEQS_PROJECTION = {"_id": 0, "seq": 1, SOURCE_SEQ_FIELD: 1}
 async def records(
     documents: list[Document], blobs: Blobs, session: Session | None
 ) -> list[dict[str, Any]]:
-    """Validated records from stored documents, out-of-line fields read back in.
+    """Records from stored documents: marked ones as they are, the others validated.
 
-    Most pages hold records as they are: one validation call, no Python per
-    document. A page with escaped keys or out-of-line fields fails that (its
-    documents carry fields records have not) and is restored, then
-    validated again.
+    Documents this version wrote and marked are records already
+    (:func:`~mongo_runevents.records.trust_marked`). The others are validated
+    together, in one call; if that fails (escaped keys or out-of-line fields:
+    fields records have not), they are restored, their out-of-line fields read
+    back in, and validated again.
     """
-    plain = plain_stored_records(documents)
-    if plain is not None:
-        return plain
-    await blobs.fill(documents, session)
-    return stored_records([from_document(document) for document in documents])
+    untrusted = trust_marked(documents)
+    if not untrusted:
+        return documents
+    checked = [documents[position] for position in untrusted]
+    validated = plain_stored_records(checked)
+    if validated is None:
+        await blobs.fill(checked, session)
+        validated = stored_records([from_document(document) for document in checked])
+    for position, record in zip(untrusted, validated, strict=True):
+        documents[position] = record
+    return documents
 
 
 async def find_records(

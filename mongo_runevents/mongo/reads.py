@@ -22,10 +22,9 @@ from ..queries import (
     ThreadEvents,
     ThreadList,
 )
-from ..records import stored_records
 from . import compat, counters, events
 from .blobs import BLOBS_FIELD
-from .codec import IDENTITY_FIELD, from_document
+from .codec import IDENTITY_FIELD
 from .compat import Document
 from .setup import Collections
 
@@ -76,7 +75,7 @@ async def get_event(collections: Collections, query: EventKey) -> dict[str, Any]
         if references
         else {}
     )
-    [record] = stored_records([from_document(document)])
+    [record] = await events.records([document], collections.blobs, None)
     if references:
         record["large_fields"] = {
             name: sizes.get(file_id, 0) for name, file_id in references.items()
