@@ -5,9 +5,8 @@ a UI displays (``category="message"``) and the traces kept for debugging and
 audit. :class:`MongoRunEventStore` keeps them in MongoDB;
 :class:`MemoryRunEventStore` is the dependency-free reference.
 
-Every read returns plain dicts; :data:`RunEventRecord` is their ``TypedDict``,
-for callers who want a type checker to know the keys
-(``cast(RunEventRecord, record)``). The package ships ``py.typed``.
+Every read returns plain dicts, typed as :data:`RunEventRecord` (their
+``TypedDict``), so a type checker knows the keys. The package ships ``py.typed``.
 """
 
 from ._version import __version__

@@ -68,6 +68,7 @@ from .queries import (
     ThreadEvents,
     ThreadList,
 )
+from .records import AnotherUsersEvent, LookedUpRecord, StoredRecord
 from .tail import NewsWaiter, follow
 from .telemetry import observed
 
@@ -126,7 +127,7 @@ class RunEventStore(abc.ABC):
         created_at: str | None = None,
         event_id: str | None = None,
         user_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> StoredRecord:
         """Store one event; return the stored record, with its new ``seq``.
 
         ``content`` may be any value: what is not JSON is kept as
@@ -144,7 +145,7 @@ class RunEventStore(abc.ABC):
         return (await self._write([event]))[0]
 
     @observed("put_batch")
-    async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def put_batch(self, events: list[dict[str, Any]]) -> list[StoredRecord]:
         """Store several events at once, all or nothing; return their records in input order.
 
         Each dict has ``put``'s keyword arguments as keys. This is the call a
@@ -171,7 +172,7 @@ class RunEventStore(abc.ABC):
         created_at: str | None = None,
         event_id: str | None = None,
         user_id: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         """Store the event unless the run already holds one of the same ``event_type``.
 
         Returns ``(record, created)``: the new record and ``True``, or the
@@ -194,7 +195,7 @@ class RunEventStore(abc.ABC):
         before_seq: int | None = None,
         after_seq: int | None = None,
         user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRecord]:
         """Return a page of the thread's messages (``category == "message"``), ascending by ``seq``.
 
         Cursors are exclusive and need not name an existing event:
@@ -223,7 +224,7 @@ class RunEventStore(abc.ABC):
         before_seq: int | None = None,
         after_seq: int | None = None,
         user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRecord]:
         """Return a page of one run's messages, ascending, with the cursor rules of ``list_messages``."""
         query = queries.message_page(
             thread_id, limit, before_seq, after_seq, user_id, run_id, by_run=True
@@ -242,7 +243,7 @@ class RunEventStore(abc.ABC):
         task_id: str | None = None,
         after_seq: int | None = None,
         user_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRecord]:
         """Return the first ``limit`` events of a run, every category, ascending by ``seq``.
 
         ``event_types`` (any collection of str) keeps only those types; ``None``
@@ -333,7 +334,7 @@ class RunEventStore(abc.ABC):
         category: str | None = None,
         user_id: str | None = None,
         limit: int = PAGE_SIZE,
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredRecord]:
         """The thread's first ``limit`` events after ``after_seq`` (of ``category``, if given).
 
         The read behind :meth:`watch`, :meth:`export_events` and any walk
@@ -351,7 +352,7 @@ class RunEventStore(abc.ABC):
         *,
         user_id: str | None = None,
         load_large_fields: bool = True,
-    ) -> dict[str, Any] | None:
+    ) -> LookedUpRecord | None:
         """One event by its seq, or ``None``.
 
         With ``load_large_fields=False``, fields stored out of line (events past
@@ -412,7 +413,7 @@ class RunEventStore(abc.ABC):
         user_id: str | None = None,
         poll_interval: float = 0.1,
         max_poll_interval: float = 2.0,
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    ) -> AsyncGenerator[StoredRecord, None]:
         """Yield the thread's events after ``after_seq``, then new ones as they are written.
 
         Each event once, in seq order, until the caller stops iterating. When
@@ -454,7 +455,7 @@ class RunEventStore(abc.ABC):
 
     async def export_events(
         self, thread_id: str | None = None, *, page_size: int = PAGE_SIZE
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    ) -> AsyncGenerator[StoredRecord, None]:
         """Yield every stored record of one thread, or of all threads, in (thread, seq) order.
 
         Close it (``contextlib.aclosing``) when stopping early.
@@ -568,27 +569,29 @@ class RunEventStore(abc.ABC):
             raise StoreClosedError("the store is closed")
 
     @abc.abstractmethod
-    async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
         """Store validated events (at least one), all or nothing; their records in input order."""
 
     @abc.abstractmethod
-    async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
+    async def _write_if_absent(
+        self, event: NewEvent
+    ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         """Store ``event`` unless its run holds one of its type; see :meth:`put_if_absent`."""
 
     @abc.abstractmethod
-    async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
+    async def _read_page(self, query: MessagePage) -> list[StoredRecord]:
         """A page of messages (:meth:`list_messages`, :meth:`list_messages_by_run`)."""
 
     @abc.abstractmethod
-    async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
+    async def _read_run(self, query: RunEvents) -> list[StoredRecord]:
         """A run's events (:meth:`list_events`); never called for a query matching nothing."""
 
     @abc.abstractmethod
-    async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
+    async def _read_after(self, query: ThreadEvents) -> list[StoredRecord]:
         """A thread's events after a seq (:meth:`read_after`)."""
 
     @abc.abstractmethod
-    async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
+    async def _get_event(self, query: EventKey) -> LookedUpRecord | None:
         """One event (:meth:`get_event`)."""
 
     @abc.abstractmethod
@@ -660,12 +663,8 @@ def _conflicts_text(conflicts: list[ImportConflict]) -> str:
 def _stored_as(result: ImportResult, thread_id: str, item: Planned, seq: int | None) -> None:
     """Count a planned record stored under ``seq`` (``None``: another writer took its key)."""
     if seq is None:
-        conflict = ImportConflict(
-            item.index,
-            thread_id,
-            item.seq,
-            "its event_id was taken by another writer during the import",
-        )
+        reason = "its event_id was taken by another writer during the import"
+        conflict = ImportConflict(item.index, thread_id, item.seq, reason)
         result.conflicts.append(conflict)
         result.skipped.append(conflict)
         return

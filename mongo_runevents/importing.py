@@ -38,12 +38,13 @@ Everything here is pure but the two primitives; see ``docs/semantics.md``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from .models import NewEvent
+from .records import StoredRecord
 from .times import utc_moment
 
 #: What ``import_events`` does with a conflicting record.
@@ -169,7 +170,7 @@ class ThreadHoldings:
 
     last_seq: int = 0
     renumbered: bool = False
-    records: tuple[dict[str, Any], ...] = ()
+    records: tuple[StoredRecord, ...] = ()
     source_seqs: dict[int, int] = field(default_factory=dict)
 
 
@@ -258,7 +259,7 @@ class ImportPlan:
     result: ImportResult = field(default_factory=ImportResult)
 
 
-def _same(event: NewEvent, stored: dict[str, Any] | None) -> bool:
+def _same(event: NewEvent, stored: Mapping[str, Any] | None) -> bool:
     """Whether ``stored`` is this very event; records with different ``event_id`` never are."""
     return (
         stored is not None
@@ -277,7 +278,7 @@ def _plan_thread(
     """Decide for each record of one thread (``items`` in the stable order)."""
     plan = ThreadPlan(thread_id, held.last_seq)
     # The stored events by their seq in their source: their own seq unless renumbered.
-    by_source: dict[int, list[dict[str, Any]]] = {}
+    by_source: dict[int, list[Mapping[str, Any]]] = {}
     for record in held.records:
         source = held.source_seqs.get(record["seq"], record["seq"])
         by_source.setdefault(source, []).append(record)

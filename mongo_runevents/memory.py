@@ -15,7 +15,7 @@ import bisect
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ._json import JsonDefault, copy_json
 from .base import RunEventStore
@@ -37,6 +37,7 @@ from .queries import (
     existing_as_seen_by,
     is_visible_ai_reply,
 )
+from .records import AnotherUsersEvent, LookedUpRecord, StoredRecord
 from .tail import NewsWaiter
 
 Record = dict[str, Any]
@@ -47,11 +48,11 @@ def _seq_of(record: Record) -> int:
     return seq
 
 
-def _copy(record: Record) -> Record:
+def _copy(record: Record) -> StoredRecord:
     copied = dict(record)
     copied["content"] = copy_json(record["content"])
     copied["metadata"] = copy_json(record["metadata"])
-    return copied
+    return cast(StoredRecord, copied)  # stored as ``NewEvent.to_record`` built it
 
 
 @dataclass
@@ -147,7 +148,7 @@ class MemoryRunEventStore(RunEventStore):
 
     # --- writes --------------------------------------------------------------------
 
-    async def _write(self, events: list[NewEvent]) -> list[Record]:
+    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
         # First every check, then every write: a batch is all-or-nothing.
         stored_already = [self._stored_with_key(index, event) for index, event in enumerate(events)]
         now = utc_now_iso()
@@ -164,7 +165,9 @@ class MemoryRunEventStore(RunEventStore):
             results.append(_copy(stored))
         return results
 
-    async def _write_if_absent(self, event: NewEvent) -> tuple[Record, bool]:
+    async def _write_if_absent(
+        self, event: NewEvent
+    ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         # One event per (thread, run, type) across users; another user's is not shown.
         for row in self._rows(event.thread_id, messages=False):
             if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
@@ -257,13 +260,13 @@ class MemoryRunEventStore(RunEventStore):
 
     # --- reads ---------------------------------------------------------------------
 
-    async def _read_page(self, query: MessagePage) -> list[Record]:
+    async def _read_page(self, query: MessagePage) -> list[StoredRecord]:
         rows = _owned(self._rows(query.thread_id, messages=True), query.user_id)
         if query.run_id is not None:
             rows = [row for row in rows if row["run_id"] == query.run_id]
         return [_copy(row) for row in _page(rows, query)]
 
-    async def _read_run(self, query: RunEvents) -> list[Record]:
+    async def _read_run(self, query: RunEvents) -> list[StoredRecord]:
         types = query.event_types
         rows = [
             row
@@ -275,10 +278,10 @@ class MemoryRunEventStore(RunEventStore):
         ]
         return [_copy(row) for row in rows[: query.limit]]
 
-    async def _read_after(self, query: ThreadEvents) -> list[Record]:
+    async def _read_after(self, query: ThreadEvents) -> list[StoredRecord]:
         rows = self._rows(query.thread_id, messages=query.category == MESSAGE_CATEGORY)
         start = bisect.bisect_right(rows, query.after_seq, key=_seq_of)
-        found: list[Record] = []
+        found: list[StoredRecord] = []
         for row in rows[start:]:
             if len(found) == query.limit:
                 break
@@ -288,13 +291,13 @@ class MemoryRunEventStore(RunEventStore):
                 found.append(_copy(row))
         return found
 
-    async def _get_event(self, query: EventKey) -> Record | None:
+    async def _get_event(self, query: EventKey) -> LookedUpRecord | None:
         row = self._at(query.thread_id, query.seq)
         if row is None:
             return None
         if query.user_id is not None and row.get("user_id") != query.user_id:
             return None
-        return _copy(row)
+        return cast(LookedUpRecord, _copy(row))  # all of it: no field is out of line here
 
     async def _list_threads(self, query: ThreadList) -> list[Record]:
         user = query.user_id

@@ -177,7 +177,7 @@ class NewEvent(_EventFields):
     def _optional_id_is_unicode(cls, value: str | None) -> str | None:
         return None if value is None else _check_identifier_text(value)
 
-    def same_event_as(self, stored: dict[str, Any]) -> bool:
+    def same_event_as(self, stored: Mapping[str, Any]) -> bool:
         """Whether ``stored`` (a record with this event's key) records this very event.
 
         A ``created_at`` the store filled in is not compared: a retry of the

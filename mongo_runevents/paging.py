@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 from .queries import ThreadEvents
+from .records import StoredRecord
 
 #: A store's read of a thread's events after a seq (``RunEventStore._read_after``).
-ThreadRead = Callable[[ThreadEvents], Awaitable[list[dict[str, Any]]]]
+ThreadRead = Callable[[ThreadEvents], Awaitable[list[StoredRecord]]]
 
 
-async def walk(read: ThreadRead, query: ThreadEvents) -> AsyncIterator[dict[str, Any]]:
+async def walk(read: ThreadRead, query: ThreadEvents) -> AsyncIterator[StoredRecord]:
     """Every event after ``query.after_seq``, in seq order, ``query.limit`` per read.
 
     Stops after the first short page: events written later are the live

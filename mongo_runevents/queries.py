@@ -21,6 +21,7 @@ from typing import Any
 from ._json import INT64_MAX
 from .errors import InvalidEventError
 from .models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY, id_problem
+from .records import AnotherUsersEvent, StoredRecord
 
 # --- single arguments ---------------------------------------------------------------
 
@@ -108,7 +109,9 @@ def is_visible_ai_reply(record: dict[str, Any]) -> bool:
     )
 
 
-def existing_as_seen_by(record: dict[str, Any], user_id: str | None) -> dict[str, Any]:
+def existing_as_seen_by(
+    record: StoredRecord, user_id: str | None
+) -> StoredRecord | AnotherUsersEvent:
     """What ``put_if_absent`` returns of the run's existing event to a caller acting as ``user_id``.
 
     The check spans users (one event per thread, run and type), but a caller

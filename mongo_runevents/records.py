@@ -55,6 +55,24 @@ class StoredRecord(TypedDict):
     user_id: NotRequired[Identifier]
 
 
+class LookedUpRecord(StoredRecord):
+    """What ``get_event`` returns: a record, and the fields it left out of line.
+
+    With ``load_large_fields=False``, ``large_fields`` names the fields stored
+    out of line (which the record holds as ``None``) and their sizes in bytes.
+    """
+
+    large_fields: NotRequired[dict[str, int]]
+
+
+class AnotherUsersEvent(TypedDict):
+    """What ``put_if_absent`` returns of an existing event its caller may not see: the key asked about."""
+
+    thread_id: str
+    run_id: str
+    event_type: str
+
+
 #: Validates a page of :class:`StoredRecord` in one call, in Rust (see :mod:`._fastpath`).
 _STORED_RECORDS = _fastpath.record_validator()
 
@@ -148,7 +166,7 @@ def trust_marked(documents: list[dict[str, Any]]) -> list[int]:
     return untrusted
 
 
-def plain_stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def plain_stored_records(documents: list[dict[str, Any]]) -> list[StoredRecord] | None:
     """``documents`` validated as records as they are, or ``None`` if any is not one.
 
     Documents holding anything besides a record's fields (a mark of escaped
@@ -157,16 +175,16 @@ def plain_stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]
     wrong with one that is corrupt.
     """
     try:
-        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
+        records: list[StoredRecord] = _STORED_RECORDS.validate_python(documents)
     except ValidationError:
         return None
     return records
 
 
-def stored_records(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stored_records(documents: list[dict[str, Any]]) -> list[StoredRecord]:
     """Validate records read back from storage; a failure means the stored data is corrupt."""
     try:
-        records: list[dict[str, Any]] = _STORED_RECORDS.validate_python(documents)
+        records: list[StoredRecord] = _STORED_RECORDS.validate_python(documents)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])

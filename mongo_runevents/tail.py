@@ -20,11 +20,12 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from .errors import StorageError
 from .paging import ThreadRead
 from .queries import ThreadEvents
+from .records import StoredRecord
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def follow(
     *,
     poll_interval: float,
     max_poll_interval: float,
-) -> AsyncGenerator[dict[str, Any], None]:
+) -> AsyncGenerator[StoredRecord, None]:
     """Yield the thread's events after ``query.after_seq``, then new ones as they come, forever.
 
     ``generation()`` tells how often the thread was reset. It is read at the

@@ -27,7 +27,7 @@ reads it from the file it sits in).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from ._json import same_json
 from .base import RunEventStore
 from .importing import order_key, plan_import
 from .models import MESSAGE_CATEGORY, NewEvent, imported_event
+from .records import StoredRecord
 
 #: Messages per page, as DeerFlow's UI asks for them.
 UI_PAGE = 50
@@ -86,7 +87,7 @@ class VerifyResult:
         self.differences += other.differences
 
 
-def _held_as(event: NewEvent, stored: dict[str, Any]) -> bool:
+def _held_as(event: NewEvent, stored: Mapping[str, Any]) -> bool:
     """Whether ``stored`` records ``event`` (its key and its ``created_at`` included), as the import decides."""
     return (
         stored.get("event_id") == event.event_id
@@ -95,7 +96,7 @@ def _held_as(event: NewEvent, stored: dict[str, Any]) -> bool:
     )
 
 
-def _fields_differing(event: NewEvent, stored: dict[str, Any]) -> list[str]:
+def _fields_differing(event: NewEvent, stored: Mapping[str, Any]) -> list[str]:
     """The fields in which ``stored`` is not ``event`` (exact JSON comparison)."""
     differing = []
     for name in (*_COMPARED, "user_id", "event_id"):
@@ -201,9 +202,9 @@ async def _check_thread(
 
 async def _ui_pages(
     store: RunEventStore, thread_id: str, owner: str | None, result: VerifyResult
-) -> list[dict[str, Any]]:
+) -> list[StoredRecord]:
     """The thread's messages as a chat UI pages them for ``owner``: newest page, then older ones."""
-    pages: list[list[dict[str, Any]]] = []
+    pages: list[list[StoredRecord]] = []
     before: int | None = None
     while True:
         page = await store.list_messages(thread_id, limit=UI_PAGE, before_seq=before, user_id=owner)

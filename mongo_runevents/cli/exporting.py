@@ -7,8 +7,9 @@ import sys
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from ..records import StoredRecord
 from .options import Context, non_empty
 from .output import json_line, number_of, print_json
 from .progress import Progress
@@ -34,7 +35,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _write_records(
-    records: AsyncGenerator[dict[str, Any], None], stream: TextIO, progress: Progress
+    records: AsyncGenerator[StoredRecord, None], stream: TextIO, progress: Progress
 ) -> set[str]:
     """Write ``records`` to ``stream`` as JSON Lines; return the thread ids seen."""
     threads: set[str] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 
@@ -17,7 +18,7 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def json_line(record: dict[str, Any]) -> str:
+def json_line(record: Mapping[str, Any]) -> str:
     """``record`` as one line of JSON Lines: UTF-8 text, with no character any reader splits on."""
     return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS)
 
@@ -50,7 +51,7 @@ def _content_text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False)
 
 
-def event_line(record: dict[str, Any]) -> str:
+def event_line(record: Mapping[str, Any]) -> str:
     """One event on one line: seq, category, event type and a preview of the content."""
     return (
         f"{record['seq']:>6}  {record['category']:<10} {record['event_type']:<22} "
@@ -58,7 +59,7 @@ def event_line(record: dict[str, Any]) -> str:
     )
 
 
-def message_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def message_rows(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Seq, run, event type and a preview of each message: what the message listings show."""
     return [
         {

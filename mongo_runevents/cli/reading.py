@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -166,7 +167,7 @@ def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
 _RUN_END, _RUN_ERROR = "run.end", "run.error"
 
 
-def _outcome(run: dict[str, Any], record: dict[str, Any]) -> None:
+def _outcome(run: dict[str, Any], record: Mapping[str, Any]) -> None:
     """Note what ``record`` says about how its run ended, if anything."""
     metadata = record["metadata"] if isinstance(record["metadata"], dict) else {}
     if record["event_type"] == _RUN_ERROR:
@@ -264,7 +265,7 @@ async def run_tail(context: Context) -> int:
     limit: int | None = args.max_events
     printed = 0
 
-    def show(record: dict[str, Any]) -> None:
+    def show(record: Mapping[str, Any]) -> None:
         text = json_line(record) if args.json else event_line(record)
         print(text, flush=True)
 

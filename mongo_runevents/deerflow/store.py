@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import AsyncGenerator, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .._version import __version__
 from ..mongo import MongoRunEventStore
@@ -148,6 +148,9 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         if closer is not None:
             await closer.aclose()
 
+    # DeerFlow's interface types records as ``dict[str, Any]``: they are the plain dicts
+    # the store returns (``RunEventRecord``), cast to its types at this boundary, not copied.
+
     # --- writes: stamped with the context's user ------------------------------------
 
     async def put(
@@ -161,15 +164,18 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> dict[str, Any]:
-        return await (await self.loop_store()).put(
-            thread_id=thread_id,
-            run_id=run_id,
-            event_type=event_type,
-            category=category,
-            content=content,
-            metadata=metadata,
-            created_at=created_at,
-            user_id=_writer_user(),
+        return cast(
+            "dict[str, Any]",
+            await (await self.loop_store()).put(
+                thread_id=thread_id,
+                run_id=run_id,
+                event_type=event_type,
+                category=category,
+                content=content,
+                metadata=metadata,
+                created_at=created_at,
+                user_id=_writer_user(),
+            ),
         )
 
     async def put_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,7 +187,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
                 else {**event, "user_id": user_id}
                 for event in events
             ]
-        return await (await self.loop_store()).put_batch(events)
+        return cast("list[dict[str, Any]]", await (await self.loop_store()).put_batch(events))
 
     async def put_if_absent(
         self,
@@ -194,15 +200,18 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         metadata: dict[str, Any] | None = None,
         created_at: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        return await (await self.loop_store()).put_if_absent(
-            thread_id=thread_id,
-            run_id=run_id,
-            event_type=event_type,
-            category=category,
-            content=content,
-            metadata=metadata,
-            created_at=created_at,
-            user_id=_writer_user(),
+        return cast(
+            "tuple[dict[str, Any], bool]",
+            await (await self.loop_store()).put_if_absent(
+                thread_id=thread_id,
+                run_id=run_id,
+                event_type=event_type,
+                category=category,
+                content=content,
+                metadata=metadata,
+                created_at=created_at,
+                user_id=_writer_user(),
+            ),
         )
 
     # --- reads, counts, deletes: user_id=AUTO resolved as DeerFlow resolves it -------
@@ -216,12 +225,15 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await (await self.loop_store()).list_messages(
-            thread_id,
-            limit=limit,
-            before_seq=before_seq,
-            after_seq=after_seq,
-            user_id=resolve_user_id(user_id, method_name="list_messages"),
+        return cast(
+            "list[dict[str, Any]]",
+            await (await self.loop_store()).list_messages(
+                thread_id,
+                limit=limit,
+                before_seq=before_seq,
+                after_seq=after_seq,
+                user_id=resolve_user_id(user_id, method_name="list_messages"),
+            ),
         )
 
     async def list_events(
@@ -235,14 +247,17 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await (await self.loop_store()).list_events(
-            thread_id,
-            run_id,
-            event_types=event_types,
-            task_id=task_id,
-            limit=limit,
-            after_seq=after_seq,
-            user_id=resolve_user_id(user_id, method_name="list_events"),
+        return cast(
+            "list[dict[str, Any]]",
+            await (await self.loop_store()).list_events(
+                thread_id,
+                run_id,
+                event_types=event_types,
+                task_id=task_id,
+                limit=limit,
+                after_seq=after_seq,
+                user_id=resolve_user_id(user_id, method_name="list_events"),
+            ),
         )
 
     async def list_messages_by_run(
@@ -255,13 +270,16 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         after_seq: int | None = None,
         user_id: Any = AUTO,
     ) -> list[dict[str, Any]]:
-        return await (await self.loop_store()).list_messages_by_run(
-            thread_id,
-            run_id,
-            limit=limit,
-            before_seq=before_seq,
-            after_seq=after_seq,
-            user_id=resolve_user_id(user_id, method_name="list_messages_by_run"),
+        return cast(
+            "list[dict[str, Any]]",
+            await (await self.loop_store()).list_messages_by_run(
+                thread_id,
+                run_id,
+                limit=limit,
+                before_seq=before_seq,
+                after_seq=after_seq,
+                user_id=resolve_user_id(user_id, method_name="list_messages_by_run"),
+            ),
         )
 
     async def get_last_visible_ai_seq_by_run(
@@ -305,7 +323,7 @@ class DeerFlowRunEventStore(_DeerFlowInterface):  # type: ignore[misc]
         """The MongoDB store's live tail (:meth:`RunEventStore.watch`), for the resolved user."""
         resolved = resolve_user_id(user_id, method_name="watch")
         async for record in (await self.loop_store()).watch(thread_id, user_id=resolved, **options):
-            yield record
+            yield cast("dict[str, Any]", record)
 
 
 def _unsupported(name: str) -> Any:

@@ -10,7 +10,7 @@ translates driver errors (the store facade does).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from bson import Regex
 from pymongo import ASCENDING, IndexModel
@@ -18,7 +18,7 @@ from pymongo import ASCENDING, IndexModel
 from ..importing import ImportLookup
 from ..models import AI_REPLY_TYPES, HIDDEN_CALLER_PREFIX, MESSAGE_CATEGORY
 from ..queries import EventCount, LastVisibleReplies, MessagePage, RunEvents, ThreadEvents
-from ..records import plain_stored_records, stored_records, trust_marked
+from ..records import StoredRecord, plain_stored_records, stored_records, trust_marked
 from .blobs import Blobs, MissingBlobError
 from .codec import EXPIRES_AT_FIELD, IDENTITY_FIELD, event_document_id, from_document
 from .compat import Collection, Document, Session
@@ -222,7 +222,7 @@ SOURCE_SEQS_PROJECTION = {"_id": 0, "seq": 1, SOURCE_SEQ_FIELD: 1}
 
 async def records(
     documents: list[Document], blobs: Blobs, session: Session | None
-) -> list[dict[str, Any]]:
+) -> list[StoredRecord]:
     """Records from stored documents: marked ones as they are, the others validated.
 
     Documents this version wrote and marked are records already
@@ -231,17 +231,19 @@ async def records(
     fields records have not), they are restored, their out-of-line fields read
     back in, and validated again.
     """
+    # The same list, its documents made records: in place by trust_marked, by assignment below.
+    found = cast("list[StoredRecord]", documents)
     untrusted = trust_marked(documents)
     if not untrusted:
-        return documents
+        return found
     checked = [documents[position] for position in untrusted]
     validated = plain_stored_records(checked)
     if validated is None:
         await blobs.fill(checked, session)
         validated = stored_records([from_document(document) for document in checked])
     for position, record in zip(untrusted, validated, strict=True):
-        documents[position] = record
-    return documents
+        found[position] = record
+    return found
 
 
 async def find_records(
@@ -251,7 +253,7 @@ async def find_records(
     sort: int = ASCENDING,
     limit: int | None = None,
     session: Session | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StoredRecord]:
     """Run one find, sorted by seq, and return validated records."""
     options: Document = {"sort": [("seq", sort)]}
     if limit is not None:

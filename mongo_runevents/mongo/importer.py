@@ -17,12 +17,11 @@ numbered after the counter, and each keeps its own seq in
 
 from __future__ import annotations
 
-from typing import Any
-
 from pymongo.errors import BulkWriteError
 
 from ..importing import ImportLookup, StoredChunk, ThreadHoldings, chunk_seqs, latest_time
 from ..models import NewEvent
+from ..records import StoredRecord
 from . import counters, events
 from .codec import DocumentBuilder, Prepared
 from .compat import Document, Session
@@ -59,12 +58,12 @@ class Importer:
             if (state := states.get(lookup.thread_id)) is not None
         }
 
-    async def _find(self, query: Document) -> list[dict[str, Any]]:
+    async def _find(self, query: Document) -> list[StoredRecord]:
         return await events.find_records(self._collections.events, self._collections.blobs, query)
 
     async def _holdings(self, lookup: ImportLookup, state: counters.ImportState) -> ThreadHoldings:
         wanted = set(lookup.seqs)
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, StoredRecord] = {}
         for query in events.lookup_filters(lookup):
             for record in await self._find(query):
                 if record["seq"] in wanted or record.get("event_id") in lookup.event_ids:

@@ -8,7 +8,7 @@ facade translates them.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING
 
@@ -22,6 +22,7 @@ from ..queries import (
     ThreadEvents,
     ThreadList,
 )
+from ..records import LookedUpRecord, StoredRecord
 from . import compat, counters, events
 from .blobs import BLOBS_FIELD
 from .codec import IDENTITY_FIELD
@@ -32,7 +33,7 @@ from .setup import Collections
 _IDENTITIES_PER_QUERY = 1000
 
 
-async def read_page(collections: Collections, query: MessagePage) -> list[dict[str, Any]]:
+async def read_page(collections: Collections, query: MessagePage) -> list[StoredRecord]:
     """The cursor rules of ``list_messages``: one find, ascending or newest-first then reversed."""
     found = events.page_filter(query)
     sort = DESCENDING if query.newest_first else ASCENDING
@@ -44,7 +45,7 @@ async def read_page(collections: Collections, query: MessagePage) -> list[dict[s
     return page
 
 
-async def read_run(collections: Collections, query: RunEvents) -> list[dict[str, Any]]:
+async def read_run(collections: Collections, query: RunEvents) -> list[StoredRecord]:
     """A run's events, served by the (thread, run, seq) index."""
     found = events.run_filter(query)
     return await events.find_records(
@@ -52,7 +53,7 @@ async def read_run(collections: Collections, query: RunEvents) -> list[dict[str,
     )
 
 
-async def read_after(collections: Collections, query: ThreadEvents) -> list[dict[str, Any]]:
+async def read_after(collections: Collections, query: ThreadEvents) -> list[StoredRecord]:
     """A thread's events after a seq, served by its seq (or category) index."""
     found = events.after_filter(query)
     return await events.find_records(
@@ -60,12 +61,12 @@ async def read_after(collections: Collections, query: ThreadEvents) -> list[dict
     )
 
 
-async def get_event(collections: Collections, query: EventKey) -> dict[str, Any] | None:
+async def get_event(collections: Collections, query: EventKey) -> LookedUpRecord | None:
     """One event by (thread, seq); out-of-line fields left out unless asked for."""
     found = events.owned({"thread_id": query.thread_id, "seq": query.seq}, query.user_id)
     if query.load_large_fields:
         page = await events.find_records(collections.events, collections.blobs, found, limit=1)
-        return page[0] if page else None
+        return cast(LookedUpRecord, page[0]) if page else None  # whole: no large_fields
     document = await collections.events.find_one(found, events.PROJECTION)
     if document is None:
         return None
@@ -76,13 +77,14 @@ async def get_event(collections: Collections, query: EventKey) -> dict[str, Any]
         else {}
     )
     [record] = await events.records([document], collections.blobs, None)
+    looked_up: dict[str, Any] = cast("dict[str, Any]", record)  # its fields named at run time
     if references:
-        record["large_fields"] = {
+        looked_up["large_fields"] = {
             name: sizes.get(file_id, 0) for name, file_id in references.items()
         }
         for name in references:
-            record[name] = None
-    return record
+            looked_up[name] = None
+    return cast(LookedUpRecord, looked_up)
 
 
 async def count(collections: Collections, query: EventCount) -> int:

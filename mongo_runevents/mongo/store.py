@@ -40,7 +40,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -62,6 +62,7 @@ from ..queries import (
     ThreadEvents,
     ThreadList,
 )
+from ..records import AnotherUsersEvent, LookedUpRecord, StoredRecord
 from ..tail import NewsWaiter
 from ..telemetry import observed
 from ..uri import mask_uri, redact, uri_hint
@@ -310,12 +311,16 @@ class MongoRunEventStore(RunEventStore):
 
     # --- the primitives: each one boundary where driver errors are translated ---------
 
-    async def _write(self, events: list[NewEvent]) -> list[dict[str, Any]]:
+    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
         deployment = await self._ready()
         with translated("writing events"):
-            return (await self._writer.write(events, deployment)).records
+            written = await self._writer.write(events, deployment)
+        # Whole records: only an if_absent write can return another user's event's key.
+        return cast("list[StoredRecord]", written.records)
 
-    async def _write_if_absent(self, event: NewEvent) -> tuple[dict[str, Any], bool]:
+    async def _write_if_absent(
+        self, event: NewEvent
+    ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         deployment = await self._ready()
         with translated("writing an event if absent"):
             written = await self._writer.write([event], deployment, if_absent=True)
@@ -333,19 +338,19 @@ class MongoRunEventStore(RunEventStore):
         with translated("importing events"):
             return await self._importer.import_chunk(thread_id, records, renumber, deployment)
 
-    async def _read_page(self, query: MessagePage) -> list[dict[str, Any]]:
+    async def _read_page(self, query: MessagePage) -> list[StoredRecord]:
         with translated("listing messages" if query.run_id is None else "listing a run's messages"):
             return await reads.read_page(self._collections, query)
 
-    async def _read_run(self, query: RunEvents) -> list[dict[str, Any]]:
+    async def _read_run(self, query: RunEvents) -> list[StoredRecord]:
         with translated("listing events"):
             return await reads.read_run(self._collections, query)
 
-    async def _read_after(self, query: ThreadEvents) -> list[dict[str, Any]]:
+    async def _read_after(self, query: ThreadEvents) -> list[StoredRecord]:
         with translated("reading new events"):
             return await reads.read_after(self._collections, query)
 
-    async def _get_event(self, query: EventKey) -> dict[str, Any] | None:
+    async def _get_event(self, query: EventKey) -> LookedUpRecord | None:
         with translated("reading an event"):
             return await reads.get_event(self._collections, query)
 

@@ -27,6 +27,7 @@ from .._json import copy_json
 from ..errors import EventIdConflictError
 from ..models import NewEvent, utc_now_iso
 from ..queries import existing_as_seen_by
+from ..records import AnotherUsersEvent, StoredRecord
 from . import counters, events
 from .codec import DocumentBuilder, Prepared, singleton_document_id
 from .compat import Document, Session
@@ -45,7 +46,7 @@ class Written:
     type already there.
     """
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[StoredRecord | AnotherUsersEvent] = field(default_factory=list)
     created: bool = True
 
 
@@ -82,7 +83,7 @@ def _plan(fields: list[dict[str, Any]], prepared: list[Prepared], known: list[An
     return _Plan(fresh, by_thread, blocks)
 
 
-def _conflict(index: int, event: NewEvent, found: dict[str, Any]) -> EventIdConflictError:
+def _conflict(index: int, event: NewEvent, found: StoredRecord) -> EventIdConflictError:
     return EventIdConflictError(
         f"event {index}: thread {event.thread_id!r} already holds a different "
         f"event with event_id {event.event_id!r} (seq {found['seq']})"
@@ -216,7 +217,9 @@ class Writer:
                     written = Written(known)
         return written
 
-    async def _of_type(self, event: NewEvent, session: Session | None) -> dict[str, Any] | None:
+    async def _of_type(
+        self, event: NewEvent, session: Session | None
+    ) -> StoredRecord | AnotherUsersEvent | None:
         """The run's oldest event of ``event``'s type, as its writer's user may see it."""
         rows = await self._collections.events.find(
             events.of_type_filter(event.thread_id, event.run_id, event.event_type),
@@ -232,7 +235,7 @@ class Writer:
 
     async def _stored_by_key(
         self, batch: list[NewEvent], session: Session | None
-    ) -> list[dict[str, Any] | None]:
+    ) -> list[StoredRecord | None]:
         """Per event, the record the thread holds under its key (``None``: none, or no key).
 
         A different event under the key is refused: :class:`EventIdConflictError`.
@@ -241,14 +244,14 @@ class Writer:
         for event in batch:
             if event.event_id is not None:
                 keys.setdefault(event.thread_id, []).append(event.event_id)
-        stored: dict[tuple[str, str | None], dict[str, Any]] = {}
+        stored: dict[tuple[str, str | None], StoredRecord] = {}
         for thread_id, event_ids in keys.items():
             found = await self._collections.events.find(
                 events.keys_filter(thread_id, event_ids), events.PROJECTION, session=session
             ).to_list(None)
             for record in await events.records(found, self._collections.blobs, session):
                 stored[(thread_id, record["event_id"])] = record
-        known: list[dict[str, Any] | None] = []
+        known: list[StoredRecord | None] = []
         for index, event in enumerate(batch):
             held = stored.get((event.thread_id, event.event_id))
             if held is not None and not event.same_event_as(held):

@@ -10,6 +10,7 @@ record ever becomes an ``href`` by itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,7 +190,7 @@ class ToolCall:
 class ChatMessage:
     """A message event as a chat bubble."""
 
-    record: dict[str, Any]
+    record: Mapping[str, Any]
     role: str
     text: str
     text_cut: bool
@@ -244,7 +245,7 @@ def summary(content: Any, limit: int = ROW_PREVIEW_LIMIT) -> tuple[str, bool]:
     return preview(content, limit)
 
 
-def chat_message(record: dict[str, Any]) -> ChatMessage:
+def chat_message(record: Mapping[str, Any]) -> ChatMessage:
     """A message record as a bubble: who speaks, what they say (cut), tool calls asked for."""
     content = record.get("content")
     kind = content.get("type") if isinstance(content, dict) else None
@@ -272,7 +273,7 @@ def chat_message(record: dict[str, Any]) -> ChatMessage:
     return message
 
 
-def chat_messages(records: list[dict[str, Any]]) -> list[ChatMessage]:
+def chat_messages(records: Iterable[Mapping[str, Any]]) -> list[ChatMessage]:
     """A page of messages as bubbles, each tool result linked to the AI message that asked for it."""
     messages = [chat_message(record) for record in records]
     asked: dict[str, tuple[int, ToolCall]] = {}
@@ -287,7 +288,7 @@ def chat_messages(records: list[dict[str, Any]]) -> list[ChatMessage]:
     return messages
 
 
-def _tool_call_id(record: dict[str, Any]) -> str:
+def _tool_call_id(record: Mapping[str, Any]) -> str:
     content = record.get("content")
     call_id = content.get("tool_call_id") if isinstance(content, dict) else None
     return call_id if isinstance(call_id, str) else ""
@@ -305,7 +306,7 @@ class RunSummary:
     complete: bool
 
 
-def run_summary(run_id: str, records: list[dict[str, Any]], *, complete: bool) -> RunSummary:
+def run_summary(run_id: str, records: Sequence[Mapping[str, Any]], *, complete: bool) -> RunSummary:
     """The summary of a run from its lifecycle, error and model-call events."""
     calls = sum(1 for r in records if r.get("event_type") in AI_REPLY_TYPES)
     return RunSummary(
@@ -330,7 +331,7 @@ def run_ends(
     return ends
 
 
-def matches(record: dict[str, Any], query: str) -> bool:
+def matches(record: Mapping[str, Any], query: str) -> bool:
     """Whether a message's text (or its tool calls' names and arguments) holds ``query``, any case."""
     wanted = query.casefold()
     content = record.get("content")
@@ -350,7 +351,7 @@ def matches(record: dict[str, Any], query: str) -> bool:
 class TimelineRow:
     """An event as a row of a run's timeline."""
 
-    record: dict[str, Any]
+    record: Mapping[str, Any]
     offset_ms: float | None
     preview: str
     preview_cut: bool
@@ -362,7 +363,7 @@ class TimelineRow:
 
 
 def timeline_rows(
-    records: list[dict[str, Any]], window_start: datetime | None
+    records: Iterable[Mapping[str, Any]], window_start: datetime | None
 ) -> list[TimelineRow]:
     """The rows of a timeline: each event's time since the page's first, and a preview."""
     rows = []
@@ -393,7 +394,7 @@ def timeline_rows(
     return rows
 
 
-def stream_item(record: dict[str, Any], links: Links) -> dict[str, Any]:
+def stream_item(record: Mapping[str, Any], links: Links) -> dict[str, Any]:
     """What the live tail sends for one event: a summary, and the link to the event page."""
     text, cut = summary(record.get("content"))
     when = timeline.parse_time(record.get("created_at"))

@@ -140,7 +140,7 @@ class RunPages(Pages):
         )
         if record is None:
             raise HTTPException(404, f"thread {thread_id!r} has no event {seq} to show")
-        large: dict[str, int] = record.pop("large_fields", None) or {}
+        large: dict[str, int] = record.pop("large_fields", {})
         limit = FULL_STRING_LIMIT if full else EVENT_STRING_LIMIT
         text = None if "content" in large else render.main_text(record["content"])
         return self.page(
