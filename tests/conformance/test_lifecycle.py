@@ -64,3 +64,31 @@ def test_the_record_type_names_every_key_of_a_record() -> None:
     hints = get_type_hints(RunEventRecord, include_extras=True)
     optional = {name for name, hint in hints.items() if get_origin(hint) is NotRequired}
     assert optional == {"event_id", "user_id"}
+
+
+def test_the_interface_returns_records_typed_as_the_record_type() -> None:
+    """The record-returning methods of RunEventStore are annotated with RunEventRecord, not bare dicts."""
+    from collections.abc import AsyncGenerator
+
+    from mongo_runevents.records import AnotherUsersEvent, LookedUpRecord
+
+    returns = {
+        name: get_type_hints(getattr(RunEventStore, name))["return"]
+        for name in (
+            *("put", "put_batch", "put_if_absent", "list_messages", "list_messages_by_run"),
+            *("list_events", "read_after", "get_event", "watch", "export_events"),
+        )
+    }
+    assert returns == {
+        "put": RunEventRecord,
+        "put_batch": list[RunEventRecord],
+        "put_if_absent": tuple[RunEventRecord | AnotherUsersEvent, bool],
+        "list_messages": list[RunEventRecord],
+        "list_messages_by_run": list[RunEventRecord],
+        "list_events": list[RunEventRecord],
+        "read_after": list[RunEventRecord],
+        "get_event": LookedUpRecord | None,
+        "watch": AsyncGenerator[RunEventRecord, None],
+        "export_events": AsyncGenerator[RunEventRecord, None],
+    }
+    assert set(get_type_hints(LookedUpRecord)) == {*RECORD_FIELDS, "large_fields"}
