@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -77,8 +78,14 @@ def write_jsonl_store(base: Path, batches: list[list[dict[str, Any]]]) -> dict[s
 
 
 def _sqlalchemy_sqlite_time(created_at: str) -> str:
-    """How SQLAlchemy's SQLite ``DateTime`` stores ``datetime.fromisoformat(created_at)``."""
-    moment = datetime.fromisoformat(created_at)
+    """How SQLAlchemy's SQLite ``DateTime`` stores ``datetime.fromisoformat(created_at)``.
+
+    DeerFlow runs on Python 3.12, whose ``fromisoformat`` takes any number of
+    fraction digits and a ``Z``; Python 3.10's takes 3 or 6 and no ``Z``, so
+    the text is brought to that form first.
+    """
+    padded = re.sub(r"\.(\d{1,6})", lambda m: "." + m[1].ljust(6, "0"), created_at, count=1)
+    moment = datetime.fromisoformat(re.sub(r"Z$", "+00:00", padded))
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
