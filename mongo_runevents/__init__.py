@@ -27,9 +27,11 @@ from .importing import ImportConflict, ImportResult, Renumbered
 from .memory import MemoryRunEventStore
 from .models import NewEvent, RunEvent
 from .mongo import MongoRunEventStore
+from .records import AnotherUsersEvent, LookedUpRecord
 from .records import StoredRecord as RunEventRecord
 
 __all__ = [
+    "AnotherUsersEvent",
     "ConfigurationError",
     "EventIdConflictError",
     "EventTooLargeError",
@@ -38,6 +40,7 @@ __all__ = [
     "ImportResult",
     "IntegrityError",
     "InvalidEventError",
+    "LookedUpRecord",
     "MemoryRunEventStore",
     "MongoRunEventStore",
     "NewEvent",
