@@ -54,6 +54,17 @@ STREAM_WAIT_SECONDS = 1.0
 REOPEN_DELAY_SECONDS = 0.5
 
 
+def _outcome_retrieved(task: asyncio.Task[None]) -> None:
+    """Take note of how the hub's task ended.
+
+    On Python 3.10 a Ctrl-C can land while this background task runs: the loop
+    re-raises the ``KeyboardInterrupt`` to the command, and without this the
+    task's copy of it is also printed at exit ("exception was never retrieved").
+    """
+    if not task.cancelled():
+        task.exception()
+
+
 class ChangeHub:
     """The shared change stream of one store's events collection; see the module's description."""
 
@@ -99,6 +110,7 @@ class ChangeHub:
         if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
             return
         self._task = loop.create_task(self._run())
+        self._task.add_done_callback(_outcome_retrieved)
 
     def _wake(self, thread_id: str) -> None:
         for waiter in self._waiters.get(thread_id, ()):
