@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .revision import package_revision
+
 #: The sizes of the graph state's message list in the ``run.end`` workloads.
 MESSAGE_COUNTS = (10, 100, 400)
 #: DeerFlow's store cuts trace content at this many bytes; this store is set the same.
@@ -183,23 +185,6 @@ def _import_deerflow(checkout: Path) -> Any:
     from deerflow.runtime.events.store.db import DbRunEventStore
 
     return engine, DbRunEventStore
-
-
-def _our_commit() -> str:
-    """This repository's commit, marked ``+changes`` when the package differs from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "mongo_runevents"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+changes" if changed else "")
 
 
 def deerflow_revision(checkout: Path, given: str | None) -> str:
@@ -531,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     _print(results)
     if args.json:
         document = {
-            "commit": _our_commit(),
+            "commit": package_revision(),
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,26 +44,9 @@ from .concurrency import concurrency
 from .cpu import cpu
 from .indexes import indexes
 from .peers import peers
+from .revision import package_revision
 from .scale import scale
 from .store_vs_raw import deletes, reads, writes
-
-
-def _git() -> str:
-    """The commit, and the package's files that differ from it (others may be editing them)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "mongo_runevents"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown commit"
-    files = [Path(name).name for name in changed if name.endswith(".py")]
-    return f"{commit}{' with local changes to ' + ', '.join(files) if files else ''}"
 
 
 def _source_digest() -> str:
@@ -135,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     # The code state now, next to when the package was imported, not at the end.
-    git, source = _git(), _source_digest()
+    git, source = package_revision(), _source_digest()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print("generating realistic events...", file=sys.stderr, flush=True)
