@@ -1,4 +1,4 @@
-"""Client CPU per event, in process, no server: what the store adds to the driver's own work.
+r"""Client CPU per event, in process, no server: what the store adds to the driver's own work.
 
 The write path, step by step as ``put_batch`` runs it:
 
@@ -6,11 +6,13 @@ The write path, step by step as ``put_batch`` runs it:
   path for plain-JSON events, the full validation for the others);
 - the Python walk alone (``_json.storable`` on content and metadata), what
   the full validation adds to Pydantic for every event that needs it;
-- ``DocumentBuilder.prepare``: ``codec.to_document`` (document layout, a new
-  ``ObjectId``) and its one ``bson.encode``, which measures it;
-- ``Prepared.raw``: the encoded document with its seq patched in, as the
+- ``DocumentBuilder.prepare``: the validated fields completed into documents
+  in place (layout, new ``ObjectId``\ s) and each one ``bson.encode``, which
+  measures it;
+- ``Prepared.sent``: the encoded document with its seq patched in, as the
   insert sends it (the driver then copies the bytes instead of encoding);
-- ``NewEvent.to_record``: the record ``put_batch`` returns;
+- ``Prepared.record``: the record ``put_batch`` returns (its document, the
+  fields only the store keeps taken off);
 - the store's write path: all of the above together;
 - pymongo's ``bson.encode`` of the documents, what the driver does for the
   hand-written baseline's ``insert_many``.
@@ -39,7 +41,7 @@ from mongo_runevents import MongoRunEventStore
 from mongo_runevents._json import storable
 from mongo_runevents.models import new_events, utc_now_iso
 from mongo_runevents.mongo import Deployment
-from mongo_runevents.mongo.codec import from_document, to_document
+from mongo_runevents.mongo.codec import Prepared, from_document
 from mongo_runevents.records import stored_records
 
 from .common import Bench
@@ -50,17 +52,24 @@ from .profile_writes import profile_write_path, write_path
 DEPLOYMENT = Deployment(transactions=True, change_streams=True, bson_server=True)
 
 
-def _per_event_us(run: Callable[[], Any], events: int, repeats: int) -> float:
+def _per_event_us(
+    run: Callable[[Any], Any],
+    events: int,
+    repeats: int,
+    fresh: Callable[[], Any] = lambda: None,
+) -> float:
     """The best of ``repeats`` runs of ``run``, in microseconds per event.
 
     The best, not the median: the machine is shared, and a micro-benchmark's
-    noise only ever adds time.
+    noise only ever adds time. ``run`` is given what ``fresh()`` makes,
+    untimed, before each run (the write steps change what they are given).
     """
     times = []
     for _ in range(repeats):
+        given = fresh()
         gc.collect()
         start = time.perf_counter()
-        run()
+        run(given)
         times.append(time.perf_counter() - start)
     return min(times) / events * 1e6
 
@@ -70,48 +79,59 @@ def _profile(
 ) -> dict[str, Any]:
     groups = batches(events, BATCH_SIZE)
     count = len(groups) * BATCH_SIZE
-    validated = [event for group in groups for event in new_events(group)]
     now = utc_now_iso()
-    documents = [to_document(event, seq, now) for seq, event in enumerate(validated, 1)]
+
+    def validated() -> list[list[dict[str, Any]]]:
+        """Each batch's validated fields, its times set: what prepare is given."""
+        fresh = [new_events(group) for group in groups]
+        for batch in fresh:
+            for fields in batch:
+                fields["created_at"] = fields["created_at"] or now
+        return fresh
+
+    def prepared() -> list[Prepared]:
+        """Each batch prepared and given its seqs: what sent and record are given."""
+        fresh = [store._documents.prepare(batch, DEPLOYMENT) for batch in validated()]
+        for batch in fresh:
+            for seq, document in enumerate(batch.documents, 1):
+                document["seq"] = seq
+        return fresh
+
+    documents = [dict(document) for batch in prepared() for document in batch.documents]
     encoded = [bson.encode(document) for document in documents]
 
-    def validate() -> None:
+    def validate(_: None) -> None:
         for group in groups:
             new_events(group)
 
-    def python_walk() -> None:
+    def python_walk(_: None) -> None:
         for group in groups:
             for event in group:
                 storable(event.get("content", ""), "content")
                 storable(event.get("metadata") or {}, "metadata")
 
-    prepared = [
-        store._documents.prepare(index, event, now, DEPLOYMENT)
-        for index, event in enumerate(validated)
-    ]
-    for seq, item in enumerate(prepared, 1):
-        item.document["seq"] = seq
+    def prepare(batches: list[list[dict[str, Any]]]) -> None:
+        for batch in batches:
+            store._documents.prepare(batch, DEPLOYMENT)
 
-    def prepare() -> None:
-        for index, event in enumerate(validated):
-            store._documents.prepare(index, event, now, DEPLOYMENT)
+    def sent(batches: list[Prepared]) -> None:
+        for batch in batches:
+            for index in range(len(batch.documents)):
+                batch.sent(index)
 
-    def raw() -> None:
-        for item in prepared:
-            item.raw()
+    def records(batches: list[Prepared]) -> None:
+        for batch in batches:
+            for index in range(len(batch.documents)):
+                batch.record(index)
 
-    def records() -> None:
-        for seq, event in enumerate(validated, 1):
-            event.to_record(seq, now)
-
-    def store_path() -> None:
+    def store_path(_: None) -> None:
         write_path(store, groups)
 
-    def bson_encode() -> None:
+    def bson_encode(_: None) -> None:
         for document in documents:
             bson.encode(document)
 
-    def bson_decode() -> None:
+    def bson_decode(_: None) -> None:
         for blob in encoded:
             bson.decode(blob)
 
@@ -133,9 +153,9 @@ def _profile(
         "us_per_event": {
             "validation (new_events)": _per_event_us(validate, count, repeats),
             "the Python walk, for events that need it": _per_event_us(python_walk, count, repeats),
-            "prepare (to_document, bson.encode)": _per_event_us(prepare, count, repeats),
-            "Prepared.raw (seq patched in)": _per_event_us(raw, count, repeats),
-            "to_record": _per_event_us(records, count, repeats),
+            "prepare (documents, bson.encode)": _per_event_us(prepare, count, repeats, validated),
+            "Prepared.sent (seq patched in)": _per_event_us(sent, count, repeats, prepared),
+            "Prepared.record": _per_event_us(records, count, repeats, prepared),
             "store write path (all of the above)": _per_event_us(store_path, count, repeats),
             "driver: bson.encode": _per_event_us(bson_encode, count, repeats),
             "decoding (from_document + stored_records)": min(decode_times) / count * 1e6,

@@ -1,4 +1,4 @@
-"""Where the client's CPU goes when it writes events: cProfile of the write path.
+r"""Where the client's CPU goes when it writes events: cProfile of the write path.
 
     python -m benchmarks.profile_writes [--events N] [--server] [--top N]
 
@@ -7,11 +7,12 @@ events, as ``put_batch`` runs them:
 
 - ``models.new_events`` (validation: the pydantic-core fast path for
   plain-JSON events, Pydantic plus the Python walk for the others);
-- ``DocumentBuilder.prepare`` (``codec.to_document``: layout, a new ``ObjectId``; its
-  one ``bson.encode``, which also measures it);
-- ``NewEvent.to_record`` (the records ``put_batch`` returns);
-- ``Prepared.raw`` (the encoded document with its seq, what ``insert_many``
-  is given; the driver copies its bytes).
+- ``DocumentBuilder.prepare`` (the fields completed into documents in place,
+  new ``ObjectId``\ s; each one ``bson.encode``, which also measures it);
+- ``Prepared.sent`` (the encoded document with its seq, what ``insert_many``
+  is given; the driver copies its bytes);
+- ``Prepared.record`` (the records ``put_batch`` returns: the documents
+  without the fields only the store keeps).
 
 With ``--server``, also ``put_batch`` itself against an embedded SecantusDB
 (a child process, so not in this profile), profiled by CPU time
@@ -46,19 +47,19 @@ DEPLOYMENT = Deployment(transactions=True, change_streams=True, bson_server=True
 
 
 def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) -> None:
-    """The store's client-side work for ``groups`` (batches), as ``put_batch`` does it."""
+    """The store's client-side work for ``groups`` (batches), as a measured ``put_batch`` does it."""
     for group in groups:
         now = utc_now_iso()
         events = new_events(group)
-        prepared = [
-            store._documents.prepare(index, event, now, DEPLOYMENT)
-            for index, event in enumerate(events)
-        ]
-        for seq, (event, item) in enumerate(zip(events, prepared, strict=True), 1):
-            event.to_record(seq, now)
-            item.document["seq"] = seq
-        for item in prepared:
-            item.raw()
+        for fields in events:
+            if fields["created_at"] is None:
+                fields["created_at"] = now
+        prepared = store._documents.prepare(events, DEPLOYMENT)
+        for index, document in enumerate(prepared.documents):
+            document["seq"] = index + 1
+            prepared.sent(index)
+        for index in range(len(events)):
+            prepared.record(index)
 
 
 def _where(key: tuple[str, int, str]) -> str:

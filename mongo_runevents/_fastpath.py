@@ -6,7 +6,8 @@ MongoDB has no special meaning for. :func:`event_validators` builds
 pydantic-core validators that accept exactly such events and produce the
 :class:`~mongo_runevents.models.NewEvent` that the full validation (Pydantic
 plus the Python walk of :func:`mongo_runevents._json.storable`) would produce
-for them, in one call into Rust per batch. Anything else fails here and goes
+for them, as the plain dict of its validated fields
+(:data:`~mongo_runevents.models.EventFields`), in one call into Rust per batch. Anything else fails here and goes
 through the full validation, which converts it or raises the error callers
 see. So the rule for this module is one-sided: what it accepts, the full
 validation accepts with the same result; what it refuses may well be valid.
@@ -60,10 +61,36 @@ _TEXT = core_schema.str_schema(strict=True, pattern="^")
 _PLAIN_KEY = core_schema.str_schema(strict=True, pattern=r"^[^.$\x00%]*$")
 
 
+#: The integers BSON stores as int32, which pymongo reads back as ``int``; it
+#: reads the larger ones (int64) back as its ``Int64``, a subclass.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+class WideIntegers:
+    """A validation's context: whether it met an integer past 32 bits (see :func:`_scalars`)."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found = False
+
+
+def _wide_integer(value: int, info: core_schema.ValidationInfo) -> int:
+    """Note, in the validation's :class:`WideIntegers`, an integer that BSON stores as int64."""
+    context = info.context
+    if isinstance(context, WideIntegers):
+        context.found = True
+    return value
+
+
 def _scalars() -> list[core_schema.CoreSchema]:
+    """JSON's scalars; an integer past 32 bits is noted in the context (a Python call, for those only)."""
     return [
         core_schema.bool_schema(strict=True),
-        core_schema.int_schema(strict=True, ge=INT64_MIN, le=INT64_MAX),
+        core_schema.int_schema(strict=True, ge=INT32_MIN, le=INT32_MAX),
+        core_schema.with_info_after_validator_function(
+            _wide_integer, core_schema.int_schema(strict=True, ge=INT64_MIN, le=INT64_MAX)
+        ),
         # Strict float takes an int (one past 64 bits too): only a float may be one here.
         core_schema.chain_schema(
             [
@@ -112,10 +139,12 @@ def _empty_dict(_: None) -> dict[str, Any]:
     return {}
 
 
-def _field(schema: core_schema.CoreSchema, **default: Any) -> core_schema.ModelField:
+def _field(
+    schema: core_schema.CoreSchema, *, required: bool = True, **default: Any
+) -> core_schema.TypedDictField:
     if default:
         schema = core_schema.with_default_schema(schema, **default)
-    return core_schema.model_field(schema)
+    return core_schema.typed_dict_field(schema, required=required and not default)
 
 
 def _identifier(max_bytes: int) -> core_schema.CoreSchema:
@@ -134,15 +163,15 @@ def _stored_identifier() -> core_schema.CoreSchema:
     return core_schema.str_schema(strict=True, min_length=1)
 
 
-def event_validators(
-    model: type[Any], max_id_bytes: int
-) -> tuple[SchemaValidator, SchemaValidator]:
-    """Validators of one event dict and of a list of them, producing ``model`` instances.
+def event_validators(max_id_bytes: int) -> tuple[SchemaValidator, SchemaValidator]:
+    """Validators of one event dict and of a list of them, producing their validated fields.
 
-    Ids are limited to ``max_id_bytes`` bytes of UTF-8.
-
-    The instances have the fields only: no private attributes, which the
-    model reads as "nothing to encode" (see ``NewEvent.needs_encoding``).
+    Ids are limited to ``max_id_bytes`` bytes of UTF-8. The fields are a new
+    dict in ``EVENT_FIELDS``' order: ``content``, ``metadata`` and
+    ``created_at`` always (``created_at`` may be ``None``), ``event_id`` and
+    ``user_id`` when given (``None`` too: the caller drops those). Pass a
+    :class:`WideIntegers` as the context: it says whether an integer past 32
+    bits was met.
     """
     content = core_schema.definition_reference_schema("c0")
     metadata = core_schema.union_schema(
@@ -157,7 +186,7 @@ def event_validators(
     )
     identifier = _identifier(max_id_bytes)
     optional_identifier = core_schema.nullable_schema(identifier)
-    fields = core_schema.model_fields_schema(
+    one = core_schema.typed_dict_schema(
         {
             "thread_id": _field(identifier),
             "run_id": _field(identifier),
@@ -171,14 +200,12 @@ def event_validators(
                 ),
                 default=None,
             ),
-            "event_id": _field(optional_identifier, default=None),
-            "user_id": _field(optional_identifier, default=None),
+            "event_id": _field(optional_identifier, required=False),
+            "user_id": _field(optional_identifier, required=False),
         },
-        model_name=model.__name__,
         extra_behavior="forbid",
         strict=True,
     )
-    one = core_schema.model_schema(model, fields, strict=True)
     definitions = _json_levels("c")
     return (
         SchemaValidator(core_schema.definitions_schema(one, definitions)),
@@ -221,10 +248,11 @@ def record_validator() -> SchemaValidator:
             "category": field(_stored_identifier()),
             "content": field(value),
             "metadata": field(core_schema.dict_schema(values_schema=value, strict=True)),
-            "seq": field(core_schema.int_schema(strict=True, ge=1)),
             "created_at": field(core_schema.str_schema(strict=True)),
             "event_id": field(_stored_identifier(), required=False),
             "user_id": field(_stored_identifier(), required=False),
+            # Last, as the write path puts it (mongo_runevents.models.RECORD_FIELDS).
+            "seq": field(core_schema.int_schema(strict=True, ge=1)),
         },
         extra_behavior="forbid",
         strict=True,

@@ -13,7 +13,7 @@ listings, the live tail of :mod:`mongo_runevents.tail`, export through
 :mod:`mongo_runevents.paging`, import by the rules of
 :mod:`mongo_runevents.importing`), the life cycle, and last the primitives a
 store implements, one per kind of query. Each public method checks its
-arguments once (events into :class:`~mongo_runevents.models.NewEvent`,
+arguments once (events into their validated fields, :data:`~mongo_runevents.models.EventFields`,
 everything else into a query of :mod:`mongo_runevents.queries`) and calls
 one primitive: the Memory store interprets the query, the MongoDB store turns
 it into a filter. So the stores cannot disagree about input.
@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from . import paging, queries
 from ._json import JsonDefault
 from .errors import ImportConflictError, InvalidEventError, StoreClosedError
+from .fields import EventFields
 from .importing import (
     ON_CONFLICT,
     ImportConflict,
@@ -51,7 +52,6 @@ from .importing import (
 )
 from .models import (
     MESSAGE_CATEGORY,
-    NewEvent,
     imported_event,
     new_event_from_arguments_yielding,
     new_events_yielding,
@@ -569,12 +569,12 @@ class RunEventStore(abc.ABC):
             raise StoreClosedError("the store is closed")
 
     @abc.abstractmethod
-    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
+    async def _write(self, events: list[EventFields]) -> list[StoredRecord]:
         """Store validated events (at least one), all or nothing; their records in input order."""
 
     @abc.abstractmethod
     async def _write_if_absent(
-        self, event: NewEvent
+        self, event: EventFields
     ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         """Store ``event`` unless its run holds one of its type; see :meth:`put_if_absent`."""
 
@@ -632,7 +632,7 @@ class RunEventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _import_chunk(
-        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+        self, thread_id: str, records: list[tuple[EventFields, int]], renumber: bool
     ) -> StoredChunk:
         """Store records of one thread (ascending seqs) atomically; the seq each got.
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from .models import NewEvent
+from .fields import EventFields, same_event
 from .records import StoredRecord
 from .times import utc_moment
 
@@ -237,7 +237,7 @@ class Planned:
     """A record the plan stores: its position in the input, the event and its seq in the input."""
 
     index: int
-    event: NewEvent
+    event: EventFields
     seq: int
 
 
@@ -259,18 +259,18 @@ class ImportPlan:
     result: ImportResult = field(default_factory=ImportResult)
 
 
-def _same(event: NewEvent, stored: Mapping[str, Any] | None) -> bool:
+def _same(event: EventFields, stored: Mapping[str, Any] | None) -> bool:
     """Whether ``stored`` is this very event; records with different ``event_id`` never are."""
     return (
         stored is not None
-        and stored.get("event_id") == event.event_id
-        and event.same_event_as(stored)
+        and stored.get("event_id") == event.get("event_id")
+        and same_event(event, stored, times_given=True)
     )
 
 
 def _plan_thread(
     thread_id: str,
-    items: list[tuple[int, NewEvent, int]],
+    items: list[tuple[int, EventFields, int]],
     held: ThreadHoldings,
     on_conflict: OnConflict,
     result: ImportResult,
@@ -284,23 +284,21 @@ def _plan_thread(
         by_source.setdefault(source, []).append(record)
     stored_key = {record["event_id"]: record for record in held.records if "event_id" in record}
     stored_seqs = {record["seq"] for record in held.records}
-    taken_at: dict[int, tuple[int, NewEvent]] = {}
-    taken_key: dict[str, tuple[int, NewEvent]] = {}
+    taken_at: dict[int, tuple[int, EventFields]] = {}
+    taken_key: dict[str, tuple[int, EventFields]] = {}
     seq_conflicts = 0
 
     for index, event, seq in items:
         if any(_same(event, stored) for stored in by_source.get(seq, ())):
             result.already_there += 1
             continue
-        if seq in taken_at and _same(event, _as_record(taken_at[seq][1])):
+        if seq in taken_at and _same(event, taken_at[seq][1]):
             result.already_there += 1  # the very record again, at the same seq
             continue
-        key = event.event_id
+        key = event.get("event_id")
         if key is not None and (key in stored_key or key in taken_key):
             holder = stored_key.get(key)
-            if _same(event, holder) or (
-                holder is None and _same(event, _as_record(taken_key[key][1]))
-            ):
+            if _same(event, holder) or (holder is None and _same(event, taken_key[key][1])):
                 result.already_there += 1  # the same event, by its key
                 continue
             if holder is not None:
@@ -341,42 +339,25 @@ def _plan_thread(
     return plan
 
 
-def _as_record(event: NewEvent) -> dict[str, Any]:
-    """The fields :meth:`NewEvent.same_event_as` compares, as a stored record has them."""
-    record = {
-        "run_id": event.run_id,
-        "event_type": event.event_type,
-        "category": event.category,
-        "content": event.content,
-        "metadata": event.metadata,
-        "created_at": event.created_at,
-    }
-    for name in ("user_id", "event_id"):
-        value = getattr(event, name)
-        if value is not None:
-            record[name] = value
-    return record
-
-
 async def plan_import(
-    records: list[tuple[NewEvent, int]], lookup: Lookup, on_conflict: OnConflict
+    records: list[tuple[EventFields, int]], lookup: Lookup, on_conflict: OnConflict
 ) -> ImportPlan:
     """Decide what to do with each validated ``(event, seq)``, from what ``lookup`` finds.
 
     One look-up for every thread of the call; the stores answer it, for a
     thread an import renumbered, with its renumbered events too.
     """
-    by_thread: dict[str, list[tuple[int, NewEvent, int]]] = {}
+    by_thread: dict[str, list[tuple[int, EventFields, int]]] = {}
     for index, (event, seq) in enumerate(records):
-        by_thread.setdefault(event.thread_id, []).append((index, event, seq))
+        by_thread.setdefault(event["thread_id"], []).append((index, event, seq))
     for items in by_thread.values():
-        items.sort(key=lambda item: order_key(item[2], item[1].created_at, item[0]))
+        items.sort(key=lambda item: order_key(item[2], item[1]["created_at"], item[0]))
     held = await lookup(
         [
             ImportLookup(
                 thread_id,
                 seqs=frozenset(seq for _, _, seq in items),
-                event_ids=frozenset(e.event_id for _, e, _ in items if e.event_id is not None),
+                event_ids=frozenset(e["event_id"] for _, e, _ in items if "event_id" in e),
                 sources=True,
             )
             for thread_id, items in sorted(by_thread.items())

@@ -20,9 +20,10 @@ from typing import Any, cast
 from ._json import JsonDefault, copy_json
 from .base import RunEventStore
 from .errors import EventIdConflictError
+from .fields import EventFields, same_event, to_record
 from .identities import message_identity
 from .importing import ImportLookup, StoredChunk, ThreadHoldings, chunk_seqs, latest_time
-from .models import MESSAGE_CATEGORY, NewEvent, utc_now_iso
+from .models import MESSAGE_CATEGORY, utc_now_iso
 from .queries import (
     Deletion,
     EventCount,
@@ -148,42 +149,44 @@ class MemoryRunEventStore(RunEventStore):
 
     # --- writes --------------------------------------------------------------------
 
-    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
+    async def _write(self, events: list[EventFields]) -> list[StoredRecord]:
         # First every check, then every write: a batch is all-or-nothing.
         stored_already = [self._stored_with_key(index, event) for index, event in enumerate(events)]
         now = utc_now_iso()
         results = []
         for event, stored in zip(events, stored_already, strict=True):
             if stored is None:
-                thread = self._threads.setdefault(event.thread_id, _Thread())
-                stored = event.to_record(thread.last_seq + 1, event.created_at or now)
+                thread = self._threads.setdefault(event["thread_id"], _Thread())
+                stored = to_record(event, thread.last_seq + 1, event["created_at"] or now)
                 thread.add(stored)
                 thread.updated_at = now
-                if event.user_id is not None:
-                    thread.user_activity[event.user_id] = now
-                self._signal(event.thread_id)
+                if "user_id" in event:
+                    thread.user_activity[event["user_id"]] = now
+                self._signal(event["thread_id"])
             results.append(_copy(stored))
         return results
 
     async def _write_if_absent(
-        self, event: NewEvent
+        self, event: EventFields
     ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         # One event per (thread, run, type) across users; another user's is not shown.
-        for row in self._rows(event.thread_id, messages=False):
-            if row["run_id"] == event.run_id and row["event_type"] == event.event_type:
-                return existing_as_seen_by(_copy(row), event.user_id), False
+        for row in self._rows(event["thread_id"], messages=False):
+            if row["run_id"] == event["run_id"] and row["event_type"] == event["event_type"]:
+                return existing_as_seen_by(_copy(row), event.get("user_id")), False
         return (await self._write([event]))[0], True
 
-    def _stored_with_key(self, index: int, event: NewEvent) -> Record | None:
+    def _stored_with_key(self, index: int, event: EventFields) -> Record | None:
         """The stored record holding ``event``'s idempotency key, if the thread has one."""
-        thread = self._threads.get(event.thread_id)
-        if event.event_id is None or thread is None:
+        thread = self._threads.get(event["thread_id"])
+        if "event_id" not in event or thread is None:
             return None
-        stored = thread.by_event_id.get(event.event_id)
-        if stored is not None and not event.same_event_as(stored):
+        stored = thread.by_event_id.get(event["event_id"])
+        if stored is not None and not same_event(
+            event, stored, times_given=event["created_at"] is not None
+        ):
             raise EventIdConflictError(
-                f"event {index}: thread {event.thread_id!r} already holds a different "
-                f"event with event_id {event.event_id!r} (seq {stored['seq']})"
+                f"event {index}: thread {event['thread_id']!r} already holds a different "
+                f"event with event_id {event['event_id']!r} (seq {stored['seq']})"
             )
         return stored
 
@@ -224,34 +227,32 @@ class MemoryRunEventStore(RunEventStore):
         return held
 
     async def _import_chunk(
-        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+        self, thread_id: str, records: list[tuple[EventFields, int]], renumber: bool
     ) -> StoredChunk:
         # Nothing is awaited: the chunk lands whole, before any reader runs again.
         thread = self._threads.setdefault(thread_id, _Thread())
-        fresh = [
-            (event, own)
-            for event, own in records
-            if event.event_id is None or event.event_id not in thread.by_event_id
-        ]
+        held = thread.by_event_id
+        fresh = [(event, own) for event, own in records if event.get("event_id") not in held]
         seqs, moved = chunk_seqs(thread.last_seq, [own for _, own in fresh], renumber)
         given = iter(seqs)
         result: list[int | None] = []
         for event, own in records:
-            if event.event_id is not None and event.event_id in thread.by_event_id:
+            if event.get("event_id") in thread.by_event_id:
                 result.append(None)
                 continue
             seq = next(given)
-            thread.add(event.to_record(seq, event.created_at or ""))
-            if event.user_id is not None:
+            thread.add(to_record(event, seq, event["created_at"] or ""))
+            user_id = event.get("user_id")
+            if user_id is not None:
                 # The user's activity: the time of their latest event, not the import's.
-                when = latest_time([event.created_at or ""])
-                if when is not None and when > thread.user_activity.get(event.user_id, ""):
-                    thread.user_activity[event.user_id] = when
+                when = latest_time([event["created_at"] or ""])
+                if when is not None and when > thread.user_activity.get(user_id, ""):
+                    thread.user_activity[user_id] = when
             if moved:
                 thread.source_seqs[seq] = own
                 thread.renumbered = True
             result.append(seq)
-        latest = latest_time(event.created_at or "" for event, _ in fresh)
+        latest = latest_time(event["created_at"] or "" for event, _ in fresh)
         if latest is not None and latest > thread.updated_at:
             thread.updated_at = latest
         if fresh:

@@ -2,10 +2,13 @@
 
 :class:`NewEvent` is what a caller hands to ``put`` / ``put_batch``;
 :class:`RunEvent` is a stored record, the same fields plus the ``seq`` the store
-assigned. Stores validate every event written with :class:`NewEvent` (how it
-is converted and cut: :mod:`mongo_runevents.policy`) and give callers plain
-``dict`` objects; reads are validated against the same fields
-(:mod:`mongo_runevents.records`).
+assigned. Stores validate every event written against :class:`NewEvent`'s
+rules (how it is converted and cut: :mod:`mongo_runevents.policy`) into its
+validated fields, a plain ``dict`` (:data:`EventFields`): the common case in
+one call into pydantic-core for a whole batch (:mod:`mongo_runevents._fastpath`),
+anything else through the model itself. Those fields become the stored
+document and, with the ``seq``, the record the write returns, with no copy
+in between. Reads return the same fields (:mod:`mongo_runevents.records`).
 
 Pydantic errors never reach callers: :func:`new_event` turns them into
 :class:`~mongo_runevents.errors.InvalidEventError`, naming the field and, in a
@@ -30,16 +33,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import SchemaValidator
 
 from . import _fastpath
 from ._json import (
     _SURROGATE,
     StorableValue,
-    same_json,
     storable,
 )
 from ._slices import costly, defaults_in_slices
 from .errors import InvalidEventError
+from .fields import CheckedFields, EventFields
 from .policy import DEFAULT_POLICY, TRACE_CATEGORY, WritePolicy, truncated
 from .times import check_iso_8601
 
@@ -177,51 +181,24 @@ class NewEvent(_EventFields):
     def _optional_id_is_unicode(cls, value: str | None) -> str | None:
         return None if value is None else _check_identifier_text(value)
 
-    def same_event_as(self, stored: Mapping[str, Any]) -> bool:
-        """Whether ``stored`` (a record with this event's key) records this very event.
-
-        A ``created_at`` the store filled in is not compared: a retry of the
-        same call gets a new default time.
-        """
-        return (
-            stored["run_id"] == self.run_id
-            and stored["event_type"] == self.event_type
-            and stored["category"] == self.category
-            and same_json(stored["content"], self.content)
-            and same_json(stored["metadata"], self.metadata)
-            and stored.get("user_id") == self.user_id
-            and (self.created_at is None or stored["created_at"] == self.created_at)
+    def fields(self) -> EventFields:
+        """This event's validated fields, as the write path carries them (see :data:`EventFields`)."""
+        values = self.__dict__
+        fields = CheckedFields(
+            {name: values[name] for name in _ALWAYS_PRESENT}, self.needs_encoding
         )
+        # OPTIONAL_FIELDS, only when the event has them.
+        if values["event_id"] is not None:
+            fields["event_id"] = values["event_id"]
+        if values["user_id"] is not None:
+            fields["user_id"] = values["user_id"]
+        return fields
 
-    def to_record(self, seq: int, created_at: str) -> dict[str, Any]:
-        """The record this event becomes once stored with ``seq``.
 
-        ``content`` and ``metadata`` are this event's own, not copies:
-        validation built them afresh from the caller's objects, so the record
-        shares nothing with those. A store hands out at most one record per
-        validated event (the Memory store keeps it and returns copies; the
-        MongoDB store has encoded the document before the record is returned,
-        or given mongomock copies), so records share nothing with each other
-        or with what is stored either.
-        """
-        # The fields from __dict__: a dict look-up, not pydantic's slower attribute path.
-        fields = self.__dict__
-        record = {
-            "thread_id": fields["thread_id"],
-            "run_id": fields["run_id"],
-            "event_type": fields["event_type"],
-            "category": fields["category"],
-            "content": fields["content"],
-            "metadata": fields["metadata"],
-            "seq": seq,
-            "created_at": created_at,
-        }
-        # OPTIONAL_FIELDS, spelt out: this runs for every event written.
-        if fields["event_id"] is not None:
-            record["event_id"] = fields["event_id"]
-        if fields["user_id"] is not None:
-            record["user_id"] = fields["user_id"]
-        return record
+#: The keys every event's validated fields hold (``created_at`` may be ``None``).
+_ALWAYS_PRESENT = EVENT_FIELDS[:7]
+assert _ALWAYS_PRESENT[-1] == "created_at"
+assert EVENT_FIELDS[7:] == OPTIONAL_FIELDS
 
 
 class RunEvent(_EventFields):
@@ -243,30 +220,48 @@ class RunEvent(_EventFields):
         return record
 
 
-_FAST_EVENT, _FAST_EVENTS = _fastpath.event_validators(NewEvent, MAX_ID_BYTES)
+_FAST_EVENT, _FAST_EVENTS = _fastpath.event_validators(MAX_ID_BYTES)
 
 
-def _finished(event: NewEvent, policy: WritePolicy) -> NewEvent:
-    """An event from the fast path, its trace content cut as ``policy`` says."""
+def _fast_validated(validator: SchemaValidator, data: Any, policy: WritePolicy) -> Any:
+    """``data`` through a fast-path validator: its fields, ``None`` if the fast path refuses it.
+
+    The result is the validator's (one event's fields, or a list of them),
+    finished: ids given as ``None`` left out, trace content cut as ``policy``
+    says, and every event's fields made :class:`CheckedFields` when the call
+    met an integer past 32 bits (see :func:`~mongo_runevents._fastpath.event_validators`).
+    """
+    seen = _fastpath.WideIntegers()
+    try:
+        validated = validator.validate_python(data, context=seen)
+    except ValidationError:
+        return None
+    batch: list[EventFields] = validated if type(validated) is list else [validated]
     limit = policy.max_trace_content
-    if limit is not None and event.category == TRACE_CATEGORY:
-        content, metadata = truncated(
-            StorableValue(event.content, 0, False), StorableValue(event.metadata, 0, False), limit
-        )
-        object.__setattr__(event, "content", content.value)
-        object.__setattr__(event, "metadata", metadata.value)
-    return event
+    for position, fields in enumerate(batch):
+        # OPTIONAL_FIELDS, spelt out: an id given as None is no id.
+        if fields.get("event_id", "") is None:
+            del fields["event_id"]
+        if fields.get("user_id", "") is None:
+            del fields["user_id"]
+        if limit is not None and fields["category"] == TRACE_CATEGORY:
+            content, metadata = truncated(
+                StorableValue(fields["content"], 0, False),
+                StorableValue(fields["metadata"], 0, False),
+                limit,
+            )
+            fields["content"], fields["metadata"] = content.value, metadata.value
+        if seen.found:
+            batch[position] = CheckedFields(fields)
+    return batch if type(validated) is list else batch[0]
 
 
-def _fast_event(data: Any, policy: WritePolicy) -> NewEvent | None:
+def _fast_event(data: Any, policy: WritePolicy) -> EventFields | None:
     """``data`` validated on the fast path, or ``None`` if it needs the full validation."""
     if type(data) is not dict:
         return None
-    try:
-        event: NewEvent = _FAST_EVENT.validate_python(data)
-    except ValidationError:
-        return None
-    return _finished(event, policy)
+    fields: EventFields | None = _fast_validated(_FAST_EVENT, data, policy)
+    return fields
 
 
 def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
@@ -287,7 +282,7 @@ def _invalid(exc: ValidationError, index: int | None) -> InvalidEventError:
 
 def new_event(
     data: Mapping[str, Any], *, index: int | None = None, policy: WritePolicy = DEFAULT_POLICY
-) -> NewEvent:
+) -> EventFields:
     """Validate one event as given to ``put`` / ``put_batch`` (``index`` is its batch position)."""
     fast = _fast_event(data, policy)
     if fast is not None:
@@ -295,19 +290,19 @@ def new_event(
     return _fully_validated(data, index, policy)
 
 
-def _fully_validated(data: Any, index: int | None, policy: WritePolicy) -> NewEvent:
+def _fully_validated(data: Any, index: int | None, policy: WritePolicy) -> EventFields:
     """One event validated by Pydantic and the Python walk (the fast path did not take it)."""
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"an event must be a dict, got {type(data).__name__}", index=index)
     try:
-        return NewEvent.model_validate(data, context=policy)
+        return NewEvent.model_validate(data, context=policy).fields()
     except ValidationError as exc:
         raise _invalid(exc, index) from None
 
 
 async def new_event_from_arguments_yielding(
     arguments: dict[str, Any], policy: WritePolicy = DEFAULT_POLICY
-) -> NewEvent:
+) -> EventFields:
     """Validate the keyword arguments of ``put`` / ``put_if_absent`` (their ``locals()``).
 
     A costly event lets the event loop run while it is converted, as in
@@ -324,7 +319,7 @@ async def new_event_from_arguments_yielding(
 
 def imported_event(
     record: Any, index: int, policy: WritePolicy = DEFAULT_POLICY
-) -> tuple[NewEvent, int]:
+) -> tuple[EventFields, int]:
     """Validate a whole stored record brought in from elsewhere: the event and its ``seq``.
 
     ``created_at`` is required here (an import keeps the original times).
@@ -351,24 +346,20 @@ def imported_event(
     return event, seq
 
 
-def _fast_events(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[NewEvent] | None:
+def _fast_events(
+    events: list[Any] | tuple[Any, ...], policy: WritePolicy
+) -> list[EventFields] | None:
     """A whole batch validated in one call on the fast path, or ``None`` if it cannot be."""
     if type(events) is not list:
         return None
     for event in events:
         if type(event) is not dict:
             return None
-    try:
-        validated: list[NewEvent] = _FAST_EVENTS.validate_python(events)
-    except ValidationError:
-        return None
-    if policy.max_trace_content is not None:
-        for event in validated:
-            _finished(event, policy)
+    validated: list[EventFields] | None = _fast_validated(_FAST_EVENTS, events, policy)
     return validated
 
 
-def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
+def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[EventFields]:
     """Validate the argument of ``put_batch``: a list of event dicts."""
     _check_is_batch(events)
     validated = _fast_events(events, policy)
@@ -377,7 +368,9 @@ def new_events(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEve
     return _unique_event_ids(validated)
 
 
-async def new_events_yielding(events: Any, policy: WritePolicy = DEFAULT_POLICY) -> list[NewEvent]:
+async def new_events_yielding(
+    events: Any, policy: WritePolicy = DEFAULT_POLICY
+) -> list[EventFields]:
     """:func:`new_events`, letting the event loop run while a costly batch is converted.
 
     A batch the fast path takes is validated at once (it is cheap). One it
@@ -405,17 +398,17 @@ def _check_is_batch(events: Any) -> None:
         )
 
 
-def _each_validated(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[NewEvent]:
+def _each_validated(events: list[Any] | tuple[Any, ...], policy: WritePolicy) -> list[EventFields]:
     """The events validated one by one (the fast path did not take the batch whole)."""
     return [new_event(event, index=index, policy=policy) for index, event in enumerate(events)]
 
 
-def _unique_event_ids(validated: list[NewEvent]) -> list[NewEvent]:
+def _unique_event_ids(validated: list[EventFields]) -> list[EventFields]:
     """``validated``, unless two events of a thread share an ``event_id``."""
     keys: set[tuple[str, str]] = set()
-    for index, event in enumerate(validated):
-        if event.event_id is not None:
-            key = (event.thread_id, event.event_id)
+    for index, fields in enumerate(validated):
+        if "event_id" in fields:
+            key = (fields["thread_id"], fields["event_id"])
             if key in keys:
                 raise InvalidEventError(
                     "repeats an event_id of an earlier event of the same thread in this batch",

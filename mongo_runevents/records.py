@@ -3,12 +3,16 @@
 Every read of every store returns records with :class:`StoredRecord`'s fields.
 Every record is validated once, on the way in. The MongoDB store marks each
 document it builds from a validated record (:data:`STORE_MARK_FIELD`), and
-reads return a marked document as it is (:func:`trust_marked`), once a check
-in C shows that it holds exactly a record's fields and only JSON's Python
-types. Any other document (an older version's, another tool's, one that needs
-restoring) is validated as before, a page at a time in one call into
-pydantic-core (:mod:`mongo_runevents._fastpath` spells the rules as a core
-schema); a page that fails means the stored data is corrupt, and says where.
+reads return a marked document as it is (:func:`trust_marked`) when it holds
+as many fields as a record. The mark says how much is trusted:
+:data:`STORE_MARK` that the document holds only values pymongo reads back as
+the very types the write returned; :data:`CHECKED_MARK` that it may hold
+others (an integer past 32 bits comes back as pymongo's ``Int64``), so a
+check in C of every value's type comes first. Any other document (an older
+version's, another tool's, one that needs restoring) is validated as before,
+a page at a time in one call into pydantic-core (:mod:`mongo_runevents._fastpath`
+spells the rules as a core schema); a page that fails means the stored data
+is corrupt, and says where.
 """
 
 from __future__ import annotations
@@ -49,10 +53,10 @@ class StoredRecord(TypedDict):
     category: Identifier
     content: JsonValue
     metadata: dict[str, JsonValue]
-    seq: Annotated[StrictInt, Field(ge=1)]
     created_at: StrictStr
     event_id: NotRequired[Identifier]
     user_id: NotRequired[Identifier]
+    seq: Annotated[StrictInt, Field(ge=1)]
 
 
 class LookedUpRecord(StoredRecord):
@@ -77,14 +81,19 @@ class AnotherUsersEvent(TypedDict):
 _STORED_RECORDS = _fastpath.record_validator()
 
 
-#: Set by this version's write path on every document it builds from a
-#: validated record (:func:`mongo_runevents.mongo.codec.to_document`), imports
-#: included. No older version of the store sets it, and another tool would not
-#: by accident.
+#: Set by the write path on every document it builds from a validated record
+#: (:meth:`mongo_runevents.mongo.codec.DocumentBuilder.prepare`), imports
+#: included. Versions before 0.x set none, and another tool would not by accident.
 STORE_MARK_FIELD = "runevents_format"
-#: The mark's value: the shape of a document as this version writes it. A
-#: document with another value, or none, is validated.
-STORE_MARK = 1
+#: The mark of a document holding only values a read gets back as they were
+#: written: strings, floats, booleans, ``None``, integers of 32 bits, dicts and
+#: lists of them. Returned as it is.
+STORE_MARK = 2
+#: The mark of a document that may hold values read back as another type
+#: (integers past 32 bits, which pymongo reads as ``Int64``), and of every
+#: marked document the previous version wrote: trusted once every value's
+#: type is checked (:func:`_only_json_types`).
+CHECKED_MARK = 1
 
 #: How many fields a record has besides ``event_id`` and ``user_id``.
 _REQUIRED_FIELD_COUNT = 8
@@ -119,7 +128,20 @@ def _census_works() -> bool:
     )
 
 
-_TRUST_MARKS = _census_works()
+_CENSUS_WORKS = _census_works()
+
+
+def _in_record_order(document: dict[str, Any]) -> None:
+    """Put a checked document's fields in a record's order.
+
+    The previous version stored ``created_at`` and the ids before ``content``.
+    """
+    document["created_at"] = document.pop("created_at", None)
+    if "event_id" in document:
+        document["event_id"] = document.pop("event_id")
+    if "user_id" in document:
+        document["user_id"] = document.pop("user_id")
+    document["seq"] = document.pop("seq", None)
 
 
 def trust_marked(documents: list[dict[str, Any]]) -> list[int]:
@@ -128,41 +150,35 @@ def trust_marked(documents: list[dict[str, Any]]) -> list[int]:
     Every document's mark is removed. A marked document is a record as it is
     when it holds as many fields as a record with its optional ones (a
     document with escaped keys or out-of-line fields has more, and is
-    restored and validated) and the page's marked documents hold only JSON's
-    types; its fields are then put in a record's order. The others are left
-    for :func:`stored_records`. The fields are counted, not named (naming
-    them costs about 8,000 instructions a document): what a tool changed in
-    a marked document after the store wrote it is not seen unless it breaks
-    one of these checks (see docs/semantics.md, "Validation").
+    restored and validated): with :data:`STORE_MARK` at once if its ``seq``
+    is an ``int`` (a seq past 2**31 comes back as ``Int64``: validated), with
+    :data:`CHECKED_MARK` once the page's checked documents hold only JSON's
+    types. The others are left for :func:`stored_records`. The fields are
+    counted, not named (naming them costs about 8,000 instructions a
+    document): what a tool changed in a marked document after the store
+    wrote it is not seen unless it breaks one of these checks (see
+    docs/semantics.md, "Validation").
     """
-    # (position, has event_id, has user_id) of each document trusted so far.
-    marked: list[tuple[int, bool, bool]] = []
+    checked: list[int] = []
     untrusted: list[int] = []
     for position, document in enumerate(documents):
         mark = document.pop(STORE_MARK_FIELD, None)
-        keyed = "event_id" in document
-        owned = "user_id" in document
-        if (
-            mark == STORE_MARK
-            and type(mark) is int
-            and len(document) == _REQUIRED_FIELD_COUNT + keyed + owned
-        ):
-            marked.append((position, keyed, owned))
+        if type(mark) is not int or len(document) != _REQUIRED_FIELD_COUNT + (
+            "event_id" in document
+        ) + ("user_id" in document):
+            untrusted.append(position)
+        elif mark == STORE_MARK and type(document.get("seq")) is int:
+            continue
+        elif mark == CHECKED_MARK:
+            checked.append(position)
         else:
             untrusted.append(position)
-    if not marked:
+    if not checked:
         return untrusted
-    if not (_TRUST_MARKS and _only_json_types([documents[entry[0]] for entry in marked])):
-        return sorted(untrusted + [entry[0] for entry in marked])
-    # A stored document holds created_at, event_id and user_id before content;
-    # a record, after seq (the validator's order): moved to the end.
-    for position, keyed, owned in marked:
-        document = documents[position]
-        document["created_at"] = document.pop("created_at", None)
-        if keyed:
-            document["event_id"] = document.pop("event_id")
-        if owned:
-            document["user_id"] = document.pop("user_id")
+    if not (_CENSUS_WORKS and _only_json_types([documents[position] for position in checked])):
+        return sorted(untrusted + checked)
+    for position in checked:
+        _in_record_order(documents[position])
     return untrusted
 
 

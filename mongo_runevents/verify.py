@@ -33,8 +33,9 @@ from typing import Any
 
 from ._json import same_json
 from .base import RunEventStore
+from .fields import EventFields, same_event
 from .importing import order_key, plan_import
-from .models import MESSAGE_CATEGORY, NewEvent, imported_event
+from .models import MESSAGE_CATEGORY, imported_event
 from .records import StoredRecord
 
 #: Messages per page, as DeerFlow's UI asks for them.
@@ -87,20 +88,18 @@ class VerifyResult:
         self.differences += other.differences
 
 
-def _held_as(event: NewEvent, stored: Mapping[str, Any]) -> bool:
+def _held_as(event: EventFields, stored: Mapping[str, Any]) -> bool:
     """Whether ``stored`` records ``event`` (its key and its ``created_at`` included), as the import decides."""
-    return (
-        stored.get("event_id") == event.event_id
-        and stored["created_at"] == event.created_at
-        and event.same_event_as(stored)
+    return stored.get("event_id") == event.get("event_id") and same_event(
+        event, stored, times_given=True
     )
 
 
-def _fields_differing(event: NewEvent, stored: Mapping[str, Any]) -> list[str]:
+def _fields_differing(event: EventFields, stored: Mapping[str, Any]) -> list[str]:
     """The fields in which ``stored`` is not ``event`` (exact JSON comparison)."""
     differing = []
     for name in (*_COMPARED, "user_id", "event_id"):
-        mine, theirs = getattr(event, name), stored.get(name)
+        mine, theirs = event.get(name), stored.get(name)
         if not same_json(mine, theirs):
             differing.append(name)
     return differing
@@ -129,7 +128,7 @@ async def verify_threads(
     lacking |= {conflict.index for conflict in plan.result.skipped}
     by_thread: dict[str, list[int]] = {}
     for index, (event, _) in enumerate(validated):
-        by_thread.setdefault(event.thread_id, []).append(index)
+        by_thread.setdefault(event["thread_id"], []).append(index)
     result.threads = len(by_thread)
     for index in sorted(lacking):
         record = records[index]
@@ -152,21 +151,24 @@ async def verify_threads(
 
 
 async def _check_thread(
-    store: RunEventStore, thread_id: str, events: list[tuple[NewEvent, int]], result: VerifyResult
+    store: RunEventStore,
+    thread_id: str,
+    events: list[tuple[EventFields, int]],
+    result: VerifyResult,
 ) -> None:
     """Counts, renumbering and the UI's pages of one thread, for each owner."""
     ordered = sorted(
-        range(len(events)), key=lambda i: order_key(events[i][1], events[i][0].created_at, i)
+        range(len(events)), key=lambda i: order_key(events[i][1], events[i][0]["created_at"], i)
     )
     source = [events[i] for i in ordered]
     total = await store.count_events(thread_id)
     result.store_only += max(0, total - len(source))
-    owners = sorted({event.user_id for event, _ in source}, key=lambda user: user or "")
+    owners = sorted({event.get("user_id") for event, _ in source}, key=lambda user: user or "")
     for owner in owners:
         mine = [
             (event, seq)
             for event, seq in source
-            if event.user_id == owner and event.category == MESSAGE_CATEGORY
+            if event.get("user_id") == owner and event["category"] == MESSAGE_CATEGORY
         ]
         if not mine:
             continue

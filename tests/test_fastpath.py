@@ -10,20 +10,23 @@ from __future__ import annotations
 import collections
 import enum
 import itertools
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import bson
 import pytest
+from bson import ObjectId
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mongo_runevents import _fastpath, models
 from mongo_runevents._json import same_json
+from mongo_runevents.fields import CheckedFields, EventFields, needs_encoding
 from mongo_runevents.models import NewEvent, new_events
 from mongo_runevents.mongo import Deployment
-from mongo_runevents.mongo.codec import SEQ_PLACEHOLDER, DocumentBuilder
+from mongo_runevents.mongo.codec import SEQ_PLACEHOLDER, DocumentBuilder, object_ids
 from mongo_runevents.policy import WritePolicy
 from mongo_runevents.times import check_iso_8601
 
@@ -94,9 +97,9 @@ def event(**fields: Any) -> dict[str, Any]:
     return {"thread_id": "t", "run_id": "r", "event_type": "e", "category": "trace", **fields}
 
 
-def full(data: dict[str, Any], policy: WritePolicy) -> NewEvent | None:
+def full(data: dict[str, Any], policy: WritePolicy) -> EventFields | None:
     try:
-        return NewEvent.model_validate(data, context=policy)
+        return NewEvent.model_validate(data, context=policy).fields()
     except Exception:
         return None
 
@@ -117,12 +120,14 @@ def shares_containers(first: Any, second: Any) -> bool:
     return bool(ids(first) & ids(second))
 
 
-def assert_same(fast: NewEvent, slow: NewEvent) -> None:
+def assert_same(fast: EventFields, slow: EventFields) -> None:
+    """The same fields, in the same order; nothing to encode."""
+    assert list(fast) == list(slow)
     for name in ("thread_id", "run_id", "event_type", "category", "created_at", "event_id"):
-        assert getattr(fast, name) == getattr(slow, name)
-    assert same_json(fast.content, slow.content), (fast.content, slow.content)
-    assert same_json(fast.metadata, slow.metadata), (fast.metadata, slow.metadata)
-    assert fast.needs_encoding is slow.needs_encoding is False
+        assert fast.get(name) == slow.get(name)
+    assert same_json(fast["content"], slow["content"]), (fast["content"], slow["content"])
+    assert same_json(fast["metadata"], slow["metadata"]), (fast["metadata"], slow["metadata"])
+    assert needs_encoding(fast) is needs_encoding(slow) is False
 
 
 @settings(max_examples=400, deadline=None)
@@ -139,8 +144,8 @@ def test_what_the_fast_path_accepts_the_full_validation_keeps_the_same(
             continue
         assert slow is not None, data
         assert_same(fast, slow)
-        assert not shares_containers(fast.content, content)
-        assert not shares_containers(fast.metadata, metadata)
+        assert not shares_containers(fast["content"], content)
+        assert not shares_containers(fast["metadata"], metadata)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +201,7 @@ def test_the_fast_path_takes_plain_json_nested_to_its_limit() -> None:
     for content in (nested(_fastpath.FAST_NESTING), {"a": [1, 2.5, None, True, "x"]}, "", None):
         fast = models._fast_event(event(content=content, metadata={"u": {"n": 1}}), WritePolicy())
         assert fast is not None
-        assert fast.__pydantic_private__ is None
+        assert type(fast) is dict
 
 
 @settings(max_examples=300, deadline=None)
@@ -217,7 +222,7 @@ def test_ids_the_fast_path_accepts_the_full_validation_accepts(ident: str) -> No
     if fast is not None:
         slow = full(data, WritePolicy())
         assert slow is not None
-        assert slow.thread_id == fast.thread_id == ident
+        assert slow["thread_id"] == fast["thread_id"] == ident
 
 
 @pytest.mark.parametrize(
@@ -277,14 +282,16 @@ def test_a_batch_with_one_event_for_the_full_validation_validates_the_rest_the_s
     batch = [event(content={"n": i}) for i in range(5)]
     batch[2] = event(content={"a.b": (1, {2})})
     validated = new_events(batch)
-    assert [e.content for e in validated] == [
+    assert [e["content"] for e in validated] == [
         {"n": 0},
         {"n": 1},
         {"a.b": [1, "{2}"]},
         {"n": 3},
         {"n": 4},
     ]
-    assert [e.needs_encoding for e in validated] == [False, False, True, False, False]
+    assert [needs_encoding(e) for e in validated] == [False, False, True, False, False]
+    # The fast path's events are plain dicts; the full validation's are checked on reads.
+    assert [type(e) for e in validated] == [dict, dict, CheckedFields, dict, dict]
 
 
 def test_trace_content_is_cut_on_the_fast_path_as_on_the_full_one() -> None:
@@ -292,10 +299,10 @@ def test_trace_content_is_cut_on_the_fast_path_as_on_the_full_one() -> None:
     policy = WritePolicy(max_trace_content=10)
     data = event(content={"text": "x" * 50}, metadata={"k": 1})
     fast = new_events([data], policy)[0]
-    slow = NewEvent.model_validate(data, context=policy)
-    assert fast.__pydantic_private__ is None
+    slow = NewEvent.model_validate(data, context=policy).fields()
+    assert type(fast) is dict
     assert_same(fast, slow)
-    assert fast.metadata["content_truncated"] is True
+    assert fast["metadata"]["content_truncated"] is True
 
 
 @pytest.mark.parametrize("seq", [1, 2**31 - 1, 2**31, 2**62 + 5])
@@ -310,8 +317,37 @@ def test_the_bytes_sent_are_what_pymongo_would_encode(seq: int, retention: bool)
         retention={"trace": timedelta(days=1)} if retention else {},
     )
     [validated] = new_events([event(content={"n": [1, "x"]}, metadata={"a.b": 2**70})])
-    prepared = writer.prepare(0, validated, "2025-01-01T00:00:00Z", deployment)
-    assert prepared.document["seq"] == SEQ_PLACEHOLDER
-    prepared.document["seq"] = seq
-    assert prepared.raw().raw == bson.encode(prepared.document)
-    assert bson.decode(prepared.raw().raw)["seq"] == seq
+    validated["created_at"] = "2025-01-01T00:00:00Z"
+    prepared = writer.prepare([validated], deployment)
+    [document] = prepared.documents
+    assert document["seq"] == SEQ_PLACEHOLDER
+    document["seq"] = seq
+    sent = prepared.sent(0)
+    assert not isinstance(sent, dict)
+    assert sent.raw == bson.encode(document)
+    assert bson.decode(sent.raw)["seq"] == seq
+
+
+def test_object_ids_made_a_batch_at_a_time_are_unique_and_new() -> None:
+    """The write path's ObjectIds: valid, unique, of this second, with random bytes of their own."""
+    made = object_ids(5000) + object_ids(3)
+    assert len(set(made)) == len(made)
+    assert all(type(each) is ObjectId for each in made)
+    age = datetime.now(timezone.utc) - made[0].generation_time
+    assert timedelta(seconds=-2) < age < timedelta(seconds=2)
+    assert made[0].binary[4:9] == made[-1].binary[4:9] != ObjectId().binary[4:9]
+
+
+def test_a_forked_child_makes_object_ids_of_its_own() -> None:
+    """After a fork the child draws new random bytes, so parent and child never make the same id."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: send its ids' random bytes, then leave at once
+        os.write(writing, object_ids(1)[0].binary[4:9])
+        os._exit(0)
+    os.close(writing)
+    theirs = os.read(reading, 5)
+    os.close(reading)
+    os.waitpid(child, 0)
+    assert len(theirs) == 5
+    assert theirs != object_ids(1)[0].binary[4:9]

@@ -1,9 +1,13 @@
 """Records to MongoDB documents and back, and the documents a write sends: pure, no I/O.
 
-The one place an event becomes its stored document (:func:`to_document`, used
-by writes and imports alike through :meth:`DocumentBuilder.prepare`, which
-also sets the expiry, measures the document and moves fields too large for
-it to blobs) and a stored document becomes a record again (:func:`from_document`).
+The one place an event becomes its stored document (:meth:`DocumentBuilder.prepare`,
+for writes and imports alike: layout, mark, expiry, measuring, fields too
+large moved to blobs) and a stored document becomes a record again
+(:func:`from_document`). A document is the event's validated fields
+themselves (:data:`~mongo_runevents.models.EventFields`), completed in place,
+and the record a write returns is that same dict once the fields only the
+store keeps are taken off again (:meth:`Prepared.record`): nothing is copied
+on the way, unless the stored form differs (keys escaped, fields out of line).
 
 Content and metadata are stored as native BSON, so they stay queryable
 (``metadata.task_id``, ``content.tool_calls``). MongoDB treats ``.`` and a
@@ -19,9 +23,12 @@ walks documents that need it.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import struct
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +38,10 @@ from bson.raw_bson import RawBSONDocument
 
 from .._json import INT64_MAX, INT64_MIN
 from ..errors import EventTooLargeError
+from ..fields import EventFields, needs_encoding
 from ..identities import message_identity
-from ..models import MESSAGE_CATEGORY, NewEvent
-from ..records import STORE_MARK, STORE_MARK_FIELD
+from ..models import MESSAGE_CATEGORY
+from ..records import CHECKED_MARK, STORE_MARK, STORE_MARK_FIELD
 from .blobs import BLOBS_FIELD, blob_documents, encode_field
 
 if TYPE_CHECKING:
@@ -108,50 +116,34 @@ def singleton_document_id(thread_id: str, run_id: str, event_type: str) -> dict[
     return {"thread_id": thread_id, "run_id": run_id, "event_type": event_type}
 
 
-def to_document(
-    event: NewEvent, seq: int, created_at: str, document_id: Any = None
-) -> dict[str, Any]:
-    """The document stored for ``event``; its ``_id`` is made here so a failed write can be traced.
+class _ObjectIds:
+    """New ``ObjectId`` values, a batch at a time, as the ObjectId specification makes them.
 
-    ``document_id`` overrides the ``_id`` (``put_if_absent``'s, see
-    :func:`singleton_document_id`).
+    Four bytes of time, five random bytes drawn once per process, a three-byte
+    counter. ``bson.ObjectId()`` does the same for one id at a time, at about
+    four times the cost (a lock, the process check, packing); ids made here
+    come from bytes. The random bytes are this store's own, not pymongo's, so
+    the two counters never meet; a forked child draws new ones.
     """
-    # The validated fields, read from the model's __dict__: an attribute of a
-    # pydantic model costs about ten times a dict look-up, and this runs for
-    # every event written.
-    fields = event.__dict__
-    thread_id, event_id, user_id = fields["thread_id"], fields["event_id"], fields["user_id"]
-    category, content, metadata = fields["category"], fields["content"], fields["metadata"]
-    if document_id is None:
-        document_id = ObjectId() if event_id is None else event_document_id(thread_id, event_id)
-    document: dict[str, Any] = {
-        "_id": document_id,
-        "thread_id": thread_id,
-        "run_id": fields["run_id"],
-        "event_type": fields["event_type"],
-        "category": category,
-        "created_at": created_at,
-        # Built from a validated event: reads trust it (mongo_runevents.records).
-        STORE_MARK_FIELD: STORE_MARK,
-    }
-    # OPTIONAL_FIELDS, spelt out.
-    if event_id is not None:
-        document["event_id"] = event_id
-    if user_id is not None:
-        document["user_id"] = user_id
-    if category == MESSAGE_CATEGORY:
-        identity = message_identity(content)
-        if identity is not None:
-            document[IDENTITY_FIELD] = identity
-    if event.needs_encoding:
-        content = _encode(content)
-        metadata = _encode(metadata)
-        document[ESCAPED_KEYS_FIELD] = True
-    document["content"] = content
-    document["metadata"] = metadata
-    # Last, so that the write path can patch it into the encoded bytes.
-    document["seq"] = seq
-    return document
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._process = os.urandom(5)
+        self._counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+    def make(self, count: int) -> list[ObjectId]:
+        """``count`` new ids, in increasing order within a second."""
+        prefix = int(time.time()).to_bytes(4, "big") + self._process
+        counter = self._counter
+        return [
+            ObjectId(prefix + (next(counter) & 0xFFFFFF).to_bytes(3, "big")) for _ in range(count)
+        ]
+
+
+object_ids = _ObjectIds().make
 
 
 def from_document(document: dict[str, Any]) -> dict[str, Any]:
@@ -185,40 +177,64 @@ _SEQ_ELEMENT = b"\x10seq\x00" + _INT32.pack(SEQ_PLACEHOLDER) + b"\x00"
 QUERIED_METADATA = ("task_id", "caller")
 
 
+#: What a document holds that its record does not (taken off by :meth:`Prepared.record`).
+_STORE_ONLY = ("_id", STORE_MARK_FIELD, IDENTITY_FIELD, EXPIRES_AT_FIELD)
+
+
 @dataclass(slots=True)
 class Prepared:
-    """An event's document and, if it is too large to store whole, its blob documents.
+    """A batch's documents, as a write sends them, and the records they become.
 
-    ``encoded`` is the document as BSON with the placeholder seq as its last
-    field: measured once to check the size, then sent to servers that speak
-    BSON as it is, its seq patched in (:meth:`raw`), so the driver does not
-    encode it a second time.
+    ``documents[i]`` is event ``i``'s document, its ``seq`` a placeholder
+    (the last field) until the write sets it. ``records[i]`` becomes its
+    record (:meth:`record`): the document itself, or, where the stored form
+    differs (keys escaped, fields out of line), a dict of the event's fields.
+    ``encoded``, for a measured batch: each document as BSON with the
+    placeholder seq, measured once to check its size, then sent as it is,
+    its seq patched in (:meth:`sent`), so the driver does not encode it a
+    second time. ``files`` and ``chunks``: the blob documents of the events
+    with fields out of line, by position (most batches have none).
     """
 
-    document: dict[str, Any]
-    #: The blob documents, if any (most events have none: no lists are made for them).
-    files: tuple[dict[str, Any], ...] = ()
-    chunks: tuple[dict[str, Any], ...] = ()
-    encoded: bytes = b""
+    documents: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    encoded: list[bytes] = field(default_factory=list)
+    files: dict[int, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    chunks: dict[int, tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
-        """Whether the document was encoded (and so measured) before the write."""
+        """Whether the documents were encoded (and so measured) before the write."""
         return bool(self.encoded)
 
-    def sent(self) -> RawBSONDocument | dict[str, Any]:
-        """What ``insert`` is given: the encoded bytes if measured, else the document."""
-        return self.raw() if self.measured else self.document
-
-    def raw(self) -> RawBSONDocument:
-        """The encoded document with its seq (``document["seq"]``), as pymongo would encode it."""
-        seq = self.document["seq"]
+    def sent(self, index: int) -> RawBSONDocument | dict[str, Any]:
+        """What ``insert`` is given for event ``index``: its encoded bytes with its seq if measured."""
+        if not self.encoded:
+            return self.documents[index]
+        document = self.documents[index]
+        seq = document["seq"]
         if seq < 2**31:
             # The placeholder's 4 bytes replaced: same length, one copy.
             tail = _INT32.pack(seq) + b"\x00"
-            return RawBSONDocument(b"".join((memoryview(self.encoded)[:-5], tail)))
-        # Past 2**31 (never, in practice) pymongo writes an int64: encode it again.
-        return RawBSONDocument(bson.encode(self.document))
+            return RawBSONDocument(b"".join((memoryview(self.encoded[index])[:-5], tail)))
+        # Past 2**31 pymongo writes an int64: encode it again.
+        return RawBSONDocument(bson.encode(document))
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Event ``index``'s record, once its document is written with its seq.
+
+        Call it once, after the write has succeeded: a record that is its
+        document loses the fields only the store keeps.
+        """
+        record = self.records[index]
+        document = self.documents[index]
+        if record is document:
+            for name in _STORE_ONLY:
+                record.pop(name, None)
+            # seq is the document's last field, as it is the record's.
+        else:
+            record["seq"] = document["seq"]
+        return record
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
@@ -262,40 +278,105 @@ class DocumentBuilder:
 
     def prepare(
         self,
-        index: int,
-        event: NewEvent,
-        created_at: str,
+        batch: list[EventFields],
         deployment: Deployment,
+        *,
         measure: bool = True,
         document_id: Any = None,
     ) -> Prepared:
-        """The documents that will store ``event`` (its seq is set later); checks its size.
+        """The documents that will store ``batch`` (seqs are set later), each event's fields completed.
 
-        Runs before any event is written, so an event too large to store is
-        refused with nothing of its batch stored. The document is encoded
-        here, once: that measures it exactly, and the insert sends those bytes.
-        Unless ``measure`` is false: then the driver encodes the document.
+        Every ``created_at`` must be set. The fields become the documents in
+        place (see :class:`Prepared`). ``document_id`` overrides the ``_id``
+        of a batch of one (``put_if_absent``'s, see :func:`singleton_document_id`);
+        otherwise an event with an ``event_id`` gets its key's ``_id``
+        (:func:`event_document_id`) and the others new ObjectIds. With
+        ``measure`` the documents are measured too (:meth:`measure`).
         """
-        document = to_document(event, SEQ_PLACEHOLDER, created_at, document_id)
-        prepared = Prepared(document)
-        keep_for = deployment.retention.get(event.category)
-        if keep_for is not None:
-            document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
-        if not measure:
-            return prepared
+        new_ids = iter(
+            object_ids(sum(1 for fields in batch if "event_id" not in fields))
+            if document_id is None
+            else ()
+        )
+        retention = deployment.retention
+        documents: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        for fields in batch:
+            if type(fields) is dict:
+                document = record = fields
+                mark = STORE_MARK
+            else:  # CheckedFields: a plain dict is stored and returned
+                document = record = dict(fields)
+                mark = CHECKED_MARK
+                if needs_encoding(fields):
+                    document = dict(fields)
+                    document["content"] = _encode(fields["content"])
+                    document["metadata"] = _encode(fields["metadata"])
+                    document[ESCAPED_KEYS_FIELD] = True
+            if document_id is not None:
+                document["_id"] = document_id
+            elif "event_id" in fields:
+                document["_id"] = event_document_id(fields["thread_id"], fields["event_id"])
+            else:
+                document["_id"] = next(new_ids)
+            # Built from a validated event: reads trust it (mongo_runevents.records).
+            document[STORE_MARK_FIELD] = mark
+            category = fields["category"]
+            if category == MESSAGE_CATEGORY:
+                identity = message_identity(fields["content"])
+                if identity is not None:
+                    document[IDENTITY_FIELD] = identity
+            if retention:
+                keep_for = retention.get(category)
+                if keep_for is not None:
+                    document[EXPIRES_AT_FIELD] = datetime.now(timezone.utc) + keep_for
+            # Last, as in a record, and so that a measured write can patch it into the bytes.
+            document["seq"] = SEQ_PLACEHOLDER
+            documents.append(document)
+            records.append(record)
+        prepared = Prepared(documents, records)
+        if measure:
+            self.measure(prepared, deployment)
+        return prepared
+
+    def measure(self, prepared: Prepared, deployment: Deployment) -> None:
+        """Encode each document once, which measures it; move fields too large to blobs.
+
+        Runs before any event of the batch is written, so an event too large
+        to store is refused with nothing of its batch stored
+        (:class:`~mongo_runevents.errors.EventTooLargeError`, naming its position).
+        """
+        if prepared.measured:
+            return
         # The store's limit, or the server's if that is lower.
         inline_limit = min(self.inline_limit, deployment.max_document_bytes)
-        prepared.encoded = _encoded(document)
-        size = len(prepared.encoded) + _INT64_SEQ_EXTRA
-        if size <= inline_limit:
-            return prepared
+        encoded = []
+        for index, document in enumerate(prepared.documents):
+            # An attempt that was not measured may have set a seq.
+            document["seq"] = SEQ_PLACEHOLDER
+            data = _encoded(document)
+            if len(data) + _INT64_SEQ_EXTRA > inline_limit:
+                data = self._out_of_line(prepared, index, inline_limit)
+            encoded.append(data)
+        prepared.encoded = encoded
+
+    def _out_of_line(self, prepared: Prepared, index: int, inline_limit: int) -> bytes:
+        """Move event ``index``'s largest fields to blobs until its document fits; its bytes."""
+        document = prepared.documents[index]
+        if prepared.records[index] is document:
+            # The record keeps the whole fields; the document gets references.
+            prepared.records[index] = {
+                name: value for name, value in document.items() if name not in _STORE_ONLY
+            }
+        encoded = _encoded(document)
+        size = len(encoded) + _INT64_SEQ_EXTRA
         total = size
         for name in ("content", "metadata"):
             if size <= inline_limit:
                 break
             data = encode_field(document[name])
             file_document, chunks = blob_documents(
-                data, thread_id=event.thread_id, run_id=event.run_id, field=name
+                data, thread_id=document["thread_id"], run_id=document["run_id"], field=name
             )
             # What queries filter on stays inline (the whole field is in the blob).
             document[name] = (
@@ -307,10 +388,10 @@ class DocumentBuilder:
             if EXPIRES_AT_FIELD in document:
                 for blob_document in (file_document, *chunks):
                     blob_document[EXPIRES_AT_FIELD] = document[EXPIRES_AT_FIELD]
-            prepared.files += (file_document,)
-            prepared.chunks += tuple(chunks)
-            prepared.encoded = _encoded(document)
-            size = len(prepared.encoded) + _INT64_SEQ_EXTRA
+            prepared.files[index] = (*prepared.files.get(index, ()), file_document)
+            prepared.chunks[index] = (*prepared.chunks.get(index, ()), *chunks)
+            encoded = _encoded(document)
+            size = len(encoded) + _INT64_SEQ_EXTRA
             total += len(data)
         if size > inline_limit or total > self.max_event_bytes:
             raise EventTooLargeError(
@@ -320,4 +401,4 @@ class DocumentBuilder:
                 else "ids and type alone pass the document size limit",
                 index=index,
             )
-        return prepared
+        return encoded

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from pymongo.errors import BulkWriteError
 
+from ..fields import EventFields, copy_fields
 from ..importing import ImportLookup, StoredChunk, ThreadHoldings, chunk_seqs, latest_time
-from ..models import NewEvent
 from ..records import StoredRecord
 from . import counters, events
 from .codec import DocumentBuilder, Prepared
@@ -100,17 +100,15 @@ class Importer:
     async def import_chunk(
         self,
         thread_id: str,
-        records: list[tuple[NewEvent, int]],
+        records: list[tuple[EventFields, int]],
         renumber: bool,
         deployment: Deployment,
     ) -> StoredChunk:
         """Store one chunk of a thread atomically (see the module's docstring); the seq each got."""
-        prepared = [
-            self._documents.prepare(index, event, event.created_at or "", deployment)
-            for index, (event, _) in enumerate(records)
-        ]
-        files = [file for item in prepared for file in item.files]
-        chunks = [chunk for item in prepared for chunk in item.chunks]
+        # Copies: the import's plan keeps comparing the records' fields.
+        prepared = self._documents.prepare([copy_fields(event) for event, _ in records], deployment)
+        files = [file for files in prepared.files.values() for file in files]
+        chunks = [chunk for chunks in prepared.chunks.values() for chunk in chunks]
         stored: list[int | None] = []
         async with self._locks.hold([thread_id]):
             try:
@@ -137,22 +135,22 @@ class Importer:
                         )
             finally:
                 if stored:
-                    left_out = [p for p, seq in zip(prepared, stored, strict=True) if seq is None]
+                    left_out = [position for position, seq in enumerate(stored) if seq is None]
                 else:  # the write failed: nothing of the chunk is stored
-                    left_out = prepared
-                await self._remove_blobs(thread_id, left_out)
+                    left_out = list(range(len(records)))
+                await self._remove_blobs(thread_id, prepared, left_out)
         return StoredChunk(stored)
 
     async def _write_chunk(
         self,
         thread_id: str,
-        records: list[tuple[NewEvent, int]],
-        prepared: list[Prepared],
+        records: list[tuple[EventFields, int]],
+        prepared: Prepared,
         renumber: bool,
         session: Session | None,
     ) -> list[int | None]:
         """One attempt: leave out held keys, take the seqs on the counter, insert."""
-        keys = [event.event_id for event, _ in records if event.event_id is not None]
+        keys = [event["event_id"] for event, _ in records if "event_id" in event]
         held: set[str] = set()
         if keys:
             found = await self._collections.events.find(
@@ -162,7 +160,7 @@ class Importer:
         fresh = [
             position
             for position, (event, _) in enumerate(records)
-            if event.event_id is None or event.event_id not in held
+            if event.get("event_id") not in held
         ]
         stored: list[int | None] = [None] * len(records)
         if not fresh:
@@ -172,11 +170,11 @@ class Importer:
         by_user: dict[str, list[str]] = {}
         for position in fresh:
             event = records[position][0]
-            if event.user_id is not None:
-                by_user.setdefault(event.user_id, []).append(event.created_at or "")
+            if "user_id" in event:
+                by_user.setdefault(event["user_id"], []).append(event["created_at"] or "")
         activity = counters.import_activity(
-            latest_time(event.created_at or "" for event, _ in records),
-            any(prepared[position].files for position in fresh),
+            latest_time(event["created_at"] or "" for event, _ in records),
+            any(position in prepared.files for position in fresh),
             {user: latest_time(times) or "" for user, times in by_user.items()},
         )
         table = self._collections.counters
@@ -189,7 +187,7 @@ class Importer:
             seqs, _ = chunk_seqs(before, own, True)
         documents = []
         for position, seq in zip(fresh, seqs, strict=True):
-            document = dict(prepared[position].document)
+            document = dict(prepared.documents[position])
             document["seq"] = seq
             if moved:
                 document[SOURCE_SEQ_FIELD] = records[position][1]
@@ -208,8 +206,10 @@ class Importer:
                 stored[fresh[error["index"]]] = None
         return stored
 
-    async def _remove_blobs(self, thread_id: str, left_out: list[Prepared]) -> None:
+    async def _remove_blobs(self, thread_id: str, prepared: Prepared, left_out: list[int]) -> None:
         """Delete the blobs written for records not stored, so that none is left without its event."""
-        file_ids = [file["_id"] for item in left_out for file in item.files]
+        file_ids = [
+            file["_id"] for position in left_out for file in prepared.files.get(position, ())
+        ]
         if file_ids:
             await self._collections.blobs.delete(thread_id, file_ids, None)

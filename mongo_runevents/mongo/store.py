@@ -49,8 +49,9 @@ from .._json import JsonDefault
 from .._version import __version__
 from ..base import RunEventStore
 from ..errors import ConfigurationError
+from ..fields import EventFields
 from ..importing import ImportLookup, StoredChunk, ThreadHoldings
-from ..models import MESSAGE_CATEGORY, NewEvent
+from ..models import MESSAGE_CATEGORY
 from ..queries import (
     Deletion,
     EventCount,
@@ -311,7 +312,7 @@ class MongoRunEventStore(RunEventStore):
 
     # --- the primitives: each one boundary where driver errors are translated ---------
 
-    async def _write(self, events: list[NewEvent]) -> list[StoredRecord]:
+    async def _write(self, events: list[EventFields]) -> list[StoredRecord]:
         deployment = await self._ready()
         with translated("writing events"):
             written = await self._writer.write(events, deployment)
@@ -319,7 +320,7 @@ class MongoRunEventStore(RunEventStore):
         return cast("list[StoredRecord]", written.records)
 
     async def _write_if_absent(
-        self, event: NewEvent
+        self, event: EventFields
     ) -> tuple[StoredRecord | AnotherUsersEvent, bool]:
         deployment = await self._ready()
         with translated("writing an event if absent"):
@@ -332,7 +333,7 @@ class MongoRunEventStore(RunEventStore):
             return await self._importer.look_up(lookups)
 
     async def _import_chunk(
-        self, thread_id: str, records: list[tuple[NewEvent, int]], renumber: bool
+        self, thread_id: str, records: list[tuple[EventFields, int]], renumber: bool
     ) -> StoredChunk:
         deployment = await self._ready()
         with translated("importing events"):

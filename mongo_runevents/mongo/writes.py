@@ -25,7 +25,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .._json import copy_json
 from ..errors import EventIdConflictError
-from ..models import NewEvent, utc_now_iso
+from ..fields import EventFields, same_event
+from ..models import utc_now_iso
 from ..queries import existing_as_seen_by
 from ..records import AnotherUsersEvent, StoredRecord
 from . import counters, events
@@ -59,23 +60,18 @@ class _Plan:
     blocks: dict[str, Block]
 
 
-def _plan(fields: list[dict[str, Any]], prepared: list[Prepared], known: list[Any]) -> _Plan:
-    """The events not known yet (by key), by thread, and the block of seqs each thread needs.
-
-    ``fields``: each event's validated fields (its model's ``__dict__``).
-    """
+def _plan(batch: list[EventFields], prepared: Prepared, known: list[Any]) -> _Plan:
+    """The events not known yet (by key), by thread, and the block of seqs each thread needs."""
     fresh = [index for index, record in enumerate(known) if record is None]
     by_thread: dict[str, list[int]] = {}
     for index in fresh:
-        by_thread.setdefault(fields[index]["thread_id"], []).append(index)
+        by_thread.setdefault(batch[index]["thread_id"], []).append(index)
     blocks = {
         thread_id: Block(
             len(indexes),
-            any(prepared[index].files for index in indexes),
+            any(index in prepared.files for index in indexes),
             tuple(
-                dict.fromkeys(
-                    user for index in indexes if (user := fields[index]["user_id"]) is not None
-                )
+                dict.fromkeys(user for index in indexes if (user := batch[index].get("user_id")))
             ),
         )
         for thread_id, indexes in by_thread.items()
@@ -83,10 +79,10 @@ def _plan(fields: list[dict[str, Any]], prepared: list[Prepared], known: list[An
     return _Plan(fresh, by_thread, blocks)
 
 
-def _conflict(index: int, event: NewEvent, found: StoredRecord) -> EventIdConflictError:
+def _conflict(index: int, fields: EventFields, found: StoredRecord) -> EventIdConflictError:
     return EventIdConflictError(
-        f"event {index}: thread {event.thread_id!r} already holds a different "
-        f"event with event_id {event.event_id!r} (seq {found['seq']})"
+        f"event {index}: thread {fields['thread_id']!r} already holds a different "
+        f"event with event_id {fields['event_id']!r} (seq {found['seq']})"
     )
 
 
@@ -106,9 +102,12 @@ class Writer:
         self._locks = locks
 
     async def write(
-        self, batch: list[NewEvent], deployment: Deployment, *, if_absent: bool = False
+        self, batch: list[EventFields], deployment: Deployment, *, if_absent: bool = False
     ) -> Written:
         """Store validated events; their records in input order.
+
+        The events' fields become their documents and records
+        (:meth:`~.codec.DocumentBuilder.prepare`): the caller hands them over.
 
         ``if_absent`` (``put_if_absent``, one event): unless its run holds
         one of its type. One event per (thread, run, type), whoever wrote it:
@@ -123,15 +122,19 @@ class Writer:
         which is atomic across processes only in transaction mode.
         """
         now = utc_now_iso()
-        # Each event's validated fields, read from its model's __dict__: a
-        # pydantic attribute costs about ten times a dict look-up.
-        fields = [event.__dict__ for event in batch]
-        created = [each["created_at"] or now for each in fields]
-        with_ids = any(each["event_id"] is not None for each in fields)
+        with_ids = False
+        # Whether each caller gave the time (compared when a key is found again).
+        times_given: list[bool] = []
+        for fields in batch:
+            times_given.append(fields["created_at"] is not None)
+            if fields["created_at"] is None:
+                fields["created_at"] = now
+            if "event_id" in fields:
+                with_ids = True
         first = batch[0]
         document_id = (
-            singleton_document_id(first.thread_id, first.run_id, first.event_type)
-            if if_absent and first.event_id is None
+            singleton_document_id(first["thread_id"], first["run_id"], first["event_type"])
+            if if_absent and not with_ids
             else None
         )
         # Keys are looked up before writing where a refused insert would waste
@@ -144,17 +147,18 @@ class Writer:
             measured=if_absent or self._documents.measures(deployment),
             keyed=with_ids or if_absent,
         )
-        prepared: list[Prepared] = []
-        written = Written()
-        async with self._locks.hold({each["thread_id"] for each in fields}):
+        prepared: Prepared | None = None
+        existing: StoredRecord | AnotherUsersEvent | None = None
+        known: list[Any] = []
+        fresh: list[int] = []
+        async with self._locks.hold({fields["thread_id"] for fields in batch}):
             async for attempt in attempts:
-                if not prepared or attempt.measured != prepared[0].measured:
-                    prepared = [
-                        self._documents.prepare(
-                            index, event, created[index], deployment, attempt.measured, document_id
-                        )
-                        for index, event in enumerate(batch)
-                    ]
+                if prepared is None:
+                    prepared = self._documents.prepare(
+                        batch, deployment, measure=attempt.measured, document_id=document_id
+                    )
+                elif attempt.measured:
+                    self._documents.measure(prepared, deployment)
                 # The attempt's body is written out here rather than in a function
                 # of its own: the journal's put_batch reaches its first round trip
                 # (the counter) in five frames, and one loop retries it for every
@@ -162,21 +166,15 @@ class Writer:
                 async with attempt as session:
                     existing = await self._of_type(first, session) if if_absent else None
                     if existing is not None:
-                        written = Written([existing], created=False)
                         continue
-                    known: list[Any] = [None] * len(batch)
+                    known = [None] * len(batch)
                     if look_up_first or attempt.look_up_keys:
-                        known = await self._stored_by_key(batch, session)
-                    plan = _plan(fields, prepared, known)
-                    items = [prepared[index] for index in plan.fresh]
-                    documents = [item.document for item in items]
-                    files = [file for item in items for file in item.files]
-                    chunks = [chunk for item in items for chunk in item.chunks]
-                    if not deployment.bson_server:
-                        # mongomock keeps the very objects it is given: give it copies.
-                        for document in documents:
-                            document["content"] = copy_json(document["content"])
-                            document["metadata"] = copy_json(document["metadata"])
+                        known = await self._stored_by_key(batch, times_given, session)
+                    plan = _plan(batch, prepared, known)
+                    fresh = plan.fresh
+                    documents = [prepared.documents[index] for index in fresh]
+                    files = [file for index in fresh for file in prepared.files.get(index, ())]
+                    chunks = [chunk for index in fresh for chunk in prepared.chunks.get(index, ())]
                     try:
                         # Blobs first: they need no seq, so the thread's counter is held
                         # for as short a time as possible (reserve, insert, commit).
@@ -194,35 +192,57 @@ class Writer:
                                 self._collections.counters, plan.blocks, now, session
                             )
                         for thread_id, indexes in plan.by_thread.items():
-                            for offset, index in enumerate(indexes):
-                                seq = firsts[thread_id] + offset
-                                known[index] = batch[index].to_record(seq, created[index])
-                                prepared[index].document["seq"] = seq
+                            seq = firsts[thread_id]
+                            for index in indexes:
+                                prepared.documents[index]["seq"] = seq
+                                seq += 1
                         if documents:
-                            # A server that speaks BSON gets the bytes prepare encoded
-                            # (seq patched in), or the document itself when unmeasured.
-                            sent: list[Any] = (
-                                [item.sent() for item in items]
-                                if deployment.bson_server
-                                else documents
-                            )
                             await self._collections.events.insert_many(
-                                sent, ordered=True, session=session
+                                self._sent(prepared, fresh, deployment),
+                                ordered=True,
+                                session=session,
                             )
                     except (PyMongoError, BSONError, CounterRace) as exc:
                         if session is not None or not await self._recovered(
                             exc, documents, files, plan.by_thread
                         ):
                             raise
-                    written = Written(known)
-        return written
+        if existing is not None:
+            return Written([existing], created=False)
+        # Written: the documents become the records (not before: an attempt may be retried).
+        assert prepared is not None
+        for index in fresh:
+            known[index] = prepared.record(index)
+        return Written(known)
+
+    @staticmethod
+    def _sent(prepared: Prepared, fresh: list[int], deployment: Deployment) -> list[Any]:
+        """What ``insert_many`` is given for the events at ``fresh``.
+
+        A server that speaks BSON gets the bytes ``prepare`` encoded (seq
+        patched in), or the documents themselves when unmeasured. mongomock
+        keeps the very objects it is given: it gets copies, content and
+        metadata included.
+        """
+        if deployment.bson_server:
+            if prepared.measured:
+                return [prepared.sent(index) for index in fresh]
+            return [prepared.documents[index] for index in fresh]
+        return [
+            {
+                **prepared.documents[index],
+                "content": copy_json(prepared.documents[index]["content"]),
+                "metadata": copy_json(prepared.documents[index]["metadata"]),
+            }
+            for index in fresh
+        ]
 
     async def _of_type(
-        self, event: NewEvent, session: Session | None
+        self, fields: EventFields, session: Session | None
     ) -> StoredRecord | AnotherUsersEvent | None:
-        """The run's oldest event of ``event``'s type, as its writer's user may see it."""
+        """The run's oldest event of the type of ``fields``, as its writer's user may see it."""
         rows = await self._collections.events.find(
-            events.of_type_filter(event.thread_id, event.run_id, event.event_type),
+            events.of_type_filter(fields["thread_id"], fields["run_id"], fields["event_type"]),
             events.PROJECTION,
             sort=[("seq", ASCENDING)],
             limit=1,
@@ -231,19 +251,19 @@ class Writer:
         if not rows:
             return None
         [record] = await events.records(rows, self._collections.blobs, session)
-        return existing_as_seen_by(record, event.user_id)
+        return existing_as_seen_by(record, fields.get("user_id"))
 
     async def _stored_by_key(
-        self, batch: list[NewEvent], session: Session | None
+        self, batch: list[EventFields], times_given: list[bool], session: Session | None
     ) -> list[StoredRecord | None]:
         """Per event, the record the thread holds under its key (``None``: none, or no key).
 
         A different event under the key is refused: :class:`EventIdConflictError`.
         """
         keys: dict[str, list[str]] = {}
-        for event in batch:
-            if event.event_id is not None:
-                keys.setdefault(event.thread_id, []).append(event.event_id)
+        for fields in batch:
+            if "event_id" in fields:
+                keys.setdefault(fields["thread_id"], []).append(fields["event_id"])
         stored: dict[tuple[str, str | None], StoredRecord] = {}
         for thread_id, event_ids in keys.items():
             found = await self._collections.events.find(
@@ -252,10 +272,10 @@ class Writer:
             for record in await events.records(found, self._collections.blobs, session):
                 stored[(thread_id, record["event_id"])] = record
         known: list[StoredRecord | None] = []
-        for index, event in enumerate(batch):
-            held = stored.get((event.thread_id, event.event_id))
-            if held is not None and not event.same_event_as(held):
-                raise _conflict(index, event, held)
+        for index, fields in enumerate(batch):
+            held = stored.get((fields["thread_id"], fields.get("event_id")))
+            if held is not None and not same_event(fields, held, times_given=times_given[index]):
+                raise _conflict(index, fields, held)
             known.append(held)
         return known
 
