@@ -11,7 +11,7 @@ The write path, step by step as ``put_batch`` runs it:
   measures it;
 - ``Prepared.sent``: the encoded document with its seq patched in, as the
   insert sends it (the driver then copies the bytes instead of encoding);
-- ``Prepared.record``: the record ``put_batch`` returns (its document, the
+- ``Prepared.finished``: the record ``put_batch`` returns (its document, the
   fields only the store keeps taken off);
 - the store's write path: all of the above together;
 - pymongo's ``bson.encode`` of the documents, what the driver does for the
@@ -121,8 +121,7 @@ def _profile(
 
     def records(batches: list[Prepared]) -> None:
         for batch in batches:
-            for index in range(len(batch.documents)):
-                batch.record(index)
+            batch.finished(list(range(len(batch.documents))))
 
     def store_path(_: None) -> None:
         write_path(store, groups)
@@ -155,7 +154,7 @@ def _profile(
             "the Python walk, for events that need it": _per_event_us(python_walk, count, repeats),
             "prepare (documents, bson.encode)": _per_event_us(prepare, count, repeats, validated),
             "Prepared.sent (seq patched in)": _per_event_us(sent, count, repeats, prepared),
-            "Prepared.record": _per_event_us(records, count, repeats, prepared),
+            "Prepared.finished": _per_event_us(records, count, repeats, prepared),
             "store write path (all of the above)": _per_event_us(store_path, count, repeats),
             "driver: bson.encode": _per_event_us(bson_encode, count, repeats),
             "decoding (from_document + stored_records)": min(decode_times) / count * 1e6,

@@ -11,7 +11,7 @@ events, as ``put_batch`` runs them:
   new ``ObjectId``\ s; each one ``bson.encode``, which also measures it);
 - ``Prepared.sent`` (the encoded document with its seq, what ``insert_many``
   is given; the driver copies its bytes);
-- ``Prepared.record`` (the records ``put_batch`` returns: the documents
+- ``Prepared.finished`` (the records ``put_batch`` returns: the documents
   without the fields only the store keeps).
 
 With ``--server``, also ``put_batch`` itself against an embedded SecantusDB
@@ -58,8 +58,7 @@ def write_path(store: MongoRunEventStore, groups: list[list[dict[str, Any]]]) ->
         for index, document in enumerate(prepared.documents):
             document["seq"] = index + 1
             prepared.sent(index)
-        for index in range(len(events)):
-            prepared.record(index)
+        prepared.finished(list(range(len(events))))
 
 
 def _where(key: tuple[str, int, str]) -> str:

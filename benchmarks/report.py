@@ -284,7 +284,7 @@ def _cpu(section: dict[str, Any] | None) -> list[str]:
     if profile:
         lines += [
             "",
-            f"cProfile of the write path (validation, `prepare`, `Prepared.sent`, `Prepared.record`; "
+            f"cProfile of the write path (validation, `prepare`, `Prepared.sent`, `Prepared.finished`; "
             f"{profile['events']} realistic events): {profile['profiled_us_per_event']:.1f} "
             "us/event under the profiler, which inflates many small calls. Top functions "
             "by own time:",

@@ -83,14 +83,16 @@ def _wide_integer(value: int, info: core_schema.ValidationInfo) -> int:
     return value
 
 
-def _scalars() -> list[core_schema.CoreSchema]:
-    """JSON's scalars; an integer past 32 bits is noted in the context (a Python call, for those only)."""
+#: A 32-bit integer: after strings, the commonest value in agents' events.
+_INT32 = core_schema.int_schema(strict=True, ge=INT32_MIN, le=INT32_MAX)
+
+
+def _other_scalars() -> list[core_schema.CoreSchema]:
+    """JSON's other scalars; an integer past 32 bits is noted in the context (a Python call, for those only).
+
+    Strict ``int`` refuses a ``bool``, so the order of the two does not matter.
+    """
     return [
-        core_schema.bool_schema(strict=True),
-        core_schema.int_schema(strict=True, ge=INT32_MIN, le=INT32_MAX),
-        core_schema.with_info_after_validator_function(
-            _wide_integer, core_schema.int_schema(strict=True, ge=INT64_MIN, le=INT64_MAX)
-        ),
         # Strict float takes an int (one past 64 bits too): only a float may be one here.
         core_schema.chain_schema(
             [
@@ -98,7 +100,11 @@ def _scalars() -> list[core_schema.CoreSchema]:
                 core_schema.float_schema(strict=True, allow_inf_nan=False),
             ]
         ),
+        core_schema.bool_schema(strict=True),
         core_schema.none_schema(),
+        core_schema.with_info_after_validator_function(
+            _wide_integer, core_schema.int_schema(strict=True, ge=INT64_MIN, le=INT64_MAX)
+        ),
     ]
 
 
@@ -117,16 +123,20 @@ _ONE_ERROR: dict[str, Any] = {
 def _json_levels(prefix: str) -> list[core_schema.CoreSchema]:
     """``<prefix>0`` .. ``<prefix>N``: a JSON value whose containers sit at level 0 .. N-1.
 
-    ``bool`` comes before ``int``; strict ``int`` refuses a ``bool``.
+    The choices are tried left to right, each failure costing a little: the
+    commonest first (strings, small integers, dicts, lists in agents' events).
     """
     levels: list[core_schema.CoreSchema] = []
     for level in range(FAST_NESTING, -1, -1):
-        choices: list[core_schema.CoreSchema | tuple[core_schema.CoreSchema, str]] = [_TEXT]
+        choices: list[core_schema.CoreSchema | tuple[core_schema.CoreSchema, str]] = [
+            _TEXT,
+            _INT32,
+        ]
         if level < FAST_NESTING:
             inner = core_schema.definition_reference_schema(f"{prefix}{level + 1}")
             choices.append(core_schema.dict_schema(_PLAIN_KEY, inner, strict=True))
             choices.append(core_schema.list_schema(inner, strict=True))
-        choices += _scalars()
+        choices += _other_scalars()
         levels.append(
             core_schema.union_schema(
                 choices, mode="left_to_right", ref=f"{prefix}{level}", **_ONE_ERROR

@@ -17,6 +17,7 @@ batch, the event's index.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -89,9 +90,23 @@ RECORD_FIELDS = (*EVENT_FIELDS, "seq")
 MAX_IMPORTED_SEQ = 2**53 - 1
 
 
+#: The last second :func:`utc_now_iso` formatted, and its text to the second.
+_FORMATTED_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
 def utc_now_iso() -> str:
-    """Now, in UTC, as ISO-8601 with microseconds and offset."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Now, in UTC, as ISO-8601 with microseconds and offset: ``2026-12-06T19:42:30.123456+00:00``.
+
+    What ``datetime.now(timezone.utc).isoformat(timespec="microseconds")``
+    gives, at a tenth of its cost: the text up to the second is formatted
+    once a second (each write takes the time once).
+    """
+    second, microsecond = divmod(time.time_ns() // 1000, 1_000_000)
+    formatted = _FORMATTED_SECOND[0]
+    if formatted[0] != second:
+        text = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        formatted = _FORMATTED_SECOND[0] = (second, text)
+    return f"{formatted[1]}.{microsecond:06d}+00:00"
 
 
 def id_problem(value: str) -> str | None:

@@ -6,7 +6,7 @@ large moved to blobs) and a stored document becomes a record again
 (:func:`from_document`). A document is the event's validated fields
 themselves (:data:`~mongo_runevents.models.EventFields`), completed in place,
 and the record a write returns is that same dict once the fields only the
-store keeps are taken off again (:meth:`Prepared.record`): nothing is copied
+store keeps are taken off again (:meth:`Prepared.finished`): nothing is copied
 on the way, unless the stored form differs (keys escaped, fields out of line).
 
 Content and metadata are stored as native BSON, so they stay queryable
@@ -177,7 +177,7 @@ _SEQ_ELEMENT = b"\x10seq\x00" + _INT32.pack(SEQ_PLACEHOLDER) + b"\x00"
 QUERIED_METADATA = ("task_id", "caller")
 
 
-#: What a document holds that its record does not (taken off by :meth:`Prepared.record`).
+#: What a document holds that its record does not (taken off by :meth:`Prepared.finished`).
 _STORE_ONLY = ("_id", STORE_MARK_FIELD, IDENTITY_FIELD, EXPIRES_AT_FIELD)
 
 
@@ -187,7 +187,7 @@ class Prepared:
 
     ``documents[i]`` is event ``i``'s document, its ``seq`` a placeholder
     (the last field) until the write sets it. ``records[i]`` becomes its
-    record (:meth:`record`): the document itself, or, where the stored form
+    record (:meth:`finished`): the document itself, or, where the stored form
     differs (keys escaped, fields out of line), a dict of the event's fields.
     ``encoded``, for a measured batch: each document as BSON with the
     placeholder seq, measured once to check its size, then sent as it is,
@@ -220,21 +220,28 @@ class Prepared:
         # Past 2**31 pymongo writes an int64: encode it again.
         return RawBSONDocument(bson.encode(document))
 
-    def record(self, index: int) -> dict[str, Any]:
-        """Event ``index``'s record, once its document is written with its seq.
+    def finished(self, indexes: list[int]) -> list[dict[str, Any]]:
+        """The records of the events at ``indexes``, once their documents are written with their seqs.
 
         Call it once, after the write has succeeded: a record that is its
         document loses the fields only the store keeps.
         """
-        record = self.records[index]
-        document = self.documents[index]
-        if record is document:
-            for name in _STORE_ONLY:
-                record.pop(name, None)
-            # seq is the document's last field, as it is the record's.
-        else:
-            record["seq"] = document["seq"]
-        return record
+        finished = []
+        for index in indexes:
+            record = self.records[index]
+            document = self.documents[index]
+            if record is document:
+                # _STORE_ONLY, spelt out: this runs for every event written.
+                del record["_id"], record[STORE_MARK_FIELD]
+                if IDENTITY_FIELD in record:
+                    del record[IDENTITY_FIELD]
+                if EXPIRES_AT_FIELD in record:
+                    del record[EXPIRES_AT_FIELD]
+                # seq is the document's last field, as it is the record's.
+            else:
+                record["seq"] = document["seq"]
+            finished.append(record)
+        return finished
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
@@ -293,11 +300,8 @@ class DocumentBuilder:
         (:func:`event_document_id`) and the others new ObjectIds. With
         ``measure`` the documents are measured too (:meth:`measure`).
         """
-        new_ids = iter(
-            object_ids(sum(1 for fields in batch if "event_id" not in fields))
-            if document_id is None
-            else ()
-        )
+        # One id for each event (those with a key leave theirs unused: they are few).
+        new_ids = iter(object_ids(len(batch)) if document_id is None else ())
         retention = deployment.retention
         documents: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []

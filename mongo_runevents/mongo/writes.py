@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bson.errors import BSONError
 from pymongo import ASCENDING
@@ -62,20 +62,23 @@ class _Plan:
 
 def _plan(batch: list[EventFields], prepared: Prepared, known: list[Any]) -> _Plan:
     """The events not known yet (by key), by thread, and the block of seqs each thread needs."""
-    fresh = [index for index, record in enumerate(known) if record is None]
+    if any(known):
+        fresh = [index for index, record in enumerate(known) if record is None]
+    else:  # the usual case: every event is new
+        fresh = list(range(len(batch)))
+    threads = [batch[index]["thread_id"] for index in fresh]
     by_thread: dict[str, list[int]] = {}
-    for index in fresh:
-        by_thread.setdefault(batch[index]["thread_id"], []).append(index)
-    blocks = {
-        thread_id: Block(
-            len(indexes),
-            any(index in prepared.files for index in indexes),
-            tuple(
-                dict.fromkeys(user for index in indexes if (user := batch[index].get("user_id")))
-            ),
-        )
-        for thread_id, indexes in by_thread.items()
-    }
+    if len(set(threads)) == 1:  # the usual case: one thread
+        by_thread[threads[0]] = fresh
+    else:
+        for index, thread_id in zip(fresh, threads, strict=True):
+            by_thread.setdefault(thread_id, []).append(index)
+    blocks = {}
+    for thread_id, indexes in by_thread.items():
+        owners = [batch[index].get("user_id") for index in indexes]
+        users = tuple(dict.fromkeys([user for user in owners if user is not None]))
+        has_blobs = bool(prepared.files) and any(index in prepared.files for index in indexes)
+        blocks[thread_id] = Block(len(indexes), has_blobs, users)
     return _Plan(fresh, by_thread, blocks)
 
 
@@ -123,12 +126,13 @@ class Writer:
         """
         now = utc_now_iso()
         with_ids = False
-        # Whether each caller gave the time (compared when a key is found again).
-        times_given: list[bool] = []
-        for fields in batch:
-            times_given.append(fields["created_at"] is not None)
+        # The events whose time the store fills in (compared only when given,
+        # should a key be found again).
+        timed_here: set[int] = set()
+        for index, fields in enumerate(batch):
             if fields["created_at"] is None:
                 fields["created_at"] = now
+                timed_here.add(index)
             if "event_id" in fields:
                 with_ids = True
         first = batch[0]
@@ -169,12 +173,15 @@ class Writer:
                         continue
                     known = [None] * len(batch)
                     if look_up_first or attempt.look_up_keys:
-                        known = await self._stored_by_key(batch, times_given, session)
+                        known = await self._stored_by_key(batch, timed_here, session)
                     plan = _plan(batch, prepared, known)
                     fresh = plan.fresh
                     documents = [prepared.documents[index] for index in fresh]
-                    files = [file for index in fresh for file in prepared.files.get(index, ())]
-                    chunks = [chunk for index in fresh for chunk in prepared.chunks.get(index, ())]
+                    files: list[Document] = []
+                    chunks: list[Document] = []
+                    if prepared.files:
+                        files = [file for i in fresh for file in prepared.files.get(i, ())]
+                        chunks = [chunk for i in fresh for chunk in prepared.chunks.get(i, ())]
                     try:
                         # Blobs first: they need no seq, so the thread's counter is held
                         # for as short a time as possible (reserve, insert, commit).
@@ -198,7 +205,7 @@ class Writer:
                                 seq += 1
                         if documents:
                             await self._collections.events.insert_many(
-                                self._sent(prepared, fresh, deployment),
+                                self._sent(prepared, fresh, documents, deployment),
                                 ordered=True,
                                 session=session,
                             )
@@ -211,12 +218,16 @@ class Writer:
             return Written([existing], created=False)
         # Written: the documents become the records (not before: an attempt may be retried).
         assert prepared is not None
-        for index in fresh:
-            known[index] = prepared.record(index)
+        if len(fresh) == len(known):
+            return Written(cast("list[StoredRecord | AnotherUsersEvent]", prepared.finished(fresh)))
+        for index, record in zip(fresh, prepared.finished(fresh), strict=True):
+            known[index] = record
         return Written(known)
 
     @staticmethod
-    def _sent(prepared: Prepared, fresh: list[int], deployment: Deployment) -> list[Any]:
+    def _sent(
+        prepared: Prepared, fresh: list[int], documents: list[Document], deployment: Deployment
+    ) -> list[Any]:
         """What ``insert_many`` is given for the events at ``fresh``.
 
         A server that speaks BSON gets the bytes ``prepare`` encoded (seq
@@ -227,14 +238,14 @@ class Writer:
         if deployment.bson_server:
             if prepared.measured:
                 return [prepared.sent(index) for index in fresh]
-            return [prepared.documents[index] for index in fresh]
+            return documents
         return [
             {
-                **prepared.documents[index],
-                "content": copy_json(prepared.documents[index]["content"]),
-                "metadata": copy_json(prepared.documents[index]["metadata"]),
+                **document,
+                "content": copy_json(document["content"]),
+                "metadata": copy_json(document["metadata"]),
             }
-            for index in fresh
+            for document in documents
         ]
 
     async def _of_type(
@@ -254,7 +265,7 @@ class Writer:
         return existing_as_seen_by(record, fields.get("user_id"))
 
     async def _stored_by_key(
-        self, batch: list[EventFields], times_given: list[bool], session: Session | None
+        self, batch: list[EventFields], timed_here: set[int], session: Session | None
     ) -> list[StoredRecord | None]:
         """Per event, the record the thread holds under its key (``None``: none, or no key).
 
@@ -274,7 +285,9 @@ class Writer:
         known: list[StoredRecord | None] = []
         for index, fields in enumerate(batch):
             held = stored.get((fields["thread_id"], fields.get("event_id")))
-            if held is not None and not same_event(fields, held, times_given=times_given[index]):
+            if held is not None and not same_event(
+                fields, held, times_given=index not in timed_here
+            ):
                 raise _conflict(index, fields, held)
             known.append(held)
         return known
