@@ -351,3 +351,19 @@ def test_a_forked_child_makes_object_ids_of_its_own() -> None:
     os.waitpid(child, 0)
     assert len(theirs) == 5
     assert theirs != object_ids(1)[0].binary[4:9]
+
+
+def test_the_store_time_is_isoformat_of_now_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """utc_now_iso formats as datetime's isoformat does, across seconds, and passes the fast path."""
+    for nanoseconds in (
+        0,
+        1_733_500_000_000_001_000,
+        1_733_500_000_999_999_999,
+        1_733_500_001 * 10**9,
+    ):
+        monkeypatch.setattr(models.time, "time_ns", lambda value=nanoseconds: value)
+        moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(
+            microseconds=nanoseconds // 1000
+        )
+        assert models.utc_now_iso() == moment.isoformat(timespec="microseconds")
+        assert check_iso_8601(models.utc_now_iso()) == models.utc_now_iso()
