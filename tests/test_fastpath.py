@@ -367,3 +367,26 @@ def test_the_store_time_is_isoformat_of_now_in_utc(monkeypatch: pytest.MonkeyPat
         )
         assert models.utc_now_iso() == moment.isoformat(timespec="microseconds")
         assert check_iso_8601(models.utc_now_iso()) == models.utc_now_iso()
+
+
+@pytest.mark.parametrize(
+    ("value", "checked"),
+    [
+        (2**31 - 1, False),
+        (-(2**31), False),
+        (2**31, True),
+        (-(2**31) - 1, True),
+        (2**63 - 1, True),
+        ([1, {"n": 2**40}], True),
+        (True, False),
+        (1.5e300, False),
+    ],
+)
+def test_a_batch_holding_an_int_past_32_bits_is_checked_whole(value: Any, checked: bool) -> None:
+    """One integer past 32 bits anywhere makes every event of its batch CheckedFields (reads check them)."""
+    batch = new_events([event(content="a"), event(metadata={"deep": {"x": value}})])
+    assert [type(fields) for fields in batch] == [CheckedFields if checked else dict] * 2
+    assert not any(needs_encoding(fields) for fields in batch)
+    assert batch[1]["metadata"] == {"deep": {"x": value}}
+    [alone] = new_events([event(content="a")])
+    assert type(alone) is dict
