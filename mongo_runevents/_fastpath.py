@@ -181,7 +181,8 @@ def event_validators(max_id_bytes: int) -> tuple[SchemaValidator, SchemaValidato
     ``created_at`` always (``created_at`` may be ``None``), ``event_id`` and
     ``user_id`` when given (``None`` too: the caller drops those). Pass a
     :class:`WideIntegers` as the context: it says whether an integer past 32
-    bits was met.
+    bits was met. Keys other than those are ignored, not refused: give the
+    validators only dicts whose keys are all fields of an event.
     """
     content = core_schema.definition_reference_schema("c0")
     metadata = core_schema.union_schema(
@@ -213,7 +214,9 @@ def event_validators(max_id_bytes: int) -> tuple[SchemaValidator, SchemaValidato
             "event_id": _field(optional_identifier, required=False),
             "user_id": _field(optional_identifier, required=False),
         },
-        extra_behavior="forbid",
+        # Unknown keys are the caller's to refuse, before: pydantic-core's
+        # "forbid" costs 3,300 instructions an event, a set's superset test 300.
+        extra_behavior="ignore",
         strict=True,
     )
     definitions = _json_levels("c")

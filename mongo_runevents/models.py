@@ -271,9 +271,13 @@ def _fast_validated(validator: SchemaValidator, data: Any, policy: WritePolicy) 
     return batch if type(validated) is list else batch[0]
 
 
+#: The keys an event dict may have (the fast path's validators ignore others).
+_EVENT_KEYS = frozenset(EVENT_FIELDS)
+
+
 def _fast_event(data: Any, policy: WritePolicy) -> EventFields | None:
     """``data`` validated on the fast path, or ``None`` if it needs the full validation."""
-    if type(data) is not dict:
+    if type(data) is not dict or not _EVENT_KEYS.issuperset(data):
         return None
     fields: EventFields | None = _fast_validated(_FAST_EVENT, data, policy)
     return fields
@@ -368,7 +372,7 @@ def _fast_events(
     if type(events) is not list:
         return None
     for event in events:
-        if type(event) is not dict:
+        if type(event) is not dict or not _EVENT_KEYS.issuperset(event):
             return None
     validated: list[EventFields] | None = _fast_validated(_FAST_EVENTS, events, policy)
     return validated

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from mongo_runevents import _fastpath, models
 from mongo_runevents._json import same_json
+from mongo_runevents.errors import InvalidEventError
 from mongo_runevents.fields import CheckedFields, EventFields, needs_encoding
 from mongo_runevents.models import NewEvent, new_events
 from mongo_runevents.mongo import Deployment
@@ -390,3 +391,15 @@ def test_a_batch_holding_an_int_past_32_bits_is_checked_whole(value: Any, checke
     assert batch[1]["metadata"] == {"deep": {"x": value}}
     [alone] = new_events([event(content="a")])
     assert type(alone) is dict
+
+
+@pytest.mark.parametrize("extra", [{"seq": 1}, {"sequence": 1}, {1: "x"}, {"_id": "x"}])
+def test_an_event_with_a_key_it_does_not_have_leaves_the_fast_path_and_is_refused(
+    extra: dict[Any, Any],
+) -> None:
+    """The fast path's validators ignore unknown keys: the key check before them sends such an event on."""
+    data = {**event(content="x"), **extra}
+    assert models._fast_event(data, WritePolicy()) is None
+    assert models._fast_events([event(), data], WritePolicy()) is None
+    with pytest.raises(InvalidEventError, match=r"unknown field|[Kk]eys should be strings"):
+        new_events([event(), data])
