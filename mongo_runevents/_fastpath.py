@@ -3,11 +3,10 @@
 Most events an agent server writes are plain JSON: dicts with ``str`` keys,
 lists, strings, numbers, booleans and ``None``, shallowly nested, with keys
 MongoDB has no special meaning for. :func:`event_validators` builds
-pydantic-core validators that accept exactly such events and produce the
-:class:`~mongo_runevents.models.NewEvent` that the full validation (Pydantic
-plus the Python walk of :func:`mongo_runevents._json.storable`) would produce
-for them, as the plain dict of its validated fields
-(:data:`~mongo_runevents.models.EventFields`), in one call into Rust per batch. Anything else fails here and goes
+pydantic-core validators that accept exactly such events and produce, in one
+call into Rust per batch, the fields the full validation (Pydantic plus the
+Python walk of :func:`mongo_runevents._json.storable`) would produce for them:
+a plain dict each (:data:`~mongo_runevents.fields.EventFields`). Anything else fails here and goes
 through the full validation, which converts it or raises the error callers
 see. So the rule for this module is one-sided: what it accepts, the full
 validation accepts with the same result; what it refuses may well be valid.

@@ -13,7 +13,7 @@ listings, the live tail of :mod:`mongo_runevents.tail`, export through
 :mod:`mongo_runevents.paging`, import by the rules of
 :mod:`mongo_runevents.importing`), the life cycle, and last the primitives a
 store implements, one per kind of query. Each public method checks its
-arguments once (events into their validated fields, :data:`~mongo_runevents.models.EventFields`,
+arguments once (events into their validated fields, :data:`~mongo_runevents.fields.EventFields`,
 everything else into a query of :mod:`mongo_runevents.queries`) and calls
 one primitive: the Memory store interprets the query, the MongoDB store turns
 it into a filter. So the stores cannot disagree about input.

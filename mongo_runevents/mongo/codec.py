@@ -4,7 +4,7 @@ The one place an event becomes its stored document (:meth:`DocumentBuilder.prepa
 for writes and imports alike: layout, mark, expiry, measuring, fields too
 large moved to blobs) and a stored document becomes a record again
 (:func:`from_document`). A document is the event's validated fields
-themselves (:data:`~mongo_runevents.models.EventFields`), completed in place,
+themselves (:data:`~mongo_runevents.fields.EventFields`), completed in place,
 and the record a write returns is that same dict once the fields only the
 store keeps are taken off again (:meth:`Prepared.finished`): nothing is copied
 on the way, unless the stored form differs (keys escaped, fields out of line).

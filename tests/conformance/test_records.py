@@ -576,3 +576,35 @@ def test_the_record_model_and_the_read_schema_agree() -> None:
     from mongo_runevents.records import StoredRecord
 
     assert set(RunEvent.model_fields) == set(StoredRecord.__annotations__) == set(RECORD_FIELDS)
+
+
+async def test_a_batch_mixing_every_kind_of_event_round_trips_through_put_batch(
+    store: RunEventStore,
+) -> None:
+    """One put_batch of every kind of event: records as written, read back equal, one key order.
+
+    Plain JSON, an int past 32 bits, keys MongoDB treats specially, values
+    that are not JSON, and ids, in the same batch.
+    """
+    batch = [
+        event(content={"text": "plain", "n": [1, 2.5, None, True]}, metadata={"task_id": "t"}),
+        trace(content={"at_ms": 1_733_500_000_000}, metadata={"tokens": -(2**40)}),
+        event(content={"a.b": {"$set": 1, "50%": "x", "nul\x00": 2}}, event_id="k1", user_id="u"),
+        trace(content=(1, {2}), metadata={"when": datetime(2025, 1, 1, tzinfo=timezone.utc)}),
+        event(content={"big": 2**70}, created_at="2025-06-01T10:00:00Z"),
+    ]
+    written = await store.put_batch(batch)
+    assert seqs(written) == [1, 2, 3, 4, 5]
+    assert written[2]["content"] == {"a.b": {"$set": 1, "50%": "x", "nul\x00": 2}}
+    assert written[3]["content"] == [1, "{2}"]
+    assert written[3]["metadata"] == {"when": "2025-01-01 00:00:00+00:00"}
+    assert written[4]["content"] == {"big": 2**70}
+    assert type(written[1]["content"]["at_ms"]) is int
+    order = ("thread_id", "run_id", "event_type", "category", "content", "metadata", "created_at")
+    for record in written:
+        optional = tuple(name for name in ("event_id", "user_id") if name in record)
+        assert tuple(record) == (*order, *optional, "seq")
+    read = await store.read_after("thread-1", after_seq=0)
+    assert read == written
+    assert [list(record) for record in read] == [list(record) for record in written]
+    assert type(read[1]["metadata"]["tokens"]) is int
